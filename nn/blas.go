@@ -1,0 +1,36 @@
+package nn
+
+import (
+	"gonum.org/v1/gonum/blas"
+	"gonum.org/v1/gonum/blas/blas32"
+	"gonum.org/v1/gonum/blas/blas64"
+)
+
+// Float is the element type of every kernel.
+type Float interface{ ~float32 | ~float64 }
+
+func trans(t bool) blas.Transpose {
+	if t {
+		return blas.Trans
+	}
+	return blas.NoTrans
+}
+
+// gemm computes C = alpha * op(A) op(B) + beta * C for row-major matrices, where op(A) is
+// m x k, op(B) is k x n and C is m x n, with leading dimensions lda, ldb, ldc. It calls the
+// BLAS registered with gonum (pure Go by default, OpenBLAS with the openblas build tag).
+func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+	if m == 0 || n == 0 {
+		return
+	}
+	switch a := any(a).(type) {
+	case []float32:
+		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), a, lda,
+			any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+	case []float64:
+		blas64.Implementation().Dgemm(trans(tA), trans(tB), m, n, k, float64(alpha), a, lda,
+			any(b).([]float64), ldb, float64(beta), any(c).([]float64), ldc)
+	default:
+		panic("nn: gemm on unsupported element type")
+	}
+}

@@ -1,0 +1,112 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+
+	"gorgonia.org/tensor"
+)
+
+// layerNormKernel normalises each row of x (N, D) to zero mean and unit variance (biased
+// variance, as PyTorch's nn.LayerNorm) and applies a per-column scale and shift.
+type layerNormKernel struct {
+	eps  float64
+	mean []float64 // per row, saved by forward for backward
+	rstd []float64
+}
+
+func (k *layerNormKernel) name() string     { return fmt.Sprintf("LayerNorm{eps=%g}", k.eps) }
+func (k *layerNormKernel) inputDims() []int { return []int{2, 1, 1} }
+func (k *layerNormKernel) outDims() int     { return 2 }
+func (k *layerNormKernel) diffWRT() []bool  { return []bool{true, true, true} }
+
+func (k *layerNormKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	if in[1][0] != in[0][1] || in[2][0] != in[0][1] {
+		return nil, fmt.Errorf("%w: LayerNorm: x %v, gamma %v, beta %v", ErrShape, in[0], in[1], in[2])
+	}
+	return in[0].Clone(), nil
+}
+
+func (k *layerNormKernel) forward(in []*tensor.Dense, out *tensor.Dense) error {
+	if isF32(out) {
+		layerNormForward[float32](k, in, out)
+	} else {
+		layerNormForward[float64](k, in, out)
+	}
+	return nil
+}
+
+func (k *layerNormKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense, grads []*tensor.Dense) error {
+	if isF32(out) {
+		layerNormBackward[float32](k, in, dOut, grads)
+	} else {
+		layerNormBackward[float64](k, in, dOut, grads)
+	}
+	return nil
+}
+
+func layerNormForward[T Float](k *layerNormKernel, in []*tensor.Dense, out *tensor.Dense) {
+	x, gamma, beta, y := data[T](in[0]), data[T](in[1]), data[T](in[2]), data[T](out)
+	n, d := in[0].Shape()[0], in[0].Shape()[1]
+	if cap(k.mean) < n {
+		k.mean, k.rstd = make([]float64, n), make([]float64, n)
+	}
+	k.mean, k.rstd = k.mean[:n], k.rstd[:n]
+	parallelRows(n, d*8, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			row := x[r*d : (r+1)*d]
+			var s float64
+			for _, v := range row {
+				s += float64(v)
+			}
+			mean := s / float64(d)
+			var ss float64
+			for _, v := range row {
+				c := float64(v) - mean
+				ss += c * c
+			}
+			rstd := 1 / math.Sqrt(ss/float64(d)+k.eps)
+			k.mean[r], k.rstd[r] = mean, rstd
+			yr := y[r*d : (r+1)*d]
+			m, rs := T(mean), T(rstd)
+			for j, v := range row {
+				yr[j] = (v-m)*rs*gamma[j] + beta[j]
+			}
+		}
+	})
+}
+
+func layerNormBackward[T Float](k *layerNormKernel, in []*tensor.Dense, dOut *tensor.Dense, grads []*tensor.Dense) {
+	x, gamma, dy := data[T](in[0]), data[T](in[1]), data[T](dOut)
+	dx, dgamma, dbeta := data[T](grads[0]), data[T](grads[1]), data[T](grads[2])
+	n, d := in[0].Shape()[0], in[0].Shape()[1]
+	parallelRows(n, d*16, func(lo, hi int) {
+		for r := lo; r < hi; r++ {
+			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
+			m, rs := T(k.mean[r]), T(k.rstd[r])
+			// dxhat = dy*gamma; dx = rstd*(dxhat - mean(dxhat) - xhat*mean(dxhat*xhat))
+			var s1, s2 T
+			for j := range xr {
+				g := dyr[j] * gamma[j]
+				s1 += g
+				s2 += g * (xr[j] - m) * rs
+			}
+			s1 /= T(d)
+			s2 /= T(d)
+			for j := range xr {
+				xhat := (xr[j] - m) * rs
+				dxr[j] = rs * (dyr[j]*gamma[j] - s1 - xhat*s2)
+			}
+		}
+	})
+	clear(dgamma)
+	clear(dbeta)
+	for r := 0; r < n; r++ {
+		xr, dyr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d]
+		m, rs := T(k.mean[r]), T(k.rstd[r])
+		for j := range xr {
+			dgamma[j] += dyr[j] * (xr[j] - m) * rs
+			dbeta[j] += dyr[j]
+		}
+	}
+}

@@ -1,0 +1,287 @@
+package nn
+
+import (
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"testing"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// opCase is one operation applied to fixed random inputs.
+type opCase struct {
+	name   string
+	shapes [][]int
+	// positive marks inputs that must be probability rows (targets).
+	positive map[int]bool
+	oneHot   map[int]bool
+	wrt      []int // inputs whose gradient is checked
+	build    func(ops Ops, in []*G.Node) (*G.Node, error)
+}
+
+func opCases() []opCase {
+	lin := func(s LinearSpec, bias bool) func(Ops, []*G.Node) (*G.Node, error) {
+		return func(o Ops, in []*G.Node) (*G.Node, error) {
+			if bias {
+				return o.Linear(in[0], in[1], in[2], s)
+			}
+			return o.Linear(in[0], in[1], nil, s)
+		}
+	}
+	return []opCase{
+		{name: "linear/full", shapes: [][]int{{5, 4}, {3, 4}, {3}}, wrt: []int{0, 1, 2},
+			build: lin(LinearSpec{Out: 3, In: 4}, true)},
+		{name: "linear/qkv-slice", shapes: [][]int{{6, 3}, {3 * 4, 5}, {12}}, wrt: []int{0, 1, 2},
+			build: lin(LinearSpec{Groups: 3, Out: 2, In: 3}, true)},
+		{name: "linear/cols-slice-nobias", shapes: [][]int{{4, 2}, {3, 5}}, wrt: []int{0, 1},
+			build: lin(LinearSpec{Out: 3, In: 2}, false)},
+		{name: "linear/no-input-grad", shapes: [][]int{{4, 3}, {2, 3}, {2}}, wrt: []int{1, 2},
+			build: lin(LinearSpec{Out: 2, In: 3, NoInputGrad: true}, true)},
+		{name: "layernorm", shapes: [][]int{{4, 6}, {6}, {6}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.LayerNorm(in[0], in[1], in[2], 1e-5) }},
+		{name: "gelu", shapes: [][]int{{3, 7}}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.GELU(in[0]) }},
+		{name: "attention", shapes: [][]int{{2 * 3, 3 * 2 * 4}}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) {
+				return o.Attention(in[0], AttentionSpec{Tokens: 3, Heads: 2, HeadDim: 4}, nil, nil)
+			}},
+		{name: "attention/headmix", shapes: [][]int{{2 * 4, 3 * 3 * 2}, {3, 3}, {3, 3}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) {
+				return o.Attention(in[0], AttentionSpec{Tokens: 4, Heads: 3, HeadDim: 2, HeadMix: true}, in[1], in[2])
+			}},
+		{name: "tokens", shapes: [][]int{{2 * 3, 4}, {4}, {4, 4}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.Tokens(in[0], in[1], in[2], 3) }},
+		{name: "classtoken", shapes: [][]int{{3 * 4, 5}}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.ClassToken(in[0], 4) }},
+		{name: "affine", shapes: [][]int{{3, 4}, {4}, {4}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.Affine(in[0], in[1], in[2]) }},
+		{name: "softce/labels", shapes: [][]int{{4, 5}, {4, 5}}, oneHot: map[int]bool{1: true}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SoftCrossEntropy(in[0], in[1], 1, 1) }},
+		{name: "softce/distill", shapes: [][]int{{4, 5}, {4, 5}}, positive: map[int]bool{1: true}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SoftCrossEntropy(in[0], in[1], 2.5, 0.7) }},
+	}
+}
+
+// inputs makes deterministic random inputs for c in the given dtype.
+func (c opCase) inputs(dt tensor.Dtype, seed uint64) []*tensor.Dense {
+	r := rand.New(rand.NewPCG(seed, 7))
+	var out []*tensor.Dense
+	for i, s := range c.shapes {
+		n := 1
+		for _, d := range s {
+			n *= d
+		}
+		v := make([]float64, n)
+		for j := range v {
+			v[j] = r.NormFloat64()
+		}
+		if c.positive[i] || c.oneHot[i] {
+			cols := s[len(s)-1]
+			for row := 0; row < n/cols; row++ {
+				rv := v[row*cols : (row+1)*cols]
+				if c.oneHot[i] {
+					hot := r.IntN(cols)
+					for j := range rv {
+						rv[j] = 0
+					}
+					rv[hot] = 1
+					continue
+				}
+				var sum float64
+				for j := range rv {
+					rv[j] = math.Exp(rv[j])
+					sum += rv[j]
+				}
+				for j := range rv {
+					rv[j] /= sum
+				}
+			}
+		}
+		out = append(out, denseOf(dt, s, v))
+	}
+	return out
+}
+
+func denseOf(dt tensor.Dtype, shape []int, v []float64) *tensor.Dense {
+	if dt == tensor.Float32 {
+		f := make([]float32, len(v))
+		for i, x := range v {
+			f[i] = float32(x)
+		}
+		return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(f))
+	}
+	return tensor.New(tensor.WithShape(shape...), tensor.WithBacking(append([]float64(nil), v...)))
+}
+
+func floats(v G.Value) []float64 {
+	switch d := v.Data().(type) {
+	case []float32:
+		out := make([]float64, len(d))
+		for i, x := range d {
+			out[i] = float64(x)
+		}
+		return out
+	case []float64:
+		return append([]float64(nil), d...)
+	case float32:
+		return []float64{float64(d)}
+	case float64:
+		return []float64{d}
+	}
+	panic(fmt.Sprintf("floats: %T", v.Data()))
+}
+
+// harness runs an op with loss = Σ out ⊙ R (or the scalar output itself).
+type harness struct {
+	g      *G.ExprGraph
+	in     []*G.Node
+	out    *G.Node
+	loss   *G.Node
+	grads  G.Nodes
+	m      G.VM
+	values []*tensor.Dense
+}
+
+func newHarness(t testing.TB, ops Ops, c opCase, values []*tensor.Dense, withGrad bool) *harness {
+	t.Helper()
+	h := &harness{g: G.NewGraph(), values: values}
+	for i, v := range values {
+		h.in = append(h.in, G.NodeFromAny(h.g, v, G.WithName(fmt.Sprintf("in%d", i))))
+	}
+	out, err := c.build(ops, h.in)
+	if err != nil {
+		t.Fatalf("%s: build: %v", c.name, err)
+	}
+	h.out = out
+	h.loss = out
+	if !out.IsScalar() {
+		r := rand.New(rand.NewPCG(99, 1))
+		w := make([]float64, out.Shape().TotalSize())
+		for i := range w {
+			w[i] = r.NormFloat64()
+		}
+		weights := G.NewConstant(denseOf(out.Dtype(), out.Shape(), w))
+		if h.loss, err = G.HadamardProd(out, weights); err == nil {
+			h.loss, err = G.Sum(h.loss)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if withGrad {
+		var wrt G.Nodes
+		for _, i := range c.wrt {
+			wrt = append(wrt, h.in[i])
+		}
+		if h.grads, err = G.Grad(h.loss, wrt...); err != nil {
+			t.Fatalf("%s: grad: %v", c.name, err)
+		}
+	}
+	h.m = G.NewTapeMachine(h.g)
+	return h
+}
+
+func (h *harness) run(t testing.TB) float64 {
+	t.Helper()
+	h.m.Reset()
+	if err := h.m.RunAll(); err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return floats(h.loss.Value())[0]
+}
+
+// TestFusedGradientsFiniteDifference checks every fused op's gradient against central
+// differences in float64.
+func TestFusedGradientsFiniteDifference(t *testing.T) {
+	for _, c := range opCases() {
+		t.Run(c.name, func(t *testing.T) {
+			values := c.inputs(tensor.Float64, 1)
+			h := newHarness(t, Fused{}, c, values, true)
+			h.run(t)
+			analytic := make([][]float64, len(c.wrt))
+			for k, gn := range h.grads {
+				analytic[k] = floats(gn.Value())
+			}
+			fd := newHarness(t, Fused{}, c, values, false)
+			const eps = 1e-6
+			for k, i := range c.wrt {
+				x := values[i].Data().([]float64)
+				for j := range x {
+					orig := x[j]
+					x[j] = orig + eps
+					up := fd.run(t)
+					x[j] = orig - eps
+					down := fd.run(t)
+					x[j] = orig
+					num := (up - down) / (2 * eps)
+					if !close(num, analytic[k][j], 1e-6) {
+						t.Errorf("input %d element %d: analytic %.10g, numeric %.10g", i, j, analytic[k][j], num)
+					}
+				}
+			}
+		})
+	}
+}
+
+func close(a, b, tol float64) bool {
+	return math.Abs(a-b) <= tol*(1+math.Max(math.Abs(a), math.Abs(b)))
+}
+
+// TestFusedMatchesComposed compares values and gradients of the fused ops with the
+// composed reference, in float64 and float32.
+func TestFusedMatchesComposed(t *testing.T) {
+	for _, dt := range []tensor.Dtype{tensor.Float64, tensor.Float32} {
+		tol := 1e-10
+		if dt == tensor.Float32 {
+			tol = 1e-5
+		}
+		for _, c := range opCases() {
+			t.Run(dt.String()+"/"+c.name, func(t *testing.T) {
+				hf := newHarness(t, Fused{}, c, c.inputs(dt, 3), true)
+				hc := newHarness(t, Composed{}, c, c.inputs(dt, 3), true)
+				hf.run(t)
+				hc.run(t)
+				compare(t, "output", floats(hf.out.Value()), floats(hc.out.Value()), tol)
+				for k := range hf.grads {
+					compare(t, fmt.Sprintf("grad of input %d", c.wrt[k]), floats(hf.grads[k].Value()), floats(hc.grads[k].Value()), tol)
+				}
+				// a second run of the same machines must give the same numbers (buffers are reused)
+				before := floats(hf.grads[0].Value())
+				hf.run(t)
+				compare(t, "rerun", floats(hf.grads[0].Value()), before, 0)
+			})
+		}
+	}
+}
+
+func compare(t *testing.T, what string, got, want []float64, tol float64) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: %d values, want %d", what, len(got), len(want))
+	}
+	for i := range got {
+		if !close(got[i], want[i], tol) {
+			t.Fatalf("%s[%d]: fused %.10g, composed %.10g", what, i, got[i], want[i])
+		}
+	}
+}
+
+// TestHeadMixIdentity: identity mixing matrices leave attention unchanged.
+func TestHeadMixIdentity(t *testing.T) {
+	c := opCases()[6] // attention without mixing
+	vals := c.inputs(tensor.Float64, 5)
+	plain := newHarness(t, Fused{}, c, vals, false)
+	plain.run(t)
+	eye := denseOf(tensor.Float64, []int{2, 2}, []float64{1, 0, 0, 1})
+	mixed := opCase{name: "mix", shapes: c.shapes, build: func(o Ops, in []*G.Node) (*G.Node, error) {
+		g := in[0].Graph()
+		m1 := G.NodeFromAny(g, eye.Clone().(*tensor.Dense), G.WithName("m1"))
+		m2 := G.NodeFromAny(g, eye.Clone().(*tensor.Dense), G.WithName("m2"))
+		return o.Attention(in[0], AttentionSpec{Tokens: 3, Heads: 2, HeadDim: 4, HeadMix: true}, m1, m2)
+	}}
+	hm := newHarness(t, Fused{}, mixed, vals, false)
+	hm.run(t)
+	compare(t, "identity mix", floats(hm.out.Value()), floats(plain.out.Value()), 0)
+}

@@ -1,0 +1,31 @@
+package nn
+
+import (
+	"runtime"
+	"sync"
+)
+
+// parallelRows splits rows [0, n) into contiguous chunks and runs f on each, in parallel
+// when the work (n * costPerRow, in rough flops) is large enough to pay for goroutines.
+// Each row is written by exactly one chunk, so results do not depend on the split.
+func parallelRows(n, costPerRow int, f func(lo, hi int)) {
+	workers := runtime.GOMAXPROCS(0)
+	if workers > n {
+		workers = n
+	}
+	if workers <= 1 || n*costPerRow < 1<<15 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	chunk := (n + workers - 1) / workers
+	for lo := 0; lo < n; lo += chunk {
+		hi := min(lo+chunk, n)
+		wg.Add(1)
+		go func(lo, hi int) {
+			defer wg.Done()
+			f(lo, hi)
+		}(lo, hi)
+	}
+	wg.Wait()
+}

@@ -1,0 +1,88 @@
+package nn
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ErrShape is wrapped by errors about inputs whose shapes do not fit an operation.
+var ErrShape = errors.New("shape mismatch")
+
+func hashOf(op G.Op) uint32 {
+	h := fnv.New32a()
+	op.WriteHash(h)
+	return h.Sum32()
+}
+
+// reuse returns t if it has the given shape and dtype, else a new zeroed tensor.
+func reuse(t *tensor.Dense, shape tensor.Shape, dt tensor.Dtype) *tensor.Dense {
+	if t != nil && t.Dtype() == dt && t.Shape().Eq(shape) {
+		return t
+	}
+	s := shape.Clone()
+	if len(s) == 0 {
+		s = tensor.Shape{1}
+	}
+	return tensor.New(tensor.WithShape(s...), tensor.Of(dt))
+}
+
+// denses converts gorgonia values to contiguous dense tensors; scalars become one-element
+// tensors.
+func denses(vals []G.Value) ([]*tensor.Dense, error) {
+	out := make([]*tensor.Dense, len(vals))
+	for i, v := range vals {
+		switch v := v.(type) {
+		case *tensor.Dense:
+			if v.IsView() {
+				m := v.Materialize()
+				d, ok := m.(*tensor.Dense)
+				if !ok {
+					return nil, fmt.Errorf("input %d: cannot materialise %T", i, m)
+				}
+				out[i] = d
+			} else {
+				out[i] = v
+			}
+		case *G.F32:
+			out[i] = tensor.New(tensor.WithShape(1), tensor.WithBacking([]float32{float32(*v)}))
+		case *G.F64:
+			out[i] = tensor.New(tensor.WithShape(1), tensor.WithBacking([]float64{float64(*v)}))
+		default:
+			return nil, fmt.Errorf("input %d: unsupported value %T", i, v)
+		}
+	}
+	return out, nil
+}
+
+func shapesOf(ts []*tensor.Dense) []tensor.Shape {
+	out := make([]tensor.Shape, len(ts))
+	for i, t := range ts {
+		out[i] = t.Shape()
+	}
+	return out
+}
+
+func scalarValue(t *tensor.Dense) G.Value {
+	switch d := t.Data().(type) {
+	case []float32:
+		return G.NewF32(d[0])
+	case []float64:
+		return G.NewF64(d[0])
+	}
+	panic("nn: scalar of unsupported type")
+}
+
+// data returns the backing slice of t as []T.
+func data[T Float](t *tensor.Dense) []T {
+	if t == nil {
+		return nil
+	}
+	return t.Data().([]T)
+}
+
+// isF32 reports whether the tensors hold float32 (else float64).
+func isF32(t *tensor.Dense) bool { return t.Dtype() == tensor.Float32 }
