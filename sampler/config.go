@@ -1,0 +1,188 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/ofa-go/ofa/arch"
+)
+
+// Sampler kinds, as written in Config.Kind.
+const (
+	KindSandwich    = "sandwich"
+	KindUniform     = "uniform"
+	KindProgressive = "progressive"
+)
+
+// ErrConfig is wrapped by every error about an invalid sampler configuration.
+var ErrConfig = errors.New("invalid sampler config")
+
+// Config chooses and parameterises a sampler; viper fills it, Validate checks it and New
+// builds the sampler.
+type Config struct {
+	// Kind is "sandwich", "uniform" or "progressive".
+	Kind string `mapstructure:"kind" json:"kind"`
+	// Seed selects the run's subnet stream; with the step it fixes every draw.
+	Seed uint64 `mapstructure:"seed" json:"seed"`
+	// Random is the number of uniformly drawn subnets per step besides the teacher (and,
+	// for sandwich and progressive, the smallest subnet). A uniform sampler therefore
+	// trains Random+1 subnets per step.
+	Random int `mapstructure:"random" json:"random"`
+	// Stages is the progressive-shrinking schedule; only for kind "progressive", which
+	// needs at least one stage (see DefaultStages).
+	Stages []Stage `mapstructure:"stages" json:"stages"`
+}
+
+// DefaultConfig is the sandwich rule with two random subnets per step (four subnets in
+// all), as in BigNAS.
+func DefaultConfig() Config {
+	return Config{Kind: KindSandwich, Random: 2}
+}
+
+// Validate checks the configuration on its own (New also checks the stages against the
+// search space); errors wrap ErrConfig and name the field, e.g. "sampler.stages[1].until".
+func (c Config) Validate() error {
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: sampler.%s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
+	}
+	maxRandom := MaxDraws - 2
+	switch c.Kind {
+	case KindSandwich, KindProgressive:
+	case KindUniform:
+		maxRandom = MaxDraws - 1
+	default:
+		return bad("kind", "got %q, want %q, %q or %q", c.Kind, KindSandwich, KindUniform, KindProgressive)
+	}
+	if c.Random < 0 || c.Random > maxRandom {
+		return bad("random", "got %d, want 0..%d", c.Random, maxRandom)
+	}
+	if c.Kind != KindProgressive {
+		if len(c.Stages) > 0 {
+			return bad("stages", "got %d stages, but only kind %q uses stages", len(c.Stages), KindProgressive)
+		}
+		return nil
+	}
+	if len(c.Stages) == 0 {
+		return bad("stages", "kind %q needs at least one stage", KindProgressive)
+	}
+	last := len(c.Stages) - 1
+	for i, st := range c.Stages {
+		field := func(name string) string { return fmt.Sprintf("stages[%d].%s", i, name) }
+		switch {
+		case st.Until < 0:
+			return bad(field("until"), "got %d, want a positive step (or 0 for forever in the last stage)", st.Until)
+		case st.Until == 0 && i < last:
+			return bad(field("until"), "got 0 (forever), allowed only in the last stage")
+		case i > 0 && st.Until != 0 && st.Until <= c.Stages[i-1].Until:
+			return bad(field("until"), "got %d, want more than stages[%d].until = %d (stages must be increasing)",
+				st.Until, i-1, c.Stages[i-1].Until)
+		}
+		counts := []struct {
+			name string
+			n    int
+			prev int
+		}{{"depth", st.Depth, 0}, {"heads", st.Heads, 0}, {"mlp", st.MLP, 0}}
+		if i > 0 {
+			p := c.Stages[i-1]
+			counts[0].prev, counts[1].prev, counts[2].prev = p.Depth, p.Heads, p.MLP
+		}
+		for _, n := range counts {
+			if n.n < 0 {
+				return bad(field(n.name), "got %d, want a number of choices >= 1, or 0 for all", n.n)
+			}
+			if i > 0 && unlocked(n.n) < unlocked(n.prev) {
+				want := fmt.Sprintf("at least %d", n.prev)
+				if n.prev == 0 {
+					want = "0 (all)"
+				}
+				return bad(field(n.name), "got %d, want %s as in stages[%d]: stages may only unlock choices",
+					n.n, want, i-1)
+			}
+		}
+	}
+	return nil
+}
+
+// unlocked orders unlock counts, 0 (all) being the most.
+func unlocked(n int) int {
+	if n == 0 {
+		return int(^uint(0) >> 1)
+	}
+	return n
+}
+
+// New validates cfg and space and returns the sampler they describe. The sampler keeps its
+// own copy of space and of the stages.
+func New(cfg Config, space arch.Space) (Sampler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := checkSpace(space); err != nil {
+		return nil, fmt.Errorf("sampler: %w", err)
+	}
+	space = space.Clone()
+	switch cfg.Kind {
+	case KindSandwich:
+		return Sandwich{Space: space, Seed: cfg.Seed, Random: cfg.Random}, nil
+	case KindUniform:
+		return Uniform{Space: space, Seed: cfg.Seed, Count: cfg.Random + 1}, nil
+	}
+	for i, st := range cfg.Stages {
+		for _, n := range []struct {
+			name    string
+			n       int
+			choices []int
+		}{{"depth", st.Depth, space.DepthChoices}, {"heads", st.Heads, space.HeadChoices}, {"mlp", st.MLP, space.MLPChoices}} {
+			if n.n > len(n.choices) {
+				return nil, fmt.Errorf("%w: sampler.stages[%d].%s: got %d, but the space has only %d choices %v",
+					ErrConfig, i, n.name, n.n, len(n.choices), n.choices)
+			}
+		}
+	}
+	return Progressive{Space: space, Seed: cfg.Seed, Random: cfg.Random,
+		Stages: append([]Stage(nil), cfg.Stages...)}, nil
+}
+
+// checkSpace checks what the samplers rely on: non-empty lists of increasing positive
+// choices. Whether the maxima match a supernet is for arch.Space.Validate.
+func checkSpace(sp arch.Space) error {
+	for _, c := range []struct {
+		name string
+		v    []int
+	}{{"head_choices", sp.HeadChoices}, {"mlp_choices", sp.MLPChoices}, {"depth_choices", sp.DepthChoices}} {
+		if len(c.v) == 0 {
+			return fmt.Errorf("%w: space.%s is empty", arch.ErrArch, c.name)
+		}
+		for i, v := range c.v {
+			if v < 1 || (i > 0 && v <= c.v[i-1]) {
+				return fmt.Errorf("%w: space.%s %v must hold increasing positive values", arch.ErrArch, c.name, c.v)
+			}
+		}
+	}
+	return nil
+}
+
+// DefaultStages is a four-stage progressive-shrinking schedule over totalSteps, in
+// Once-for-All's order: the largest subnet alone for the first 10% (so that it is a useful
+// teacher), then elastic depth until 25%, then elastic MLP width too until 50%, and every
+// choice (heads included) for the remaining half; the last stage lasts forever, so a run
+// extended past totalSteps keeps the whole space. It uses only the counts 1 and 0 (all), so
+// it suits any space. Stage boundaries are kept strictly increasing for tiny runs; a
+// totalSteps below 1 gives a single stage with every choice unlocked.
+func DefaultStages(totalSteps int) []Stage {
+	if totalSteps < 1 {
+		return []Stage{{}}
+	}
+	stages := []Stage{
+		{Until: totalSteps / 10, Depth: 1, Heads: 1, MLP: 1},
+		{Until: totalSteps / 4, Depth: 0, Heads: 1, MLP: 1},
+		{Until: totalSteps / 2, Depth: 0, Heads: 1, MLP: 0},
+		{Until: 0},
+	}
+	prev := 0
+	for i := range stages[:len(stages)-1] {
+		stages[i].Until = max(stages[i].Until, prev+1)
+		prev = stages[i].Until
+	}
+	return stages
+}

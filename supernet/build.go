@@ -1,0 +1,163 @@
+// Package supernet defines the elastic Transformer: its weights (Params, named as in the
+// checkpoint) and Build, which turns an architecture, its weights and one subnet into a
+// gorgonia graph. A subnet uses leading slices of the stored weights (the first heads, the
+// first MLP neurons), so extraction can put the most important units first and every
+// subnet then runs on the best ones.
+package supernet
+
+import (
+	"fmt"
+	"strconv"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/nn"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// Net is one subnet's forward graph.
+type Net struct {
+	// Input holds a batch of flattened patches, (B*P, PatchSize); fill Patches before running.
+	Input *G.Node
+	// Patches is the tensor behind Input.
+	Patches *tensor.Dense
+	// Logits is (B, Classes).
+	Logits *G.Node
+	// Weights are the weight nodes this subnet uses, in the fixed parameter order.
+	Weights G.Nodes
+	// WeightNames names Weights (checkpoint keys).
+	WeightNames []string
+	// Batch is the number of examples per run.
+	Batch int
+}
+
+// Build adds the forward pass of subnet s of the model (a, p) for batches of the given size
+// to graph g, using ops for every operation.
+func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, batch int, ops nn.Ops) (*Net, error) {
+	if err := s.Validate(a); err != nil {
+		return nil, err
+	}
+	if batch < 1 {
+		return nil, fmt.Errorf("supernet: batch size %d, want at least 1", batch)
+	}
+	b := &builder{Builder: nn.Builder{Ops: ops}, g: g, p: p, used: map[string]*G.Node{}}
+	net := &Net{Batch: batch}
+	np, t := a.Patches(), a.Tokens()
+	net.Patches = tensor.New(tensor.WithShape(batch*np, a.PatchSize()), tensor.Of(p.Dtype()))
+	net.Input = G.NodeFromAny(g, net.Patches, G.WithName("patches"))
+
+	// (B*P, PatchSize) -> (B*P, D)
+	x := b.Linear("patch_embed", net.Input, b.w("patch_embed.weight"), b.w("patch_embed.bias"),
+		nn.LinearSpec{Out: a.Dim, In: a.PatchSize(), NoInputGrad: true})
+	// (B*P, D) -> (B*T, D)
+	x = b.Tokens("tokens", x, b.w("cls_token"), b.w("pos_embed"), np)
+
+	if a.Expanded() {
+		for i, pos := range a.Positions {
+			l := a.Layers[pos.Layer]
+			x = b.block(a, x, blockSpec{
+				weights: "blocks." + strconv.Itoa(pos.Layer) + ".",
+				norms:   "positions." + strconv.Itoa(i) + ".",
+				heads:   l.Heads, mlp: l.MLP, pos: pos,
+			})
+		}
+	} else {
+		for _, l := range s.Layers {
+			prefix := "blocks." + strconv.Itoa(l.Layer) + "."
+			x = b.block(a, x, blockSpec{weights: prefix, norms: prefix, heads: l.Heads, mlp: l.MLP})
+		}
+	}
+	x = b.LayerNorm("norm", x, b.w("norm.weight"), b.w("norm.bias"), a.NormEps)
+	x = b.ClassToken("cls", x, t) // (B, D)
+	net.Logits = b.Linear("head", x, b.w("head.weight"), b.w("head.bias"), nn.LinearSpec{Out: a.Classes, In: a.Dim})
+	if err := b.Err(); err != nil {
+		return nil, fmt.Errorf("supernet: building subnet %s: %w", s.Key(), err)
+	}
+	for _, name := range p.Names() {
+		if n, ok := b.used[name]; ok {
+			net.Weights = append(net.Weights, n)
+			net.WeightNames = append(net.WeightNames, name)
+		}
+	}
+	return net, nil
+}
+
+type builder struct {
+	nn.Builder
+	g    *G.ExprGraph
+	p    *Params
+	used map[string]*G.Node
+}
+
+// w returns the graph node wrapping the named weight (one node per weight per graph, so a
+// weight used at several positions accumulates all their gradients).
+func (b *builder) w(name string) *G.Node {
+	if n, ok := b.used[name]; ok {
+		return n
+	}
+	t := b.p.Get(name)
+	if t == nil {
+		// Spec and Build name the same tensors; a miss is a bug, not bad input.
+		panic(fmt.Sprintf("supernet: weight %q is not in the parameter store", name))
+	}
+	n := G.NodeFromAny(b.g, t, G.WithName(name))
+	b.used[name] = n
+	return n
+}
+
+type blockSpec struct {
+	weights string // prefix of the attention and MLP weights, e.g. "blocks.2."
+	norms   string // prefix of the norms and transforms: the block's, or the position's
+	heads   int
+	mlp     int
+	pos     arch.Position // transforms (expanded models only)
+}
+
+// block is one pre-LayerNorm Transformer block on x (B*T, D):
+//
+//	x = x + proj(attention(qkv(norm1(x))))
+//	x = x + fc2(gelu(fc1(norm2(x))))
+//
+// with, in expanded models, the position's transforms around it.
+func (b *builder) block(a arch.Arch, x *G.Node, s blockSpec) *G.Node {
+	w, n := s.weights, s.norms
+	hd := s.heads * a.HeadDim
+	h := b.LayerNorm(n+"norm1", x, b.w(n+"norm1.weight"), b.w(n+"norm1.bias"), a.NormEps)
+	if s.pos.Affine {
+		h = b.Affine(n+"affine.in", h, b.w(n+"affine.in_scale"), b.w(n+"affine.in_shift"))
+	}
+	// (B*T, D) -> (B*T, 3*h*dh)
+	qkv := b.Linear(w+"attn.qkv", h, b.w(w+"attn.qkv.weight"), b.w(w+"attn.qkv.bias"),
+		nn.LinearSpec{Groups: 3, Out: hd, In: a.Dim})
+	spec := nn.AttentionSpec{Tokens: a.Tokens(), Heads: s.heads, HeadDim: a.HeadDim, HeadMix: s.pos.HeadMix}
+	var mixPre, mixPost *G.Node
+	if s.pos.HeadMix {
+		mixPre, mixPost = b.w(n+"headmix.pre"), b.w(n+"headmix.post")
+	}
+	// (B*T, 3*h*dh) -> (B*T, h*dh)
+	att := b.Attention(w+"attn", qkv, spec, mixPre, mixPost)
+	// (B*T, h*dh) -> (B*T, D)
+	att = b.Linear(w+"attn.proj", att, b.w(w+"attn.proj.weight"), b.w(w+"attn.proj.bias"),
+		nn.LinearSpec{Out: a.Dim, In: hd})
+	if s.pos.Affine {
+		att = b.Affine(n+"affine.attn", att, b.w(n+"affine.attn_scale"), b.w(n+"affine.attn_shift"))
+	}
+	x = b.Add(w+"residual1", x, att)
+	h = b.LayerNorm(n+"norm2", x, b.w(n+"norm2.weight"), b.w(n+"norm2.bias"), a.NormEps)
+	// (B*T, D) -> (B*T, mlp)
+	h = b.Linear(w+"mlp.fc1", h, b.w(w+"mlp.fc1.weight"), b.w(w+"mlp.fc1.bias"), nn.LinearSpec{Out: s.mlp, In: a.Dim})
+	h = b.GELU(w+"mlp.act", h)
+	// (B*T, mlp) -> (B*T, D)
+	h = b.Linear(w+"mlp.fc2", h, b.w(w+"mlp.fc2.weight"), b.w(w+"mlp.fc2.bias"), nn.LinearSpec{Out: a.Dim, In: s.mlp})
+	if s.pos.Affine {
+		h = b.Affine(n+"affine.mlp", h, b.w(n+"affine.mlp_scale"), b.w(n+"affine.mlp_shift"))
+	}
+	x = b.Add(w+"residual2", x, h)
+	if r := s.pos.LowRank; r > 0 {
+		// x + (x Aᵀ) Bᵀ: (B*T, D) -> (B*T, r) -> (B*T, D)
+		lr := b.Linear(n+"lowrank.down", x, b.w(n+"lowrank.down"), nil, nn.LinearSpec{Out: r, In: a.Dim})
+		lr = b.Linear(n+"lowrank.up", lr, b.w(n+"lowrank.up"), nil, nn.LinearSpec{Out: a.Dim, In: r})
+		x = b.Add(n+"lowrank", x, lr)
+	}
+	return x
+}
