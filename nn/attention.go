@@ -24,18 +24,19 @@ func (s AttentionSpec) scale() float64 { return 1 / math.Sqrt(float64(s.HeadDim)
 
 // attentionKernel computes, for every example b and head i,
 // O_i = A_i V_i with A_i = Σ_j Mpost[i,j] softmax(Σ_j Mpre[i,j] S_j), S_j = Q_j K_jᵀ/√dh
-// (without mixing, A_i = softmax(S_i)). Nothing is transposed or copied: Q, K, V and O are
-// read and written in place through their row strides.
+// (without mixing, A_i = softmax(S_i)). Each example is handled by one goroutine, which
+// gathers a head's Q, K and V rows into small contiguous blocks and works there.
 type attentionKernel struct {
-	s AttentionSpec
-	// saved by forward, each (B, H, T, T)
-	logits []float64 // S, pre-mix (only with HeadMix)
-	probs  []float64 // softmax output P
-	attn   []float64 // A = mixed P (only with HeadMix; else probs)
-	// backward scratch, (B, H, T, T) each, and per-example mixing-gradient partials
-	dA, dP  []float64
-	dMixPre []float64 // (B, H, H)
-	dMixPos []float64
+	s     AttentionSpec
+	state any // *attentionState[T], saved by forward for backward
+}
+
+// attentionState holds per-example (H, T, T) blocks.
+type attentionState[T Float] struct {
+	logits []T // S before mixing (only with HeadMix)
+	probs  []T // P = softmax(mixed S)
+	attn   []T // A = mixed P (only with HeadMix; else probs)
+	dMix   []T // per-example partial gradients of the mixing matrices, (B, 2, H, H)
 }
 
 func (k *attentionKernel) name() string {
@@ -73,11 +74,20 @@ func (k *attentionKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return tensor.Shape{in[0][0], hd}, nil
 }
 
-func grow(s []float64, n int) []float64 {
+func growT[T Float](s []T, n int) []T {
 	if cap(s) < n {
-		return make([]float64, n)
+		return make([]T, n)
 	}
 	return s[:n]
+}
+
+func stateOf[T Float](k *attentionKernel) *attentionState[T] {
+	if st, ok := k.state.(*attentionState[T]); ok {
+		return st
+	}
+	st := &attentionState[T]{}
+	k.state = st
+	return st
 }
 
 func (k *attentionKernel) forward(in []*tensor.Dense, out *tensor.Dense) error {
@@ -105,38 +115,28 @@ func attentionForward[T Float](k *attentionKernel, in []*tensor.Dense, out *tens
 	ld := 3 * hd
 	b := len(qkv) / (t * ld)
 	tt := t * t
-	k.probs = grow(k.probs, b*h*tt)
+	st := stateOf[T](k)
+	st.probs = growT(st.probs, b*h*tt)
 	var mixPre, mixPost []T
 	if k.s.HeadMix {
 		mixPre, mixPost = data[T](in[1]), data[T](in[2])
-		k.logits = grow(k.logits, b*h*tt)
-		k.attn = grow(k.attn, b*h*tt)
+		st.logits = growT(st.logits, b*h*tt)
+		st.attn = growT(st.attn, b*h*tt)
 	} else {
-		k.attn = k.probs
+		st.attn = st.probs
 	}
-	scale := k.s.scale()
+	scale := T(k.s.scale())
 	parallelRows(b, h*tt*dh*4, func(lo, hi int) {
 		for bi := lo; bi < hi; bi++ {
-			base := bi * t * ld
-			probs := k.probs[bi*h*tt : (bi+1)*h*tt]
+			blk := qkv[bi*t*ld : (bi+1)*t*ld] // this example's (T, 3hd) rows
+			probs := st.probs[bi*h*tt : (bi+1)*h*tt]
 			logits := probs // without mixing, logits are computed in place
 			if k.s.HeadMix {
-				logits = k.logits[bi*h*tt : (bi+1)*h*tt]
+				logits = st.logits[bi*h*tt : (bi+1)*h*tt]
 			}
-			// S_i[r][c] = q_i(r)·k_i(c) * scale
 			for i := 0; i < h; i++ {
-				s := logits[i*tt : (i+1)*tt]
-				for r := 0; r < t; r++ {
-					q := qkv[base+r*ld+i*dh : base+r*ld+i*dh+dh]
-					for c := 0; c < t; c++ {
-						kk := qkv[base+c*ld+hd+i*dh : base+c*ld+hd+i*dh+dh]
-						var acc T
-						for j, v := range q {
-							acc += v * kk[j]
-						}
-						s[r*t+c] = float64(acc) * scale
-					}
-				}
+				// S_i = Q_i K_iᵀ·scale: (T, dh) x (dh, T) -> (T, T), Q and K read through row stride ld
+				smallGemm(false, true, t, t, dh, scale, blk[i*dh:], ld, blk[hd+i*dh:], ld, 0, logits[i*tt:], t)
 			}
 			if k.s.HeadMix {
 				mixHeads(mixPre, logits, probs, h, tt)
@@ -146,74 +146,68 @@ func attentionForward[T Float](k *attentionKernel, in []*tensor.Dense, out *tens
 			}
 			attn := probs
 			if k.s.HeadMix {
-				attn = k.attn[bi*h*tt : (bi+1)*h*tt]
+				attn = st.attn[bi*h*tt : (bi+1)*h*tt]
 				mixHeads(mixPost, probs, attn, h, tt)
 			}
-			// O_i[r] = Σ_c A_i[r][c] v_i(c)
 			for i := 0; i < h; i++ {
-				a := attn[i*tt : (i+1)*tt]
-				for r := 0; r < t; r++ {
-					dst := o[(bi*t+r)*hd+i*dh : (bi*t+r)*hd+i*dh+dh]
-					clear(dst)
-					for c := 0; c < t; c++ {
-						w := T(a[r*t+c])
-						v := qkv[base+c*ld+2*hd+i*dh : base+c*ld+2*hd+i*dh+dh]
-						for j := range dst {
-							dst[j] += w * v[j]
-						}
-					}
-				}
+				// O_i = A_i V_i: (T, T) x (T, dh) -> (T, dh), written into o's rows at stride hd
+				smallGemm(false, false, t, dh, t, 1, attn[i*tt:], t, blk[2*hd+i*dh:], ld, 0, o[bi*t*hd+i*dh:], hd)
 			}
 		}
 	})
 }
 
 // mixHeads writes dst_i = Σ_j m[i,j] src_j for h blocks of n values.
-func mixHeads[T Float](m []T, src, dst []float64, h, n int) {
+func mixHeads[T Float](m, src, dst []T, h, n int) {
 	for i := 0; i < h; i++ {
 		d := dst[i*n : (i+1)*n]
 		clear(d)
 		for j := 0; j < h; j++ {
-			w := float64(m[i*h+j])
+			w := m[i*h+j]
 			if w == 0 {
 				continue
 			}
-			for x, v := range src[j*n : (j+1)*n] {
-				d[x] += w * v
+			s := src[j*n : (j+1)*n]
+			for x := range d {
+				d[x] += w * s[x]
 			}
 		}
 	}
 }
 
-// mixHeadsT writes dst_j = Σ_i m[i,j] src_i (the transpose mix, for gradients).
-func mixHeadsT[T Float](m []T, src, dst []float64, h, n int) {
+// mixHeadsT writes dst_j = Σ_i m[i,j] src_i (the transposed mix, for gradients).
+func mixHeadsT[T Float](m, src, dst []T, h, n int) {
 	for j := 0; j < h; j++ {
 		d := dst[j*n : (j+1)*n]
 		clear(d)
 		for i := 0; i < h; i++ {
-			w := float64(m[i*h+j])
+			w := m[i*h+j]
 			if w == 0 {
 				continue
 			}
-			for x, v := range src[i*n : (i+1)*n] {
-				d[x] += w * v
+			s := src[i*n : (i+1)*n]
+			for x := range d {
+				d[x] += w * s[x]
 			}
 		}
 	}
 }
 
-func softmaxRow(x []float64) {
-	m := math.Inf(-1)
+// softmaxRow replaces x by softmax(x), accumulating in float64.
+func softmaxRow[T Float](x []T) {
+	m := x[0]
 	for _, v := range x {
-		m = math.Max(m, v)
+		if v > m {
+			m = v
+		}
 	}
 	var s float64
 	for i, v := range x {
-		e := math.Exp(v - m)
-		x[i] = e
+		e := math.Exp(float64(v - m))
+		x[i] = T(e)
 		s += e
 	}
-	inv := 1 / s
+	inv := T(1 / s)
 	for i := range x {
 		x[i] *= inv
 	}
@@ -226,117 +220,85 @@ func attentionBackward[T Float](k *attentionKernel, in []*tensor.Dense, dOut *te
 	ld := 3 * hd
 	b := len(qkv) / (t * ld)
 	tt := t * t
-	k.dA = grow(k.dA, b*h*tt)
-	k.dP = grow(k.dP, b*h*tt)
+	st := stateOf[T](k)
 	var mixPre, mixPost []T
 	if k.s.HeadMix {
 		mixPre, mixPost = data[T](in[1]), data[T](in[2])
-		k.dMixPre = grow(k.dMixPre, b*h*h)
-		k.dMixPos = grow(k.dMixPos, b*h*h)
+		st.dMix = growT(st.dMix, b*2*h*h)
 	}
-	scale := k.s.scale()
+	scale := T(k.s.scale())
 	parallelRows(b, h*tt*dh*8, func(lo, hi int) {
+		dA, dP := make([]T, h*tt), make([]T, h*tt)
 		for bi := lo; bi < hi; bi++ {
-			base := bi * t * ld
-			probs := k.probs[bi*h*tt : (bi+1)*h*tt]
-			attn := k.attn[bi*h*tt : (bi+1)*h*tt]
-			dA := k.dA[bi*h*tt : (bi+1)*h*tt]
-			dP := k.dP[bi*h*tt : (bi+1)*h*tt]
-			// clear this example's dq, dk, dv
-			clear(dqkv[base : base+t*ld])
-			// dA_i[r][c] = do_i(r)·v_i(c); dv_i(c) += Σ_r A_i[r][c] do_i(r)
+			blk := qkv[bi*t*ld : (bi+1)*t*ld]
+			dblk := dqkv[bi*t*ld : (bi+1)*t*ld] // every element is written below (beta 0)
+			dob := do[bi*t*hd : (bi+1)*t*hd]
+			probs := st.probs[bi*h*tt : (bi+1)*h*tt]
+			attn := st.attn[bi*h*tt : (bi+1)*h*tt]
 			for i := 0; i < h; i++ {
-				a := attn[i*tt : (i+1)*tt]
-				for r := 0; r < t; r++ {
-					g := do[(bi*t+r)*hd+i*dh : (bi*t+r)*hd+i*dh+dh]
-					for c := 0; c < t; c++ {
-						off := base + c*ld + 2*hd + i*dh
-						v, dv := qkv[off:off+dh], dqkv[off:off+dh]
-						w := T(a[r*t+c])
-						var acc T
-						for j, gv := range g {
-							acc += gv * v[j]
-							dv[j] += w * gv
-						}
-						dA[i*tt+r*t+c] = float64(acc)
-					}
-				}
+				// dA_i = dO_i V_iᵀ: (T, dh) x (dh, T) -> (T, T)
+				smallGemm(false, true, t, t, dh, 1, dob[i*dh:], hd, blk[2*hd+i*dh:], ld, 0, dA[i*tt:], t)
+				// dV_i = A_iᵀ dO_i: (T, T)ᵀ x (T, dh) -> (T, dh)
+				smallGemm(true, false, t, dh, t, 1, attn[i*tt:], t, dob[i*dh:], hd, 0, dblk[2*hd+i*dh:], ld)
 			}
 			if k.s.HeadMix {
 				// dMpost[i,j] = <dA_i, P_j>; dP_j = Σ_i Mpost[i,j] dA_i
-				mixGrad(k.dMixPos[bi*h*h:(bi+1)*h*h], dA, probs, h, tt)
+				mixGrad(st.dMix[(bi*2+1)*h*h:(bi*2+2)*h*h], dA, probs, h, tt)
 				mixHeadsT(mixPost, dA, dP, h, tt)
 			} else {
 				copy(dP, dA)
 			}
 			// softmax backward, in place in dP: dL = P ⊙ (dP - Σ P dP)
 			for row := 0; row < h*t; row++ {
-				p, g := probs[row*t:(row+1)*t], dP[row*t:(row+1)*t]
-				var dot float64
+				p, gr := probs[row*t:(row+1)*t], dP[row*t:(row+1)*t]
+				gr = gr[:len(p)]
+				var dot T
 				for c, pv := range p {
-					dot += pv * g[c]
+					dot += pv * gr[c]
 				}
 				for c, pv := range p {
-					g[c] = pv * (g[c] - dot)
+					gr[c] = pv * (gr[c] - dot)
 				}
 			}
 			dS := dP
 			if k.s.HeadMix {
 				// dMpre[i,j] = <dL_i, S_j>; dS_j = Σ_i Mpre[i,j] dL_i (dA is free now)
-				mixGrad(k.dMixPre[bi*h*h:(bi+1)*h*h], dP, k.logits[bi*h*tt:(bi+1)*h*tt], h, tt)
+				mixGrad(st.dMix[bi*2*h*h:(bi*2+1)*h*h], dP, st.logits[bi*h*tt:(bi+1)*h*tt], h, tt)
 				mixHeadsT(mixPre, dP, dA, h, tt)
 				dS = dA
 			}
-			// dq_i(r) = scale Σ_c dS[r][c] k_i(c); dk_i(c) = scale Σ_r dS[r][c] q_i(r)
 			for i := 0; i < h; i++ {
-				s := dS[i*tt : (i+1)*tt]
-				for r := 0; r < t; r++ {
-					qo := base + r*ld + i*dh
-					q, dq := qkv[qo:qo+dh], dqkv[qo:qo+dh]
-					for c := 0; c < t; c++ {
-						w := T(s[r*t+c] * scale)
-						if w == 0 {
-							continue
-						}
-						ko := base + c*ld + hd + i*dh
-						kk, dk := qkv[ko:ko+dh], dqkv[ko:ko+dh]
-						for j := range q {
-							dq[j] += w * kk[j]
-							dk[j] += w * q[j]
-						}
-					}
-				}
+				// dQ_i = dS_i K_i·scale: (T, T) x (T, dh) -> (T, dh)
+				smallGemm(false, false, t, dh, t, scale, dS[i*tt:], t, blk[hd+i*dh:], ld, 0, dblk[i*dh:], ld)
+				// dK_i = dS_iᵀ Q_i·scale: (T, T)ᵀ x (T, dh) -> (T, dh)
+				smallGemm(true, false, t, dh, t, scale, dS[i*tt:], t, blk[i*dh:], ld, 0, dblk[hd+i*dh:], ld)
 			}
 		}
 	})
 	if k.s.HeadMix {
-		sumPartials(data[T](grads[1]), k.dMixPre, h*h, b)
-		sumPartials(data[T](grads[2]), k.dMixPos, h*h, b)
+		// sum the per-example partials in example order: the same result for any thread count
+		dPre, dPost := data[T](grads[1]), data[T](grads[2])
+		for x := 0; x < h*h; x++ {
+			var a, c float64
+			for bi := 0; bi < b; bi++ {
+				a += float64(st.dMix[bi*2*h*h+x])
+				c += float64(st.dMix[(bi*2+1)*h*h+x])
+			}
+			dPre[x], dPost[x] = T(a), T(c)
+		}
 	}
 }
 
 // mixGrad writes g[i,j] = <a_i, b_j> for h blocks of n values.
-func mixGrad(g, a, b []float64, h, n int) {
+func mixGrad[T Float](g, a, b []T, h, n int) {
 	for i := 0; i < h; i++ {
 		for j := 0; j < h; j++ {
 			var s float64
 			ai, bj := a[i*n:(i+1)*n], b[j*n:(j+1)*n]
 			for x, v := range ai {
-				s += v * bj[x]
+				s += float64(v * bj[x])
 			}
-			g[i*h+j] = s
+			g[i*h+j] = T(s)
 		}
-	}
-}
-
-// sumPartials adds count partial vectors of length n in order (deterministic for any
-// number of threads) into dst.
-func sumPartials[T Float](dst []T, parts []float64, n, count int) {
-	for x := 0; x < n; x++ {
-		var s float64
-		for c := 0; c < count; c++ {
-			s += parts[c*n+x]
-		}
-		dst[x] = T(s)
 	}
 }

@@ -53,7 +53,7 @@ func (k *softCrossEntropyKernel) backward(in []*tensor.Dense, out, dOut *tensor.
 func softCEForward[T Float](k *softCrossEntropyKernel, in []*tensor.Dense, out *tensor.Dense) error {
 	z, tg := data[T](in[0]), data[T](in[1])
 	b, c := in[0].Shape()[0], in[0].Shape()[1]
-	k.q = grow(k.q, b*c)
+	k.q = growT(k.q, b*c)
 	tau := k.temperature
 	var total float64
 	for r := 0; r < b; r++ {

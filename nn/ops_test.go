@@ -285,3 +285,39 @@ func TestHeadMixIdentity(t *testing.T) {
 	hm.run(t)
 	compare(t, "identity mix", floats(hm.out.Value()), floats(plain.out.Value()), 0)
 }
+
+// TestFastTanh: the float32 approximation stays within a few ulps of math.Tanh.
+func TestFastTanh(t *testing.T) {
+	for x := -12.0; x <= 12; x += 0.001 {
+		got := float64(tanh32(float32(x)))
+		want := math.Tanh(float64(float32(x)))
+		if math.Abs(got-want) > 4e-7*math.Max(1, math.Abs(want))+1e-9 {
+			t.Fatalf("tanh(%g) = %.9g, want %.9g", x, got, want)
+		}
+	}
+}
+
+// TestGELUTable: the float32 table interpolation stays within 2e-6 of the exact function
+// and its derivative, including at and beyond the table's ends.
+func TestGELUTable(t *testing.T) {
+	var xs []float32
+	for x := -12.0; x <= 12; x += 0.00037 {
+		xs = append(xs, float32(x))
+	}
+	y, dx := make([]float32, len(xs)), make([]float32, len(xs))
+	ones := make([]float32, len(xs))
+	for i := range ones {
+		ones[i] = 1
+	}
+	geluForward32(xs, y)
+	geluBackward32(xs, ones, dx)
+	for i, x := range xs {
+		v := float64(x)
+		th := math.Tanh(geluC * (v + geluA*v*v*v))
+		f := 0.5 * v * (1 + th)
+		df := 0.5*(1+th) + 0.5*v*(1-th*th)*geluC*(1+3*geluA*v*v)
+		if math.Abs(float64(y[i])-f) > 2e-6*math.Max(1, math.Abs(f)) || math.Abs(float64(dx[i])-df) > 2e-6 {
+			t.Fatalf("x=%g: gelu %g (want %g), derivative %g (want %g)", x, y[i], f, dx[i], df)
+		}
+	}
+}

@@ -31,20 +31,27 @@ type Net struct {
 	Batch int
 }
 
-// Build adds the forward pass of subnet s of the model (a, p) for batches of the given size
-// to graph g, using ops for every operation.
-func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, batch int, ops nn.Ops) (*Net, error) {
+// NewPatches allocates the input tensor for batches of the given size: (batch*P, PatchSize).
+func NewPatches(a arch.Arch, batch int, dt tensor.Dtype) *tensor.Dense {
+	return tensor.New(tensor.WithShape(batch*a.Patches(), a.PatchSize()), tensor.Of(dt))
+}
+
+// Build adds the forward pass of subnet s of the model (a, p) to graph g, using ops for every
+// operation. The input is the patches tensor (B*P, PatchSize) from NewPatches; several graphs
+// may share one (they run one at a time).
+func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tensor.Dense, ops nn.Ops) (*Net, error) {
 	if err := s.Validate(a); err != nil {
 		return nil, err
 	}
-	if batch < 1 {
-		return nil, fmt.Errorf("supernet: batch size %d, want at least 1", batch)
-	}
-	b := &builder{Builder: nn.Builder{Ops: ops}, g: g, p: p, used: map[string]*G.Node{}}
-	net := &Net{Batch: batch}
 	np, t := a.Patches(), a.Tokens()
-	net.Patches = tensor.New(tensor.WithShape(batch*np, a.PatchSize()), tensor.Of(p.Dtype()))
-	net.Input = G.NodeFromAny(g, net.Patches, G.WithName("patches"))
+	sh := patches.Shape()
+	if len(sh) != 2 || sh[0]%np != 0 || sh[0] == 0 || sh[1] != a.PatchSize() || patches.Dtype() != p.Dtype() {
+		return nil, fmt.Errorf("supernet: input %v %v, want (B*%d, %d) %v", sh, patches.Dtype(), np, a.PatchSize(), p.Dtype())
+	}
+	batch := sh[0] / np
+	b := &builder{Builder: nn.Builder{Ops: ops}, g: g, p: p, used: map[string]*G.Node{}}
+	net := &Net{Batch: batch, Patches: patches}
+	net.Input = G.NodeFromAny(g, patches, G.WithName("patches"))
 
 	// (B*P, PatchSize) -> (B*P, D)
 	x := b.Linear("patch_embed", net.Input, b.w("patch_embed.weight"), b.w("patch_embed.bias"),

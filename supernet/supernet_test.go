@@ -64,7 +64,7 @@ func reference(a arch.Arch, p *Params) refModel {
 func forward(t testing.TB, a arch.Arch, p *Params, s arch.Subnet, images []float32, n int, ops nn.Ops) [][]float64 {
 	t.Helper()
 	g := G.NewGraph()
-	net, err := Build(g, a, p, s, n, ops)
+	net, err := Build(g, a, p, s, NewPatches(a, n, p.Dtype()), ops)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -186,7 +186,7 @@ func TestWholeModelGradient(t *testing.T) {
 			images := randomImages(c.a, 2, 5)
 			labels := []int{1, 3}
 			g := G.NewGraph()
-			net, err := Build(g, c.a, p, c.s, 2, nn.Fused{})
+			net, err := Build(g, c.a, p, c.s, NewPatches(c.a, 2, p.Dtype()), nn.Fused{})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -264,7 +264,7 @@ func TestBuildRejectsBadSubnet(t *testing.T) {
 		{arch.Subnet{Layers: []arch.SubLayer{{Layer: 1, Heads: 1, MLP: 3}, {Layer: 1, Heads: 1, MLP: 3}}}, "subnet.layers[1].layer"},
 		{arch.Subnet{Layers: []arch.SubLayer{{Layer: 3, Heads: 1, MLP: 3}}}, "subnet.layers[0].layer"},
 	} {
-		_, err := Build(G.NewGraph(), a, p, c.s, 2, nn.Fused{})
+		_, err := Build(G.NewGraph(), a, p, c.s, NewPatches(a, 2, p.Dtype()), nn.Fused{})
 		if err == nil || !contains(err.Error(), c.want) {
 			t.Errorf("subnet %v: error %v, want it to mention %q", c.s, err, c.want)
 		}

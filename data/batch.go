@@ -1,0 +1,285 @@
+package data
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"math/rand/v2"
+)
+
+// ErrLoaderConfig is wrapped by every error about an invalid LoaderConfig.
+var ErrLoaderConfig = errors.New("invalid loader config")
+
+// Batcher is what a training or evaluation loop consumes: a fixed number of batches per
+// epoch, each addressable directly so that a resumed run can start mid-epoch. Loader
+// implements it; other datasets (speech) implement it too.
+type Batcher interface {
+	// BatchesPerEpoch is the number of batches in every epoch.
+	BatchesPerEpoch() int
+	// Batch fills dst with batch index (0 <= index < BatchesPerEpoch()) of epoch (>= 0).
+	Batch(epoch, index int, dst *Batch)
+}
+
+// Augment selects the random training-time augmentations, applied in this order.
+type Augment struct {
+	// CropPad, if > 0, pads each image with this many zero (black) pixels on every side and
+	// takes a random crop of the original size: a random shift of up to CropPad pixels in
+	// each direction, as torchvision's RandomCrop(size, padding=CropPad).
+	CropPad int `mapstructure:"crop_pad"`
+	// HFlip mirrors each image left to right with probability 1/2.
+	HFlip bool `mapstructure:"hflip"`
+}
+
+// LoaderConfig configures a Loader.
+type LoaderConfig struct {
+	// BatchSize is the number of examples per batch, >= 1.
+	BatchSize int `mapstructure:"batch_size"`
+	// Seed, with the epoch, determines the order and the augmentation of every example.
+	Seed uint64 `mapstructure:"seed"`
+	// Shuffle draws a fresh permutation every epoch; false keeps file order (evaluation).
+	Shuffle bool `mapstructure:"shuffle"`
+	// DropLast drops the final short batch; otherwise it is padded (see Batch).
+	DropLast bool `mapstructure:"drop_last"`
+	// Mean and Std normalise pixels: x = (pixel/255 - Mean) / Std. Std must be > 0.
+	Mean float32 `mapstructure:"mean"`
+	Std  float32 `mapstructure:"std"`
+	// Augment is applied to every example; leave it zero for evaluation.
+	Augment Augment `mapstructure:"augment"`
+}
+
+// DefaultLoaderConfig returns a training configuration for Fashion-MNIST: batches of 128,
+// shuffled, Fashion-MNIST's mean and standard deviation, no augmentation.
+func DefaultLoaderConfig() LoaderConfig {
+	return LoaderConfig{BatchSize: 128, Shuffle: true, Mean: FashionMNISTMean, Std: FashionMNISTStd}
+}
+
+// Validate checks the fields that do not depend on the dataset.
+func (c LoaderConfig) Validate() error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("data: %w: %s", ErrLoaderConfig, fmt.Sprintf(format, args...))
+	}
+	finite := func(x float32) bool { return !math.IsNaN(float64(x)) && !math.IsInf(float64(x), 0) }
+	switch {
+	case c.BatchSize < 1:
+		return bad("batch size %d, want >= 1", c.BatchSize)
+	case !finite(c.Mean):
+		return bad("mean %v, want a finite number", c.Mean)
+	case !finite(c.Std) || c.Std <= 0:
+		return bad("std %v, want a finite number > 0", c.Std)
+	case c.Augment.CropPad < 0:
+		return bad("crop padding %d, want >= 0", c.Augment.CropPad)
+	}
+	return nil
+}
+
+// Batch is one batch of normalised images in NCHW order. Its slices are reused by
+// Loader.Batch, so copy anything that must outlive the next call.
+type Batch struct {
+	// X holds BatchSize*C*H*W values (pixel/255 - Mean)/Std; padding examples are all 0.
+	X []float32
+	// Labels holds BatchSize labels; padding examples have label -1.
+	Labels []int
+	// Size is the number of real examples, at the front: BatchSize except for the last
+	// batch of an epoch when DropLast is false.
+	Size int
+}
+
+// Loader cuts a set of images into batches. Every batch is a pure function of the
+// configuration, the epoch and the batch index: the epoch's permutation depends only on
+// (Seed, epoch) and an example's augmentation only on (Seed, epoch, position in the epoch),
+// through PCG (whose output math/rand/v2 fixes) and this package's own shuffle and range
+// reduction, so the result does not change with the Go version.
+//
+// A Loader caches the current epoch's permutation and so is not safe for concurrent use;
+// give each goroutine its own.
+type Loader struct {
+	set     *Images
+	cfg     LoaderConfig
+	batches int
+	norm    [256]float32 // pixel byte -> normalised value
+
+	perm      []int // order of the examples in epoch permEpoch; nil without Shuffle
+	permEpoch int
+}
+
+var _ Batcher = (*Loader)(nil)
+
+// NewLoader checks set and cfg and returns a loader over set. The loader keeps set (not a
+// copy), which must not change while the loader is in use.
+func NewLoader(set *Images, cfg LoaderConfig) (*Loader, error) {
+	if set == nil {
+		return nil, fmt.Errorf("data: NewLoader: %w: nil set", ErrDataset)
+	}
+	if err := set.Validate(); err != nil {
+		return nil, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("%w (for %s)", err, set.Name)
+	}
+	if p := cfg.Augment.CropPad; p > set.Height || p > set.Width {
+		return nil, fmt.Errorf("data: %w: crop padding %d exceeds the %dx%d images of %s",
+			ErrLoaderConfig, p, set.Height, set.Width, set.Name)
+	}
+	if _, ok := mulInts(cfg.BatchSize, set.ImageSize()); !ok {
+		return nil, fmt.Errorf("data: %w: batch size %d of %s overflows int", ErrLoaderConfig, cfg.BatchSize, set.Name)
+	}
+	l := &Loader{set: set, cfg: cfg, permEpoch: -1}
+	l.batches = set.N / cfg.BatchSize
+	if !cfg.DropLast && set.N%cfg.BatchSize != 0 {
+		l.batches++
+	}
+	if l.batches == 0 {
+		return nil, fmt.Errorf("data: %w: %s has %d examples, no full batch of %d (DropLast is set)",
+			ErrDataset, set.Name, set.N, cfg.BatchSize)
+	}
+	for v := range l.norm {
+		l.norm[v] = (float32(v)/255 - cfg.Mean) / cfg.Std
+	}
+	if cfg.Shuffle {
+		l.perm = make([]int, set.N)
+	}
+	return l, nil
+}
+
+// BatchesPerEpoch returns ceil(N / BatchSize), or floor with DropLast.
+func (l *Loader) BatchesPerEpoch() int { return l.batches }
+
+// Config returns the loader's configuration.
+func (l *Loader) Config() LoaderConfig { return l.cfg }
+
+// Images returns the set the loader reads.
+func (l *Loader) Images() *Images { return l.set }
+
+// Batch fills dst with batch index of epoch, reusing dst's slices when they are large
+// enough (so a loop that passes the same Batch does not allocate). X and Labels always hold
+// BatchSize examples; a short final batch is padded with zeros and label -1, and Size says
+// how many are real. It panics if epoch < 0 or index is outside [0, BatchesPerEpoch()).
+func (l *Loader) Batch(epoch, index int, dst *Batch) {
+	if epoch < 0 || index < 0 || index >= l.batches {
+		panic(fmt.Sprintf("data: Batch(epoch %d, index %d) with %d batches per epoch", epoch, index, l.batches))
+	}
+	bs, size := l.cfg.BatchSize, l.set.ImageSize()
+	if cap(dst.X) < bs*size {
+		dst.X = make([]float32, bs*size)
+	}
+	if cap(dst.Labels) < bs {
+		dst.Labels = make([]int, bs)
+	}
+	dst.X, dst.Labels = dst.X[:bs*size], dst.Labels[:bs]
+
+	order := l.order(epoch)
+	start := index * bs
+	dst.Size = min(bs, l.set.N-start)
+	for j := range dst.Size {
+		pos := start + j
+		ex := pos
+		if order != nil {
+			ex = order[pos]
+		}
+		l.fill(dst.X[j*size:(j+1)*size], l.set.Image(ex), epoch, pos)
+		dst.Labels[j] = int(l.set.Labels[ex])
+	}
+	clear(dst.X[dst.Size*size:])
+	for j := dst.Size; j < bs; j++ {
+		dst.Labels[j] = -1
+	}
+}
+
+// Stream constants keep the permutation and augmentation draws independent even for equal
+// (seed, epoch) inputs.
+const (
+	streamPerm    = 0x5045524d55544531 // "PERMUTE1"
+	streamAugment = 0x4155474d454e5431 // "AUGMENT1"
+)
+
+// order returns the permutation of examples for epoch, or nil without Shuffle.
+func (l *Loader) order(epoch int) []int {
+	if l.perm == nil || l.permEpoch == epoch {
+		return l.perm
+	}
+	for i := range l.perm {
+		l.perm[i] = i
+	}
+	var src rand.PCG
+	src.Seed(l.cfg.Seed, mix64(streamPerm^mix64(uint64(epoch))))
+	// Fisher-Yates with our own range reduction: stable as long as PCG's output is.
+	for i := len(l.perm) - 1; i > 0; i-- {
+		j := uintn(&src, uint64(i)+1)
+		l.perm[i], l.perm[j] = l.perm[j], l.perm[i]
+	}
+	l.permEpoch = epoch
+	return l.perm
+}
+
+// fill writes the normalised, augmented pixels of one example to out.
+func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
+	aug := l.cfg.Augment
+	if aug.CropPad == 0 && !aug.HFlip {
+		for i, v := range img {
+			out[i] = l.norm[v]
+		}
+		return
+	}
+	// Always draw in the same order, so turning one augmentation on or off does not change
+	// the other's draws.
+	var src rand.PCG
+	src.Seed(l.cfg.Seed, mix64(streamAugment^mix64(uint64(epoch))+mix64(uint64(pos))))
+	span := uint64(2*aug.CropPad + 1)
+	dy := int(uintn(&src, span)) - aug.CropPad
+	dx := int(uintn(&src, span)) - aug.CropPad
+	flip := src.Uint64()>>63 == 1
+	if !aug.HFlip {
+		flip = false
+	}
+	// Output (y, x) reads source (y+dy, x+dx) of the unpadded image (crop), mirrored in x
+	// after the crop: source column W-1-x+dx. Out-of-range sources are the zero padding.
+	h, w := l.set.Height, l.set.Width
+	zero := l.norm[0]
+	for c := range l.set.Channels {
+		plane, dstPlane := img[c*h*w:(c+1)*h*w], out[c*h*w:(c+1)*h*w]
+		for y := range h {
+			row := dstPlane[y*w : (y+1)*w]
+			sy := y + dy
+			if sy < 0 || sy >= h {
+				for x := range row {
+					row[x] = zero
+				}
+				continue
+			}
+			srcRow := plane[sy*w : (sy+1)*w]
+			for x := range row {
+				sx := x + dx
+				if flip {
+					sx = w - 1 - x + dx
+				}
+				if sx < 0 || sx >= w {
+					row[x] = zero
+				} else {
+					row[x] = l.norm[srcRow[sx]]
+				}
+			}
+		}
+	}
+}
+
+// uintn returns a uniform integer in [0, n) from src (Lemire's multiply-and-reject).
+func uintn(src *rand.PCG, n uint64) uint64 {
+	hi, lo := bits.Mul64(src.Uint64(), n)
+	if lo < n {
+		thresh := -n % n
+		for lo < thresh {
+			hi, lo = bits.Mul64(src.Uint64(), n)
+		}
+	}
+	return hi
+}
+
+// mix64 is SplitMix64's finaliser: it spreads nearby inputs (epochs, positions) across
+// the whole seed space.
+func mix64(x uint64) uint64 {
+	x += 0x9e3779b97f4a7c15
+	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
+	x = (x ^ x>>27) * 0x94d049bb133111eb
+	return x ^ x>>31
+}

@@ -1,0 +1,47 @@
+package train
+
+import (
+	"testing"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/sampler"
+	"github.com/ofa-go/ofa/supernet"
+	"gorgonia.org/tensor"
+)
+
+// fixedSampler always returns the same subnets.
+type fixedSampler []arch.Subnet
+
+func (f fixedSampler) Sample(int) []arch.Subnet { return f }
+func (f fixedSampler) Name() string             { return "fixed" }
+
+var _ sampler.Sampler = fixedSampler(nil)
+
+// BenchmarkTrainStepLargest: one training step of the reference ViT's largest subnet at batch 64.
+func BenchmarkTrainStepLargest(b *testing.B) {
+	trainSet, _, err := data.LoadEmbeddedFashionMNIST()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := arch.Default()
+	p, _ := supernet.NewParams(a, tensor.Float32, 1)
+	cfg := Default()
+	lc := data.DefaultLoaderConfig()
+	lc.BatchSize, lc.DropLast = cfg.BatchSize, true
+	tl, _ := data.NewLoader(trainSet, lc)
+	tr, err := New(Setup{Arch: a, Params: p, Sampler: fixedSampler{arch.Largest(a)}, Train: tl, Ops: nn.Fused{}, Config: cfg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	tr.TrainStep()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tr.TrainStep(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
+}

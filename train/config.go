@@ -1,0 +1,114 @@
+package train
+
+import (
+	"errors"
+	"fmt"
+	"math"
+)
+
+// ErrConfig is wrapped by every configuration error.
+var ErrConfig = errors.New("invalid training configuration")
+
+// Config is the training loop's configuration (viper fills it from YAML, environment and
+// flags under the "train" key).
+type Config struct {
+	// Epochs of training; Steps, if > 0, overrides it.
+	Epochs int `mapstructure:"epochs" json:"epochs"`
+	Steps  int `mapstructure:"steps" json:"steps"`
+	// BatchSize is the number of examples per step (every sampled subnet sees the same batch).
+	BatchSize int `mapstructure:"batch_size" json:"batch_size"`
+	// LR is the peak learning rate, reached after WarmupSteps and decayed to MinLR by a cosine.
+	LR          float64 `mapstructure:"lr" json:"lr"`
+	MinLR       float64 `mapstructure:"min_lr" json:"min_lr"`
+	WarmupSteps int     `mapstructure:"warmup_steps" json:"warmup_steps"`
+	// WeightDecay is AdamW's decoupled decay, applied to matrices only (not to norms, biases,
+	// the class token, positions or transforms).
+	WeightDecay float64 `mapstructure:"weight_decay" json:"weight_decay"`
+	Beta1       float64 `mapstructure:"beta1" json:"beta1"`
+	Beta2       float64 `mapstructure:"beta2" json:"beta2"`
+	Eps         float64 `mapstructure:"eps" json:"eps"`
+	// ClipNorm bounds the global L2 norm of the summed gradients (0: no clipping).
+	ClipNorm float64 `mapstructure:"clip_norm" json:"clip_norm"`
+	// LabelSmoothing mixes the one-hot labels with the uniform distribution.
+	LabelSmoothing float64 `mapstructure:"label_smoothing" json:"label_smoothing"`
+	// Temperature and Alpha configure distillation: students minimise
+	// (1-Alpha)·CE(labels) + Alpha·τ²·KL(teacher_τ || student_τ).
+	Temperature float64 `mapstructure:"temperature" json:"temperature"`
+	Alpha       float64 `mapstructure:"alpha" json:"alpha"`
+	// EvalEvery evaluates every this many steps (0: at the end of every epoch).
+	EvalEvery int `mapstructure:"eval_every" json:"eval_every"`
+	// EvalBatch is the batch size of evaluation graphs.
+	EvalBatch int `mapstructure:"eval_batch" json:"eval_batch"`
+	// CheckpointEvery saves the resume state every this many steps (0: at every evaluation).
+	CheckpointEvery int `mapstructure:"checkpoint_every" json:"checkpoint_every"`
+	// GraphCache is how many compiled subnet graphs are kept.
+	GraphCache int `mapstructure:"graph_cache" json:"graph_cache"`
+	// Seed drives data order and augmentation (the sampler has its own seed).
+	Seed uint64 `mapstructure:"seed" json:"seed"`
+}
+
+// Default returns the configuration used by `ofa train` without overrides.
+func Default() Config {
+	return Config{
+		Epochs: 10, BatchSize: 64, LR: 2e-3, MinLR: 1e-5, WarmupSteps: 200, WeightDecay: 0.05,
+		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1, LabelSmoothing: 0,
+		Temperature: 1, Alpha: 1, EvalBatch: 250, GraphCache: 8, Seed: 1,
+	}
+}
+
+// Validate checks ranges; errors name the key as it appears in a config file.
+func (c Config) Validate() error {
+	bad := func(key, format string, args ...any) error {
+		return fmt.Errorf("%w: train.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+	}
+	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
+	switch {
+	case c.Epochs < 0:
+		return bad("epochs", "got %d, want >= 0", c.Epochs)
+	case c.Steps < 0:
+		return bad("steps", "got %d, want >= 0", c.Steps)
+	case c.Epochs == 0 && c.Steps == 0:
+		return bad("epochs", "both epochs and steps are 0: nothing to train")
+	case c.BatchSize < 1 || c.BatchSize > 1<<16:
+		return bad("batch_size", "got %d, want 1..65536", c.BatchSize)
+	case !finite(c.LR) || c.LR <= 0 || c.LR > 1:
+		return bad("lr", "got %g, want in (0, 1]", c.LR)
+	case !finite(c.MinLR) || c.MinLR < 0 || c.MinLR > c.LR:
+		return bad("min_lr", "got %g, want in [0, lr=%g]", c.MinLR, c.LR)
+	case c.WarmupSteps < 0:
+		return bad("warmup_steps", "got %d, want >= 0", c.WarmupSteps)
+	case !finite(c.WeightDecay) || c.WeightDecay < 0 || c.WeightDecay >= 1:
+		return bad("weight_decay", "got %g, want in [0, 1)", c.WeightDecay)
+	case !(c.Beta1 >= 0 && c.Beta1 < 1):
+		return bad("beta1", "got %g, want in [0, 1)", c.Beta1)
+	case !(c.Beta2 >= 0 && c.Beta2 < 1):
+		return bad("beta2", "got %g, want in [0, 1)", c.Beta2)
+	case !(c.Eps > 0 && c.Eps < 1):
+		return bad("eps", "got %g, want in (0, 1)", c.Eps)
+	case !finite(c.ClipNorm) || c.ClipNorm < 0:
+		return bad("clip_norm", "got %g, want >= 0", c.ClipNorm)
+	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
+		return bad("label_smoothing", "got %g, want in [0, 1)", c.LabelSmoothing)
+	case !(c.Temperature > 0 && c.Temperature <= 100):
+		return bad("temperature", "got %g, want in (0, 100]", c.Temperature)
+	case !(c.Alpha >= 0 && c.Alpha <= 1):
+		return bad("alpha", "got %g, want in [0, 1]", c.Alpha)
+	case c.EvalEvery < 0:
+		return bad("eval_every", "got %d, want >= 0", c.EvalEvery)
+	case c.EvalBatch < 1 || c.EvalBatch > 1<<16:
+		return bad("eval_batch", "got %d, want 1..65536", c.EvalBatch)
+	case c.CheckpointEvery < 0:
+		return bad("checkpoint_every", "got %d, want >= 0", c.CheckpointEvery)
+	case c.GraphCache < 1 || c.GraphCache > 1024:
+		return bad("graph_cache", "got %d, want 1..1024", c.GraphCache)
+	}
+	return nil
+}
+
+// TotalSteps is the length of the run for an epoch of batchesPerEpoch batches.
+func (c Config) TotalSteps(batchesPerEpoch int) int {
+	if c.Steps > 0 {
+		return c.Steps
+	}
+	return c.Epochs * batchesPerEpoch
+}

@@ -1,0 +1,163 @@
+package train
+
+import (
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/supernet"
+	"gorgonia.org/tensor"
+)
+
+// SubnetEval is one subnet's result on the evaluation split.
+type SubnetEval struct {
+	Name     string  `json:"name"`
+	Key      string  `json:"subnet"`
+	Accuracy float64 `json:"accuracy"`
+	Loss     float64 `json:"loss"` // mean cross-entropy with the labels
+	Params   int64   `json:"params"`
+	MACs     int64   `json:"macs"`
+	Examples int     `json:"examples"`
+}
+
+// EvalStats is one evaluation.
+type EvalStats struct {
+	Step    int          `json:"step"`
+	Epoch   float64      `json:"epoch"`
+	Subnets []SubnetEval `json:"subnets"`
+	Seconds float64      `json:"seconds"`
+}
+
+// evaluator runs forward-only graphs (a separate graph per subnet: gorgonia's TapeMachine
+// cannot run a training graph forward-only) over an ordered split.
+type evaluator struct {
+	arch   arch.Arch
+	data   data.Batcher
+	cache  *graphCache
+	in     graphInputs
+	batch  data.Batch
+	evalBS int
+}
+
+func newEvaluator(a arch.Arch, p *supernet.Params, ops nn.Ops, d data.Batcher, batch, capacity int) *evaluator {
+	in := graphInputs{patches: supernet.NewPatches(a, batch, p.Dtype())}
+	return &evaluator{arch: a, data: d, in: in, evalBS: batch,
+		cache: newGraphCache(a, p, ops, in, lossSpec{}, capacity)}
+}
+
+func (e *evaluator) close() { e.cache.close() }
+
+// evaluate computes accuracy and loss of subnet s over every batch of the split.
+func (e *evaluator) evaluate(s arch.Subnet) (acc, loss float64, n int, err error) {
+	g, err := e.cache.get(s, roleForward)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	c := e.arch.Classes
+	correct := 0
+	var total float64
+	for i := 0; i < e.data.BatchesPerEpoch(); i++ {
+		e.data.Batch(0, i, &e.batch)
+		if len(e.batch.Labels) != e.evalBS {
+			return 0, 0, 0, fmt.Errorf("train: evaluation batches hold %d examples, graphs expect %d", len(e.batch.Labels), e.evalBS)
+		}
+		if err := supernet.Patchify(e.arch, e.batch.X, e.batch.Size, e.in.patches); err != nil {
+			return 0, 0, 0, err
+		}
+		if err := g.run(); err != nil {
+			return 0, 0, 0, fmt.Errorf("train: evaluating %s: %w", s.Key(), err)
+		}
+		z := floats32(g.net.Logits.Value().Data())
+		for b := 0; b < e.batch.Size; b++ {
+			row := z[b*c : (b+1)*c]
+			y := e.batch.Labels[b]
+			if argmax(row) == y {
+				correct++
+			}
+			total += crossEntropy(row, y)
+		}
+		n += e.batch.Size
+	}
+	if n == 0 {
+		return 0, 0, 0, fmt.Errorf("train: the evaluation split is empty")
+	}
+	return float64(correct) / float64(n), total / float64(n), n, nil
+}
+
+func floats32(d interface{}) []float32 {
+	switch v := d.(type) {
+	case []float32:
+		return v
+	case []float64:
+		out := make([]float32, len(v))
+		for i, x := range v {
+			out[i] = float32(x)
+		}
+		return out
+	}
+	return nil
+}
+
+// crossEntropy is -log softmax(z)[y].
+func crossEntropy(z []float32, y int) float64 {
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, float64(v))
+	}
+	var s float64
+	for _, v := range z {
+		s += math.Exp(float64(v) - m)
+	}
+	return -(float64(z[y]) - m - math.Log(s))
+}
+
+// Evaluate measures each named subnet on the evaluation split.
+func (t *Trainer) Evaluate(subnets []Named) (EvalStats, error) {
+	if t.eval == nil {
+		return EvalStats{}, fmt.Errorf("train: no evaluation data")
+	}
+	start := time.Now()
+	ev := EvalStats{Step: t.step, Epoch: float64(t.step) / float64(t.s.Train.BatchesPerEpoch())}
+	for _, s := range subnets {
+		acc, loss, n, err := t.eval.evaluate(s.Subnet)
+		if err != nil {
+			return ev, err
+		}
+		cost := costOf(t.s.Arch, s.Subnet)
+		ev.Subnets = append(ev.Subnets, SubnetEval{Name: s.Name, Key: s.Subnet.Key(), Accuracy: acc, Loss: loss,
+			Params: cost.Params, MACs: cost.MACs, Examples: n})
+	}
+	ev.Seconds = time.Since(start).Seconds()
+	return ev, nil
+}
+
+func costOf(a arch.Arch, s arch.Subnet) arch.Cost {
+	if a.Expanded() {
+		return a.ModelCost()
+	}
+	return a.SubnetCost(s)
+}
+
+// Evaluate measures subnets of a model on an ordered split without a trainer (for `ofa eval`
+// and the lifecycle reports).
+func Evaluate(a arch.Arch, p *supernet.Params, ops nn.Ops, d data.Batcher, batch int, subnets []Named) ([]SubnetEval, error) {
+	if p.Dtype() != tensor.Float32 {
+		p = p.Convert(tensor.Float32)
+	}
+	e := newEvaluator(a, p, ops, d, batch, 2)
+	defer e.close()
+	var out []SubnetEval
+	for _, s := range subnets {
+		acc, loss, n, err := e.evaluate(s.Subnet)
+		if err != nil {
+			return nil, err
+		}
+		cost := costOf(a, s.Subnet)
+		out = append(out, SubnetEval{Name: s.Name, Key: s.Subnet.Key(), Accuracy: acc, Loss: loss,
+			Params: cost.Params, MACs: cost.MACs, Examples: n})
+	}
+	return out, nil
+}

@@ -1,0 +1,149 @@
+package train
+
+import (
+	"container/list"
+	"fmt"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/supernet"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// role says what a subnet graph computes.
+type role int
+
+const (
+	// roleForward: logits only (evaluation, external teachers).
+	roleForward role = iota
+	// roleTeacher: loss = cross-entropy with the labels.
+	roleTeacher
+	// roleStudent: loss = (1-α)·cross-entropy + α·distillation from the teacher's soft targets.
+	roleStudent
+)
+
+// subnetGraph is one subnet's compiled graph with its inputs wired to shared tensors.
+type subnetGraph struct {
+	net   *supernet.Net
+	loss  *G.Node // nil for roleForward
+	grads G.Nodes // aligned with net.Weights
+	index []int   // position of each of net.Weights in the parameter order
+	vm    G.VM
+}
+
+// run executes the graph once.
+func (s *subnetGraph) run() error {
+	s.vm.Reset()
+	return s.vm.RunAll()
+}
+
+// graphInputs are the tensors every graph of one model and batch size reads.
+type graphInputs struct {
+	patches *tensor.Dense // (B*P, PatchSize)
+	labels  *tensor.Dense // (B, C), one-hot (smoothed) labels
+	soft    *tensor.Dense // (B, C), teacher's soft targets at the distillation temperature
+}
+
+// lossSpec is the part of the configuration a training graph's loss depends on.
+type lossSpec struct {
+	temperature float64
+	alpha       float64 // weight of distillation for students
+}
+
+// graphCache keeps the most recently used compiled graphs (building and compiling one costs
+// milliseconds; a cached one costs its activation buffers). It is keyed by subnet and role.
+type graphCache struct {
+	arch   arch.Arch
+	params *supernet.Params
+	ops    nn.Ops
+	in     graphInputs
+	loss   lossSpec
+	order  map[string]int // parameter name -> index
+	cap    int
+	lru    *list.List // of *cacheEntry, most recent first
+	byKey  map[string]*list.Element
+	builds int // graphs built so far (for reports)
+}
+
+type cacheEntry struct {
+	key string
+	g   *subnetGraph
+}
+
+func newGraphCache(a arch.Arch, p *supernet.Params, ops nn.Ops, in graphInputs, loss lossSpec, capacity int) *graphCache {
+	order := make(map[string]int, p.Len())
+	for i, n := range p.Names() {
+		order[n] = i
+	}
+	if capacity < 1 {
+		capacity = 1
+	}
+	return &graphCache{arch: a, params: p, ops: ops, in: in, loss: loss, order: order, cap: capacity,
+		lru: list.New(), byKey: map[string]*list.Element{}}
+}
+
+func (c *graphCache) get(s arch.Subnet, r role) (*subnetGraph, error) {
+	key := fmt.Sprintf("%d|%s", r, s.Key())
+	if e, ok := c.byKey[key]; ok {
+		c.lru.MoveToFront(e)
+		return e.Value.(*cacheEntry).g, nil
+	}
+	g, err := c.build(s, r)
+	if err != nil {
+		return nil, err
+	}
+	c.builds++
+	c.byKey[key] = c.lru.PushFront(&cacheEntry{key: key, g: g})
+	for c.lru.Len() > c.cap {
+		last := c.lru.Back()
+		c.lru.Remove(last)
+		e := last.Value.(*cacheEntry)
+		e.g.vm.Close()
+		delete(c.byKey, e.key)
+	}
+	return g, nil
+}
+
+func (c *graphCache) build(s arch.Subnet, r role) (*subnetGraph, error) {
+	g := G.NewGraph()
+	net, err := supernet.Build(g, c.arch, c.params, s, c.in.patches, c.ops)
+	if err != nil {
+		return nil, err
+	}
+	sg := &subnetGraph{net: net}
+	if r != roleForward {
+		b := nn.Builder{Ops: c.ops}
+		labels := G.NodeFromAny(g, c.in.labels, G.WithName("labels"))
+		ceWeight := 1.0
+		if r == roleStudent {
+			ceWeight = 1 - c.loss.alpha
+		}
+		sg.loss = b.SoftCrossEntropy("loss.labels", net.Logits, labels, 1, ceWeight)
+		if r == roleStudent && c.loss.alpha > 0 {
+			soft := G.NodeFromAny(g, c.in.soft, G.WithName("teacher"))
+			kd := b.SoftCrossEntropy("loss.distill", net.Logits, soft, c.loss.temperature, c.loss.alpha)
+			sg.loss = b.Add("loss", sg.loss, kd)
+		}
+		if err := b.Err(); err != nil {
+			return nil, fmt.Errorf("train: loss of subnet %s: %w", s.Key(), err)
+		}
+		if sg.grads, err = G.Grad(sg.loss, net.Weights...); err != nil {
+			return nil, fmt.Errorf("train: gradients of subnet %s: %w", s.Key(), err)
+		}
+		for _, name := range net.WeightNames {
+			sg.index = append(sg.index, c.order[name])
+		}
+	}
+	sg.vm = G.NewTapeMachine(g)
+	return sg, nil
+}
+
+// close releases every cached graph.
+func (c *graphCache) close() {
+	for e := c.lru.Front(); e != nil; e = e.Next() {
+		e.Value.(*cacheEntry).g.vm.Close()
+	}
+	c.lru.Init()
+	c.byKey = map[string]*list.Element{}
+}

@@ -1,0 +1,397 @@
+// Package train is the training loop: each step runs the sampled subnets on one batch (the
+// teacher from labels, the others from labels and the teacher's soft predictions), sums
+// their gradients into the shared weights and takes one AdamW step. Evaluation,
+// checkpoints, progress and metrics attach as hooks.
+package train
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/sampler"
+	"github.com/ofa-go/ofa/supernet"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+// ErrNonFinite is returned when a loss or gradient becomes NaN or infinite. The weights are
+// left as they were before the failing step.
+var ErrNonFinite = errors.New("non-finite loss")
+
+// ErrInterrupted is returned when the context is cancelled (SIGINT/SIGTERM) after the
+// current step finished.
+var ErrInterrupted = errors.New("training interrupted")
+
+// Named is a subnet with a display name ("largest", "smallest", ...).
+type Named struct {
+	Name   string      `json:"name"`
+	Subnet arch.Subnet `json:"subnet"`
+}
+
+// Teacher is an external model whose soft predictions students learn from (fine-tuning an
+// extracted model from its supernet). Its input must be the student's.
+type Teacher struct {
+	Arch   arch.Arch
+	Params *supernet.Params
+	Subnet arch.Subnet
+}
+
+// Setup is everything a Trainer needs.
+type Setup struct {
+	Arch   arch.Arch
+	Params *supernet.Params // float32, trained in place
+	// Sampler draws the subnets of each step; without an external Teacher the first one is
+	// the teacher of the others (in-place distillation).
+	Sampler sampler.Sampler
+	Teacher *Teacher
+	Train   data.Batcher
+	// Eval (optional) is iterated in order for evaluation; its batches must be EvalBatch long.
+	Eval        data.Batcher
+	EvalSubnets []Named
+	Ops         nn.Ops
+	Config      Config
+}
+
+// Trainer runs the loop. It is not safe for concurrent use.
+type Trainer struct {
+	s       Setup
+	cfg     Config
+	opt     *AdamW
+	sched   Schedule
+	total   int
+	step    int
+	cache   *graphCache
+	teacher *graphCache
+	in      graphInputs
+	batch   data.Batch
+	values  [][]float32 // parameter values, in parameter order
+	grads   [][]float32 // summed gradients of the current step
+	eval    *evaluator
+}
+
+// New checks the setup and prepares a trainer at step 0.
+func New(s Setup) (*Trainer, error) {
+	cfg := s.Config
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if err := s.Arch.Validate(); err != nil {
+		return nil, err
+	}
+	if s.Params.Dtype() != tensor.Float32 {
+		return nil, fmt.Errorf("train: weights must be float32 for training, got %v", s.Params.Dtype())
+	}
+	if s.Sampler == nil || s.Train == nil || s.Ops == nil {
+		return nil, errors.New("train: setup needs a sampler, training data and ops")
+	}
+	if s.Train.BatchesPerEpoch() < 1 {
+		return nil, errors.New("train: the training set has no complete batch")
+	}
+	if s.Teacher != nil {
+		ta := s.Teacher.Arch
+		if ta.Classes != s.Arch.Classes || ta.InChannels != s.Arch.InChannels || ta.InHeight != s.Arch.InHeight ||
+			ta.InWidth != s.Arch.InWidth || ta.PatchHeight != s.Arch.PatchHeight || ta.PatchWidth != s.Arch.PatchWidth {
+			return nil, fmt.Errorf("train: the teacher's input (%dx%dx%d, patch %dx%d) or classes (%d) differ from the student's (%dx%dx%d, patch %dx%d, %d classes)",
+				ta.InChannels, ta.InHeight, ta.InWidth, ta.PatchHeight, ta.PatchWidth, ta.Classes,
+				s.Arch.InChannels, s.Arch.InHeight, s.Arch.InWidth, s.Arch.PatchHeight, s.Arch.PatchWidth, s.Arch.Classes)
+		}
+		if err := s.Teacher.Subnet.Validate(ta); err != nil {
+			return nil, fmt.Errorf("train: teacher subnet: %w", err)
+		}
+	}
+	t := &Trainer{s: s, cfg: cfg}
+	t.total = cfg.TotalSteps(s.Train.BatchesPerEpoch())
+	t.sched = Schedule{Peak: cfg.LR, Min: cfg.MinLR, Warmup: cfg.WarmupSteps, Total: t.total}
+	var sizes []int
+	var decay []bool
+	specs := map[string]supernet.TensorSpec{}
+	for _, sp := range supernet.Spec(s.Arch) {
+		specs[sp.Name] = sp
+	}
+	for _, name := range s.Params.Names() {
+		v := s.Params.Get(name).Data().([]float32)
+		t.values = append(t.values, v)
+		t.grads = append(t.grads, make([]float32, len(v)))
+		sizes = append(sizes, len(v))
+		decay = append(decay, specs[name].Decay)
+	}
+	t.opt = NewAdamW(sizes, decay, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
+	c := s.Arch.Classes
+	t.in = graphInputs{
+		patches: supernet.NewPatches(s.Arch, cfg.BatchSize, tensor.Float32),
+		labels:  tensor.New(tensor.WithShape(cfg.BatchSize, c), tensor.Of(tensor.Float32)),
+		soft:    tensor.New(tensor.WithShape(cfg.BatchSize, c), tensor.Of(tensor.Float32)),
+	}
+	loss := lossSpec{temperature: cfg.Temperature, alpha: cfg.Alpha}
+	t.cache = newGraphCache(s.Arch, s.Params, s.Ops, t.in, loss, cfg.GraphCache)
+	if s.Teacher != nil {
+		t.teacher = newGraphCache(s.Teacher.Arch, s.Teacher.Params, s.Ops, t.in, loss, 1)
+	}
+	if s.Eval != nil {
+		t.eval = newEvaluator(s.Arch, s.Params, s.Ops, s.Eval, cfg.EvalBatch, cfg.GraphCache)
+	}
+	return t, nil
+}
+
+// Close releases the compiled graphs.
+func (t *Trainer) Close() {
+	t.cache.close()
+	if t.teacher != nil {
+		t.teacher.close()
+	}
+	if t.eval != nil {
+		t.eval.close()
+	}
+}
+
+// Step is the number of steps done.
+func (t *Trainer) Step() int { return t.step }
+
+// TotalSteps is the number of steps of the whole run.
+func (t *Trainer) TotalSteps() int { return t.total }
+
+// BatchesPerEpoch of the training data.
+func (t *Trainer) BatchesPerEpoch() int { return t.s.Train.BatchesPerEpoch() }
+
+// Optimizer exposes the optimizer state (for checkpoints).
+func (t *Trainer) Optimizer() *AdamW { return t.opt }
+
+// Params are the weights being trained.
+func (t *Trainer) Params() *supernet.Params { return t.s.Params }
+
+// Arch is the model's architecture.
+func (t *Trainer) Arch() arch.Arch { return t.s.Arch }
+
+// Config is the training configuration.
+func (t *Trainer) Config() Config { return t.cfg }
+
+// SetStep moves the trainer to a step (resuming); the optimizer state must be restored too.
+func (t *Trainer) SetStep(step int) { t.step = step }
+
+// GraphsBuilt counts the training graphs compiled so far.
+func (t *Trainer) GraphsBuilt() int { return t.cache.builds }
+
+// SubnetLoss is one subnet's result in a step.
+type SubnetLoss struct {
+	Key  string  `json:"subnet"`
+	Loss float64 `json:"loss"`
+}
+
+// StepStats describes one finished step.
+type StepStats struct {
+	Step     int          `json:"step"` // 1-based: steps done after this one
+	Epoch    float64      `json:"epoch"`
+	LR       float64      `json:"lr"`
+	Losses   []SubnetLoss `json:"losses"`
+	Loss     float64      `json:"loss"`      // the first subnet's (the teacher's) loss
+	TrainAcc float64      `json:"train_acc"` // the first subnet's accuracy on this batch
+	GradNorm float64      `json:"grad_norm"`
+	Seconds  float64      `json:"seconds"`
+	Samples  int          `json:"samples"`
+}
+
+// TrainStep runs one step: sample, forward/backward every subnet, clip, update.
+func (t *Trainer) TrainStep() (StepStats, error) {
+	start := time.Now()
+	bpe := t.s.Train.BatchesPerEpoch()
+	epoch, index := t.step/bpe, t.step%bpe
+	t.s.Train.Batch(epoch, index, &t.batch)
+	if t.batch.Size != t.cfg.BatchSize {
+		return StepStats{}, fmt.Errorf("train: batch %d of epoch %d has %d examples, want %d (use drop_last for training)",
+			index, epoch, t.batch.Size, t.cfg.BatchSize)
+	}
+	if err := supernet.Patchify(t.s.Arch, t.batch.X, t.batch.Size, t.in.patches); err != nil {
+		return StepStats{}, err
+	}
+	t.fillLabels()
+	for _, g := range t.grads {
+		clear(g)
+	}
+	subnets := t.s.Sampler.Sample(t.step)
+	st := StepStats{Step: t.step + 1, Epoch: float64(t.step+1) / float64(bpe), LR: t.sched.At(t.step), Samples: t.batch.Size}
+	if t.teacher != nil {
+		tg, err := t.teacher.get(t.s.Teacher.Subnet, roleForward)
+		if err != nil {
+			return st, err
+		}
+		if err := tg.run(); err != nil {
+			return st, fmt.Errorf("train: teacher forward: %w", err)
+		}
+		t.softTargets(tg)
+	}
+	for i, s := range subnets {
+		r := roleStudent
+		if i == 0 && t.teacher == nil {
+			r = roleTeacher
+		}
+		g, err := t.cache.get(s, r)
+		if err != nil {
+			return st, err
+		}
+		if err := g.run(); err != nil {
+			return st, fmt.Errorf("train: step %d, subnet %s: %w", t.step+1, s.Key(), err)
+		}
+		loss := scalar(g.loss)
+		if math.IsNaN(loss) || math.IsInf(loss, 0) {
+			return st, fmt.Errorf("%w: loss %v at step %d (subnet %s); weights kept from step %d",
+				ErrNonFinite, loss, t.step+1, s.Key(), t.step)
+		}
+		st.Losses = append(st.Losses, SubnetLoss{Key: s.Key(), Loss: loss})
+		if i == 0 {
+			st.Loss = loss
+			st.TrainAcc = t.accuracy(g)
+			if r == roleTeacher {
+				t.softTargets(g)
+			}
+		}
+		for k, gn := range g.grads {
+			dst := t.grads[g.index[k]]
+			for j, v := range gn.Value().Data().([]float32) {
+				dst[j] += v
+			}
+		}
+	}
+	st.GradNorm = ClipGlobalNorm(t.grads, t.cfg.ClipNorm)
+	if math.IsNaN(st.GradNorm) || math.IsInf(st.GradNorm, 0) {
+		return st, fmt.Errorf("%w: gradient norm %v at step %d; weights kept from step %d", ErrNonFinite, st.GradNorm, t.step+1, t.step)
+	}
+	if err := t.opt.Step(t.values, t.grads, st.LR); err != nil {
+		return st, err
+	}
+	t.step++
+	st.Seconds = time.Since(start).Seconds()
+	return st, nil
+}
+
+// scalar reads a scalar node's value.
+func scalar(n *G.Node) float64 {
+	switch v := n.Value().Data().(type) {
+	case float32:
+		return float64(v)
+	case float64:
+		return v
+	}
+	return math.NaN()
+}
+
+// fillLabels writes the (smoothed) one-hot labels of the current batch.
+func (t *Trainer) fillLabels() {
+	c := t.s.Arch.Classes
+	l := t.in.labels.Data().([]float32)
+	off := float32(t.cfg.LabelSmoothing / float64(c))
+	on := float32(1-t.cfg.LabelSmoothing) + off
+	for b, y := range t.batch.Labels {
+		row := l[b*c : (b+1)*c]
+		for j := range row {
+			row[j] = off
+		}
+		row[y] = on
+	}
+}
+
+// softTargets writes softmax(logits/τ) of a teacher graph into the shared soft targets.
+func (t *Trainer) softTargets(g *subnetGraph) {
+	c := t.s.Arch.Classes
+	z := g.net.Logits.Value().Data().([]float32)
+	dst := t.in.soft.Data().([]float32)
+	tau := t.cfg.Temperature
+	for b := 0; b < len(z)/c; b++ {
+		softmaxInto(z[b*c:(b+1)*c], dst[b*c:(b+1)*c], tau)
+	}
+}
+
+func softmaxInto(z, dst []float32, tau float64) {
+	m := math.Inf(-1)
+	for _, v := range z {
+		m = math.Max(m, float64(v)/tau)
+	}
+	var s float64
+	for j, v := range z {
+		e := math.Exp(float64(v)/tau - m)
+		dst[j] = float32(e)
+		s += e
+	}
+	for j := range dst {
+		dst[j] = float32(float64(dst[j]) / s)
+	}
+}
+
+// accuracy of a graph's logits on the current batch.
+func (t *Trainer) accuracy(g *subnetGraph) float64 {
+	z := g.net.Logits.Value().Data().([]float32)
+	c := t.s.Arch.Classes
+	correct := 0
+	for b := 0; b < t.batch.Size; b++ {
+		if argmax(z[b*c:(b+1)*c]) == t.batch.Labels[b] {
+			correct++
+		}
+	}
+	return float64(correct) / float64(t.batch.Size)
+}
+
+func argmax(z []float32) int {
+	best := 0
+	for j, v := range z {
+		if v > z[best] {
+			best = j
+		}
+	}
+	return best
+}
+
+// Hook observes the run. Methods are called on the training goroutine.
+type Hook interface {
+	// OnStep is called after every step.
+	OnStep(t *Trainer, s StepStats) error
+	// OnEval is called after every evaluation.
+	OnEval(t *Trainer, e EvalStats) error
+}
+
+// Run trains until the last step, evaluating every EvalEvery steps (or each epoch) and at
+// the end. A cancelled context stops the run after the current step with ErrInterrupted;
+// hooks (checkpointing) see the state first through OnInterrupt if they implement it.
+func (t *Trainer) Run(ctx context.Context, hooks ...Hook) error {
+	evalEvery := t.cfg.EvalEvery
+	if evalEvery == 0 {
+		evalEvery = t.s.Train.BatchesPerEpoch()
+	}
+	for t.step < t.total {
+		if err := ctx.Err(); err != nil {
+			for _, h := range hooks {
+				if ih, ok := h.(interface{ OnInterrupt(*Trainer) error }); ok {
+					if herr := ih.OnInterrupt(t); herr != nil {
+						return herr
+					}
+				}
+			}
+			return fmt.Errorf("%w at step %d", ErrInterrupted, t.step)
+		}
+		st, err := t.TrainStep()
+		if err != nil {
+			return err
+		}
+		for _, h := range hooks {
+			if err := h.OnStep(t, st); err != nil {
+				return err
+			}
+		}
+		if t.eval != nil && (t.step%evalEvery == 0 || t.step == t.total) {
+			ev, err := t.Evaluate(t.s.EvalSubnets)
+			if err != nil {
+				return err
+			}
+			for _, h := range hooks {
+				if err := h.OnEval(t, ev); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
