@@ -105,6 +105,8 @@ func geluForward32(x, y []float32) {
 				ys[i] = v
 			case v <= -geluTableEnd:
 				ys[i] = 0
+			case v != v: // NaN propagates, so the loss check sees it
+				ys[i] = v
 			default:
 				ys[i] = lookup(tab.f, v)
 			}
@@ -124,6 +126,8 @@ func geluBackward32(x, dy, dx []float32) {
 				ds[i] = gs[i]
 			case v <= -geluTableEnd:
 				ds[i] = 0
+			case v != v:
+				ds[i] = v
 			default:
 				ds[i] = gs[i] * lookup(tab.df, v)
 			}

@@ -1,0 +1,154 @@
+package train
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/schollz/progressbar/v3"
+)
+
+// ProgressHook draws a progress bar (to w, normally standard error) with the loss, the
+// training accuracy of the teacher subnet, throughput and the estimated time left, and
+// prints each evaluation under it.
+type ProgressHook struct {
+	bar      *progressbar.ProgressBar
+	w        io.Writer
+	start    time.Time
+	samples  int
+	emaLoss  float64
+	emaAcc   float64
+	lastDesc time.Time
+}
+
+// NewProgressHook makes a bar for a run of total steps, starting at step done.
+func NewProgressHook(w io.Writer, title string, total, done int) *ProgressHook {
+	bar := progressbar.NewOptions(total,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetDescription(title),
+		progressbar.OptionShowCount(),
+		progressbar.OptionSetWidth(24),
+		progressbar.OptionThrottle(200*time.Millisecond),
+		progressbar.OptionShowElapsedTimeOnFinish(),
+		progressbar.OptionSetPredictTime(true),
+		progressbar.OptionFullWidth(),
+		progressbar.OptionOnCompletion(func() { fmt.Fprintln(w) }),
+	)
+	if done > 0 {
+		_ = bar.Set(done)
+	}
+	return &ProgressHook{bar: bar, w: w, start: time.Now()}
+}
+
+// OnStep implements Hook.
+func (h *ProgressHook) OnStep(t *Trainer, s StepStats) error {
+	h.samples += s.Samples
+	if h.emaLoss == 0 {
+		h.emaLoss, h.emaAcc = s.Loss, s.TrainAcc
+	}
+	h.emaLoss = 0.95*h.emaLoss + 0.05*s.Loss
+	h.emaAcc = 0.95*h.emaAcc + 0.05*s.TrainAcc
+	if time.Since(h.lastDesc) > 250*time.Millisecond || s.Step == t.TotalSteps() {
+		rate := float64(h.samples) / time.Since(h.start).Seconds()
+		h.bar.Describe(fmt.Sprintf("epoch %.2f loss %.3f acc %.3f %4.0f samples/s", s.Epoch, h.emaLoss, h.emaAcc, rate))
+		h.lastDesc = time.Now()
+	}
+	return h.bar.Set(s.Step)
+}
+
+// OnEval implements Hook.
+func (h *ProgressHook) OnEval(t *Trainer, e EvalStats) error {
+	msg := fmt.Sprintf("\nstep %d (epoch %.2f) test accuracy:", e.Step, e.Epoch)
+	for _, s := range e.Subnets {
+		msg += fmt.Sprintf(" %s %.2f%%", s.Name, 100*s.Accuracy)
+	}
+	fmt.Fprintln(h.w, msg)
+	return nil
+}
+
+// MetricsHook appends one JSON object per line to a file: a "step" record every Every
+// steps and an "eval" record for every evaluation.
+type MetricsHook struct {
+	f     *os.File
+	enc   *json.Encoder
+	Every int
+}
+
+// NewMetricsHook opens (appending to) path.
+func NewMetricsHook(path string, every int) (*MetricsHook, error) {
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("train: metrics file: %w", err)
+	}
+	if every < 1 {
+		every = 1
+	}
+	return &MetricsHook{f: f, enc: json.NewEncoder(f), Every: every}, nil
+}
+
+// Close closes the file.
+func (h *MetricsHook) Close() error { return h.f.Close() }
+
+type metricsRecord struct {
+	Type string `json:"type"`
+	Time string `json:"time"`
+	*StepStats
+	*EvalStats
+}
+
+// OnStep implements Hook.
+func (h *MetricsHook) OnStep(t *Trainer, s StepStats) error {
+	if s.Step%h.Every != 0 && s.Step != t.TotalSteps() {
+		return nil
+	}
+	return h.enc.Encode(metricsRecord{Type: "step", Time: time.Now().UTC().Format(time.RFC3339), StepStats: &s})
+}
+
+// OnEval implements Hook.
+func (h *MetricsHook) OnEval(t *Trainer, e EvalStats) error {
+	return h.enc.Encode(metricsRecord{Type: "eval", Time: time.Now().UTC().Format(time.RFC3339), EvalStats: &e})
+}
+
+// CheckpointHook saves the resume state every Every steps and when the run is interrupted,
+// and calls OnSave after each evaluation (to write the current model).
+type CheckpointHook struct {
+	Every      int
+	Save       func(t *Trainer) error // writes the resume state
+	OnEvalSave func(t *Trainer, e EvalStats) error
+	// LastStep is the step of the last resume state written.
+	LastStep int
+}
+
+// OnStep implements Hook.
+func (h *CheckpointHook) OnStep(t *Trainer, s StepStats) error {
+	if h.Every > 0 && s.Step%h.Every == 0 {
+		return h.save(t)
+	}
+	return nil
+}
+
+// OnEval implements Hook.
+func (h *CheckpointHook) OnEval(t *Trainer, e EvalStats) error {
+	if h.Every == 0 {
+		if err := h.save(t); err != nil {
+			return err
+		}
+	}
+	if h.OnEvalSave != nil {
+		return h.OnEvalSave(t, e)
+	}
+	return nil
+}
+
+// OnInterrupt saves the state before the run stops.
+func (h *CheckpointHook) OnInterrupt(t *Trainer) error { return h.save(t) }
+
+func (h *CheckpointHook) save(t *Trainer) error {
+	if err := h.Save(t); err != nil {
+		return err
+	}
+	h.LastStep = t.Step()
+	return nil
+}
