@@ -27,7 +27,7 @@ func (s AttentionSpec) scale() float64 { return 1 / math.Sqrt(float64(s.HeadDim)
 // (without mixing, A_i = softmax(S_i)). Each example is handled by one goroutine, which
 // gathers a head's Q, K and V rows into small contiguous blocks and works there.
 type attentionKernel struct {
-	s     AttentionSpec
+	s     *AttentionSpec // read at every run
 	state any // *attentionState[T], saved by forward for backward
 }
 

@@ -41,16 +41,16 @@ func benchKernel(b *testing.B, k kernel, shapes ...[]int) {
 const benchRows = 64 * 17 // batch 64, 17 tokens
 
 func BenchmarkLinearQKV(b *testing.B) {
-	benchKernel(b, &linearKernel{s: LinearSpec{Groups: 3, Out: 64, In: 64}, hasBias: true}, []int{benchRows, 64}, []int{192, 64}, []int{192})
+	benchKernel(b, &linearKernel{s: &LinearSpec{Groups: 3, Out: 64, In: 64}, hasBias: true}, []int{benchRows, 64}, []int{192, 64}, []int{192})
 }
 func BenchmarkLinearFC1(b *testing.B) {
-	benchKernel(b, &linearKernel{s: LinearSpec{Out: 256, In: 64}, hasBias: true}, []int{benchRows, 64}, []int{256, 64}, []int{256})
+	benchKernel(b, &linearKernel{s: &LinearSpec{Out: 256, In: 64}, hasBias: true}, []int{benchRows, 64}, []int{256, 64}, []int{256})
 }
 func BenchmarkLinearFC2(b *testing.B) {
-	benchKernel(b, &linearKernel{s: LinearSpec{Out: 64, In: 256}, hasBias: true}, []int{benchRows, 256}, []int{64, 256}, []int{64})
+	benchKernel(b, &linearKernel{s: &LinearSpec{Out: 64, In: 256}, hasBias: true}, []int{benchRows, 256}, []int{64, 256}, []int{64})
 }
 func BenchmarkAttention(b *testing.B) {
-	benchKernel(b, &attentionKernel{s: AttentionSpec{Tokens: 17, Heads: 4, HeadDim: 16}}, []int{benchRows, 192})
+	benchKernel(b, &attentionKernel{s: &AttentionSpec{Tokens: 17, Heads: 4, HeadDim: 16}}, []int{benchRows, 192})
 }
 func BenchmarkGELU(b *testing.B) {
 	benchKernel(b, geluKernel{}, []int{benchRows, 256})

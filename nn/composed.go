@@ -39,7 +39,8 @@ func (c *composer) row(v *G.Node) *G.Node {
 }
 
 // Linear implements Ops.
-func (Composed) Linear(x, w, b *G.Node, s LinearSpec) (*G.Node, error) {
+func (Composed) Linear(x, w, b *G.Node, sp *LinearSpec) (*G.Node, error) {
+	s := *sp
 	c := &composer{}
 	g := s.groups()
 	f := w.Shape()[0] / g
@@ -124,7 +125,8 @@ func (Composed) GELU(x *G.Node) (*G.Node, error) {
 }
 
 // Attention implements Ops.
-func (Composed) Attention(qkv *G.Node, s AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error) {
+func (Composed) Attention(qkv *G.Node, sp *AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error) {
+	s := *sp
 	if err := s.check(mixPre, mixPost); err != nil {
 		return nil, err
 	}

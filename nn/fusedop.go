@@ -40,7 +40,7 @@ var opSerial atomic.Uint64
 type fusedOp struct {
 	k      kernel
 	serial uint64 // makes every instance hash differently: kernels are stateful
-	out    *tensor.Dense
+	out    buffer
 }
 
 func newFusedOp(k kernel) *fusedOp { return &fusedOp{k: k, serial: opSerial.Add(1)} }
@@ -107,14 +107,14 @@ func (op *fusedOp) Do(vals ...G.Value) (G.Value, error) {
 	if err != nil {
 		return nil, err
 	}
-	op.out = reuse(op.out, shape, in[0].Dtype())
-	if err := op.k.forward(in, op.out); err != nil {
+	out := op.out.get(shape, in[0].Dtype())
+	if err := op.k.forward(in, out); err != nil {
 		return nil, fmt.Errorf("%s: %w", op.k.name(), err)
 	}
 	if len(shape) == 0 {
-		return scalarValue(op.out), nil
+		return scalarValue(out), nil
 	}
-	return op.out, nil
+	return out, nil
 }
 
 func (op *fusedOp) ReturnsPtr() bool     { return false }
@@ -153,8 +153,9 @@ func (op *fusedOp) SymDiff(inputs G.Nodes, output, grad *G.Node) (G.Nodes, error
 type backwardOp struct {
 	fwd    *fusedOp
 	serial uint64
+	bufs   []buffer
 	grads  []*tensor.Dense
-	dummy  *tensor.Dense
+	dummy  buffer
 }
 
 func (op *backwardOp) Arity() int { return len(op.fwd.k.inputDims()) + 2 }
@@ -178,17 +179,17 @@ func (op *backwardOp) Do(vals ...G.Value) (G.Value, error) {
 	in, out, dOut := all[:n], all[n], all[n+1]
 	if op.grads == nil {
 		op.grads = make([]*tensor.Dense, n)
+		op.bufs = make([]buffer, n)
 	}
 	for i, d := range op.fwd.k.diffWRT() {
 		if d {
-			op.grads[i] = reuse(op.grads[i], in[i].Shape(), in[i].Dtype())
+			op.grads[i] = op.bufs[i].get(in[i].Shape(), in[i].Dtype())
 		}
 	}
 	if err := op.fwd.k.backward(in, out, dOut, op.grads); err != nil {
 		return nil, fmt.Errorf("%s backward: %w", op.fwd.k.name(), err)
 	}
-	op.dummy = reuse(op.dummy, tensor.Shape{1}, in[0].Dtype())
-	return op.dummy, nil
+	return op.dummy.get(tensor.Shape{1}, in[0].Dtype()), nil
 }
 func (op *backwardOp) ReturnsPtr() bool     { return false }
 func (op *backwardOp) CallsExtern() bool    { return false }

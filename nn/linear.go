@@ -32,7 +32,7 @@ func (s LinearSpec) groups() int {
 }
 
 type linearKernel struct {
-	s       LinearSpec
+	s       *LinearSpec // read at every run: a graph can be resized between runs
 	hasBias bool
 }
 

@@ -11,14 +11,14 @@ import (
 type Ops interface {
 	// Linear is y = x·W[rows, :In]ᵀ + b[rows] over the rows chosen by s (b may be nil).
 	// x (N, In) -> (N, Groups*Out).
-	Linear(x, w, b *G.Node, s LinearSpec) (*G.Node, error)
+	Linear(x, w, b *G.Node, s *LinearSpec) (*G.Node, error)
 	// LayerNorm normalises the rows of x (N, D) and applies gamma, beta (D).
 	LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error)
 	// GELU applies the tanh approximation of GELU element-wise.
 	GELU(x *G.Node) (*G.Node, error)
 	// Attention is multi-head self-attention on qkv (B*T, 3*h*dh) -> (B*T, h*dh). mixPre and
 	// mixPost, (h, h), are used (and required) only when s.HeadMix is set.
-	Attention(qkv *G.Node, s AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error)
+	Attention(qkv *G.Node, s *AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error)
 	// Tokens builds the token matrix (B*T, D) from patch embeddings (B*P, D), the class token
 	// (D) and positions (T, D), T = P+1, class token first.
 	Tokens(patches, cls, pos *G.Node, patchesPerExample int) (*G.Node, error)
@@ -33,11 +33,17 @@ type Ops interface {
 	Add(a, b *G.Node) (*G.Node, error)
 }
 
-// Fused is the fast implementation: one custom op per operation.
+// Fused is the fast implementation: one custom op per operation. Its linear and attention
+// ops read their spec through the pointer at every run, so a graph built for the largest
+// subnet of a depth can run any width of that depth after the specs are changed (see
+// supernet.Net.Resize); Composed graphs are fixed when built.
 type Fused struct{}
 
+// Resizable reports that fused graphs read their sizes at run time.
+func (Fused) Resizable() bool { return true }
+
 // Linear implements Ops.
-func (Fused) Linear(x, w, b *G.Node, s LinearSpec) (*G.Node, error) {
+func (Fused) Linear(x, w, b *G.Node, s *LinearSpec) (*G.Node, error) {
 	if b == nil {
 		return apply(&linearKernel{s: s}, x, w)
 	}
@@ -53,7 +59,7 @@ func (Fused) LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
 func (Fused) GELU(x *G.Node) (*G.Node, error) { return apply(geluKernel{}, x) }
 
 // Attention implements Ops.
-func (Fused) Attention(qkv *G.Node, s AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error) {
+func (Fused) Attention(qkv *G.Node, s *AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error) {
 	if err := s.check(mixPre, mixPost); err != nil {
 		return nil, err
 	}
@@ -122,7 +128,7 @@ func (b *Builder) do(what string, f func() (*G.Node, error)) *G.Node {
 }
 
 // Linear is Ops.Linear; what names the layer in errors.
-func (b *Builder) Linear(what string, x, w, bias *G.Node, s LinearSpec) *G.Node {
+func (b *Builder) Linear(what string, x, w, bias *G.Node, s *LinearSpec) *G.Node {
 	return b.do(what, func() (*G.Node, error) { return b.Ops.Linear(x, w, bias, s) })
 }
 
@@ -137,7 +143,7 @@ func (b *Builder) GELU(what string, x *G.Node) *G.Node {
 }
 
 // Attention is Ops.Attention.
-func (b *Builder) Attention(what string, qkv *G.Node, s AttentionSpec, mixPre, mixPost *G.Node) *G.Node {
+func (b *Builder) Attention(what string, qkv *G.Node, s *AttentionSpec, mixPre, mixPost *G.Node) *G.Node {
 	return b.do(what, func() (*G.Node, error) { return b.Ops.Attention(qkv, s, mixPre, mixPost) })
 }
 

@@ -25,9 +25,9 @@ func opCases() []opCase {
 	lin := func(s LinearSpec, bias bool) func(Ops, []*G.Node) (*G.Node, error) {
 		return func(o Ops, in []*G.Node) (*G.Node, error) {
 			if bias {
-				return o.Linear(in[0], in[1], in[2], s)
+				return o.Linear(in[0], in[1], in[2], &s)
 			}
-			return o.Linear(in[0], in[1], nil, s)
+			return o.Linear(in[0], in[1], nil, &s)
 		}
 	}
 	return []opCase{
@@ -45,11 +45,11 @@ func opCases() []opCase {
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.GELU(in[0]) }},
 		{name: "attention", shapes: [][]int{{2 * 3, 3 * 2 * 4}}, wrt: []int{0},
 			build: func(o Ops, in []*G.Node) (*G.Node, error) {
-				return o.Attention(in[0], AttentionSpec{Tokens: 3, Heads: 2, HeadDim: 4}, nil, nil)
+				return o.Attention(in[0], &AttentionSpec{Tokens: 3, Heads: 2, HeadDim: 4}, nil, nil)
 			}},
 		{name: "attention/headmix", shapes: [][]int{{2 * 4, 3 * 3 * 2}, {3, 3}, {3, 3}}, wrt: []int{0, 1, 2},
 			build: func(o Ops, in []*G.Node) (*G.Node, error) {
-				return o.Attention(in[0], AttentionSpec{Tokens: 4, Heads: 3, HeadDim: 2, HeadMix: true}, in[1], in[2])
+				return o.Attention(in[0], &AttentionSpec{Tokens: 4, Heads: 3, HeadDim: 2, HeadMix: true}, in[1], in[2])
 			}},
 		{name: "tokens", shapes: [][]int{{2 * 3, 4}, {4}, {4, 4}}, wrt: []int{0, 1, 2},
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.Tokens(in[0], in[1], in[2], 3) }},
@@ -279,7 +279,7 @@ func TestHeadMixIdentity(t *testing.T) {
 		g := in[0].Graph()
 		m1 := G.NodeFromAny(g, eye.Clone().(*tensor.Dense), G.WithName("m1"))
 		m2 := G.NodeFromAny(g, eye.Clone().(*tensor.Dense), G.WithName("m2"))
-		return o.Attention(in[0], AttentionSpec{Tokens: 3, Heads: 2, HeadDim: 4, HeadMix: true}, m1, m2)
+		return o.Attention(in[0], &AttentionSpec{Tokens: 3, Heads: 2, HeadDim: 4, HeadMix: true}, m1, m2)
 	}}
 	hm := newHarness(t, Fused{}, mixed, vals, false)
 	hm.run(t)

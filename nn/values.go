@@ -18,16 +18,46 @@ func hashOf(op G.Op) uint32 {
 	return h.Sum32()
 }
 
-// reuse returns t if it has the given shape and dtype, else a new zeroed tensor.
-func reuse(t *tensor.Dense, shape tensor.Shape, dt tensor.Dtype) *tensor.Dense {
-	if t != nil && t.Dtype() == dt && t.Shape().Eq(shape) {
-		return t
-	}
+// buffer is an op's reusable output memory: a graph resized to a smaller subnet gets a view
+// of the same memory, and growing back reuses it too (no allocation once the largest size
+// has been seen).
+type buffer struct {
+	f32 []float32
+	f64 []float64
+	t   *tensor.Dense
+}
+
+// get returns a tensor of the given shape (a scalar shape gives one element) and dtype.
+func (b *buffer) get(shape tensor.Shape, dt tensor.Dtype) *tensor.Dense {
 	s := shape.Clone()
 	if len(s) == 0 {
 		s = tensor.Shape{1}
 	}
-	return tensor.New(tensor.WithShape(s...), tensor.Of(dt))
+	if b.t != nil && b.t.Dtype() == dt && b.t.Shape().Eq(s) {
+		return b.t
+	}
+	n := s.TotalSize()
+	switch dt {
+	case tensor.Float32:
+		if cap(b.f32) < n {
+			b.f32 = make([]float32, n)
+		}
+		b.t = tensor.New(tensor.WithShape(s...), tensor.WithBacking(b.f32[:n]))
+	case tensor.Float64:
+		if cap(b.f64) < n {
+			b.f64 = make([]float64, n)
+		}
+		b.t = tensor.New(tensor.WithShape(s...), tensor.WithBacking(b.f64[:n]))
+	default:
+		panic("nn: unsupported dtype " + dt.String())
+	}
+	return b.t
+}
+
+// reuse returns a new tensor of the given shape (for tests and one-off use).
+func reuse(_ *tensor.Dense, shape tensor.Shape, dt tensor.Dtype) *tensor.Dense {
+	var b buffer
+	return b.get(shape, dt)
 }
 
 // denses converts gorgonia values to contiguous dense tensors; scalars become one-element

@@ -29,6 +29,66 @@ type Net struct {
 	WeightNames []string
 	// Batch is the number of examples per run.
 	Batch int
+
+	arch      arch.Arch
+	subnet    arch.Subnet
+	layers    []*layerSpecs // per active layer, the specs its ops read at every run
+	resizable bool
+}
+
+// layerSpecs are the size-dependent specs of one block's ops.
+type layerSpecs struct {
+	qkv, proj, fc1, fc2 *nn.LinearSpec
+	attn                *nn.AttentionSpec
+}
+
+func (l *layerSpecs) set(a arch.Arch, heads, mlp int) {
+	hd := heads * a.HeadDim
+	l.qkv.Out, l.attn.Heads, l.proj.In = hd, heads, hd
+	l.fc1.Out, l.fc2.In = mlp, mlp
+}
+
+// Subnet is the subnet the graph computes now.
+func (n *Net) Subnet() arch.Subnet { return n.subnet }
+
+// Resize makes the graph compute another subnet with the same active layers (any numbers
+// of heads and neurons up to the stored sizes), without rebuilding it. Only graphs built
+// with ops that read their sizes at run time (nn.Fused) can be resized.
+func (n *Net) Resize(s arch.Subnet) error {
+	if err := s.Validate(n.arch); err != nil {
+		return err
+	}
+	if len(s.Layers) != len(n.subnet.Layers) {
+		return fmt.Errorf("supernet: cannot resize a %d-layer graph to %d layers", len(n.subnet.Layers), len(s.Layers))
+	}
+	for i, l := range s.Layers {
+		if l.Layer != n.subnet.Layers[i].Layer {
+			return fmt.Errorf("supernet: cannot resize: layer %d of the graph is stored layer %d, not %d", i, n.subnet.Layers[i].Layer, l.Layer)
+		}
+	}
+	if s.Equal(n.subnet) {
+		return nil
+	}
+	if !n.resizable {
+		return fmt.Errorf("supernet: this graph's ops fix their sizes when built; build a new graph for %s", s.Key())
+	}
+	for i, l := range s.Layers {
+		n.layers[i].set(n.arch, l.Heads, l.MLP)
+	}
+	n.subnet = s.Clone()
+	return nil
+}
+
+// LayerKey identifies the graphs that Resize can move between: the active stored layers.
+func LayerKey(s arch.Subnet) string {
+	k := make([]byte, 0, 3*len(s.Layers))
+	for i, l := range s.Layers {
+		if i > 0 {
+			k = append(k, ',')
+		}
+		k = fmt.Appendf(k, "%d", l.Layer)
+	}
+	return string(k)
 }
 
 // NewPatches allocates the input tensor for batches of the given size: (batch*P, PatchSize).
@@ -50,12 +110,15 @@ func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tenso
 	}
 	batch := sh[0] / np
 	b := &builder{Builder: nn.Builder{Ops: ops}, g: g, p: p, used: map[string]*G.Node{}}
-	net := &Net{Batch: batch, Patches: patches}
+	net := &Net{Batch: batch, Patches: patches, arch: a, subnet: s.Clone()}
+	if r, ok := ops.(interface{ Resizable() bool }); ok {
+		net.resizable = r.Resizable()
+	}
 	net.Input = G.NodeFromAny(g, patches, G.WithName("patches"))
 
 	// (B*P, PatchSize) -> (B*P, D)
 	x := b.Linear("patch_embed", net.Input, b.w("patch_embed.weight"), b.w("patch_embed.bias"),
-		nn.LinearSpec{Out: a.Dim, In: a.PatchSize(), NoInputGrad: true})
+		&nn.LinearSpec{Out: a.Dim, In: a.PatchSize(), NoInputGrad: true})
 	// (B*P, D) -> (B*T, D)
 	x = b.Tokens("tokens", x, b.w("cls_token"), b.w("pos_embed"), np)
 
@@ -65,18 +128,23 @@ func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tenso
 			x = b.block(a, x, blockSpec{
 				weights: "blocks." + strconv.Itoa(pos.Layer) + ".",
 				norms:   "positions." + strconv.Itoa(i) + ".",
-				heads:   l.Heads, mlp: l.MLP, pos: pos,
+				heads:   l.Heads, mlp: l.MLP, pos: pos, specs: newLayerSpecs(a, l.Heads, l.MLP),
 			})
 		}
 	} else {
 		for _, l := range s.Layers {
 			prefix := "blocks." + strconv.Itoa(l.Layer) + "."
-			x = b.block(a, x, blockSpec{weights: prefix, norms: prefix, heads: l.Heads, mlp: l.MLP})
+			specs := newLayerSpecs(a, l.Heads, l.MLP)
+			net.layers = append(net.layers, specs)
+			x = b.block(a, x, blockSpec{weights: prefix, norms: prefix, heads: l.Heads, mlp: l.MLP, specs: specs})
 		}
 	}
 	x = b.LayerNorm("norm", x, b.w("norm.weight"), b.w("norm.bias"), a.NormEps)
 	x = b.ClassToken("cls", x, t) // (B, D)
-	net.Logits = b.Linear("head", x, b.w("head.weight"), b.w("head.bias"), nn.LinearSpec{Out: a.Classes, In: a.Dim})
+	net.Logits = b.Linear("head", x, b.w("head.weight"), b.w("head.bias"), &nn.LinearSpec{Out: a.Classes, In: a.Dim})
+	if a.Expanded() {
+		net.resizable = false
+	}
 	if err := b.Err(); err != nil {
 		return nil, fmt.Errorf("supernet: building subnet %s: %w", s.Key(), err)
 	}
@@ -118,6 +186,19 @@ type blockSpec struct {
 	heads   int
 	mlp     int
 	pos     arch.Position // transforms (expanded models only)
+	specs   *layerSpecs
+}
+
+func newLayerSpecs(a arch.Arch, heads, mlp int) *layerSpecs {
+	l := &layerSpecs{
+		qkv:  &nn.LinearSpec{Groups: 3, In: a.Dim},
+		proj: &nn.LinearSpec{Out: a.Dim},
+		fc1:  &nn.LinearSpec{In: a.Dim},
+		fc2:  &nn.LinearSpec{Out: a.Dim},
+		attn: &nn.AttentionSpec{Tokens: a.Tokens(), HeadDim: a.HeadDim},
+	}
+	l.set(a, heads, mlp)
+	return l
 }
 
 // block is one pre-LayerNorm Transformer block on x (B*T, D):
@@ -128,42 +209,39 @@ type blockSpec struct {
 // with, in expanded models, the position's transforms around it.
 func (b *builder) block(a arch.Arch, x *G.Node, s blockSpec) *G.Node {
 	w, n := s.weights, s.norms
-	hd := s.heads * a.HeadDim
 	h := b.LayerNorm(n+"norm1", x, b.w(n+"norm1.weight"), b.w(n+"norm1.bias"), a.NormEps)
 	if s.pos.Affine {
 		h = b.Affine(n+"affine.in", h, b.w(n+"affine.in_scale"), b.w(n+"affine.in_shift"))
 	}
 	// (B*T, D) -> (B*T, 3*h*dh)
-	qkv := b.Linear(w+"attn.qkv", h, b.w(w+"attn.qkv.weight"), b.w(w+"attn.qkv.bias"),
-		nn.LinearSpec{Groups: 3, Out: hd, In: a.Dim})
-	spec := nn.AttentionSpec{Tokens: a.Tokens(), Heads: s.heads, HeadDim: a.HeadDim, HeadMix: s.pos.HeadMix}
+	qkv := b.Linear(w+"attn.qkv", h, b.w(w+"attn.qkv.weight"), b.w(w+"attn.qkv.bias"), s.specs.qkv)
+	s.specs.attn.HeadMix = s.pos.HeadMix
 	var mixPre, mixPost *G.Node
 	if s.pos.HeadMix {
 		mixPre, mixPost = b.w(n+"headmix.pre"), b.w(n+"headmix.post")
 	}
 	// (B*T, 3*h*dh) -> (B*T, h*dh)
-	att := b.Attention(w+"attn", qkv, spec, mixPre, mixPost)
+	att := b.Attention(w+"attn", qkv, s.specs.attn, mixPre, mixPost)
 	// (B*T, h*dh) -> (B*T, D)
-	att = b.Linear(w+"attn.proj", att, b.w(w+"attn.proj.weight"), b.w(w+"attn.proj.bias"),
-		nn.LinearSpec{Out: a.Dim, In: hd})
+	att = b.Linear(w+"attn.proj", att, b.w(w+"attn.proj.weight"), b.w(w+"attn.proj.bias"), s.specs.proj)
 	if s.pos.Affine {
 		att = b.Affine(n+"affine.attn", att, b.w(n+"affine.attn_scale"), b.w(n+"affine.attn_shift"))
 	}
 	x = b.Add(w+"residual1", x, att)
 	h = b.LayerNorm(n+"norm2", x, b.w(n+"norm2.weight"), b.w(n+"norm2.bias"), a.NormEps)
 	// (B*T, D) -> (B*T, mlp)
-	h = b.Linear(w+"mlp.fc1", h, b.w(w+"mlp.fc1.weight"), b.w(w+"mlp.fc1.bias"), nn.LinearSpec{Out: s.mlp, In: a.Dim})
+	h = b.Linear(w+"mlp.fc1", h, b.w(w+"mlp.fc1.weight"), b.w(w+"mlp.fc1.bias"), s.specs.fc1)
 	h = b.GELU(w+"mlp.act", h)
 	// (B*T, mlp) -> (B*T, D)
-	h = b.Linear(w+"mlp.fc2", h, b.w(w+"mlp.fc2.weight"), b.w(w+"mlp.fc2.bias"), nn.LinearSpec{Out: a.Dim, In: s.mlp})
+	h = b.Linear(w+"mlp.fc2", h, b.w(w+"mlp.fc2.weight"), b.w(w+"mlp.fc2.bias"), s.specs.fc2)
 	if s.pos.Affine {
 		h = b.Affine(n+"affine.mlp", h, b.w(n+"affine.mlp_scale"), b.w(n+"affine.mlp_shift"))
 	}
 	x = b.Add(w+"residual2", x, h)
 	if r := s.pos.LowRank; r > 0 {
 		// x + (x Aᵀ) Bᵀ: (B*T, D) -> (B*T, r) -> (B*T, D)
-		lr := b.Linear(n+"lowrank.down", x, b.w(n+"lowrank.down"), nil, nn.LinearSpec{Out: r, In: a.Dim})
-		lr = b.Linear(n+"lowrank.up", lr, b.w(n+"lowrank.up"), nil, nn.LinearSpec{Out: a.Dim, In: r})
+		lr := b.Linear(n+"lowrank.down", x, b.w(n+"lowrank.down"), nil, &nn.LinearSpec{Out: r, In: a.Dim})
+		lr = b.Linear(n+"lowrank.up", lr, b.w(n+"lowrank.up"), nil, &nn.LinearSpec{Out: a.Dim, In: r})
 		x = b.Add(n+"lowrank", x, lr)
 	}
 	return x

@@ -304,3 +304,70 @@ func TestParamCountMatchesCostModel(t *testing.T) {
 		t.Fatalf("expanded: stored %d params, cost model %d", got, want)
 	}
 }
+
+// TestResizeMatchesFreshGraph: one graph resized between subnets computes the same logits
+// and gradients, bit for bit, as a graph built for each subnet.
+func TestResizeMatchesFreshGraph(t *testing.T) {
+	a := tinyArch()
+	p := randomParams(t, a, tensor.Float32, 6)
+	images := randomImages(a, 3, 6)
+	type run struct {
+		logits []float64
+		grads  [][]float64
+	}
+	setup := func(s arch.Subnet) (*Net, G.Nodes, G.VM) {
+		g := G.NewGraph()
+		net, err := Build(g, a, p, s, NewPatches(a, 3, p.Dtype()), nn.Fused{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Patchify(a, images, 3, net.Patches); err != nil {
+			t.Fatal(err)
+		}
+		target := tensor.New(tensor.WithShape(3, a.Classes), tensor.Of(tensor.Float32))
+		target.Data().([]float32)[1], target.Data().([]float32)[5], target.Data().([]float32)[8] = 1, 1, 1
+		loss, err := nn.Fused{}.SoftCrossEntropy(net.Logits, G.NodeFromAny(g, target), 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grads, err := G.Grad(loss, net.Weights...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return net, grads, G.NewTapeMachine(g)
+	}
+	exec := func(net *Net, grads G.Nodes, vm G.VM) run {
+		vm.Reset()
+		if err := vm.RunAll(); err != nil {
+			t.Fatal(err)
+		}
+		r := run{logits: values(net.Logits.Value())}
+		for _, g := range grads {
+			r.grads = append(r.grads, values(g.Value()))
+		}
+		return r
+	}
+	same := func(what string, x, y run) {
+		t.Helper()
+		if fmt.Sprint(x.logits) != fmt.Sprint(y.logits) || fmt.Sprint(x.grads) != fmt.Sprint(y.grads) {
+			t.Fatalf("%s: resized graph differs from a fresh one", what)
+		}
+	}
+	big := arch.Largest(a)
+	net, grads, vm := setup(big)
+	subnets := []arch.Subnet{
+		{Layers: []arch.SubLayer{{Layer: 0, Heads: 1, MLP: 2}, {Layer: 1, Heads: 3, MLP: 12}, {Layer: 2, Heads: 2, MLP: 7}}},
+		{Layers: []arch.SubLayer{{Layer: 0, Heads: 3, MLP: 12}, {Layer: 1, Heads: 1, MLP: 1}, {Layer: 2, Heads: 1, MLP: 3}}},
+		big,
+	}
+	for _, s := range subnets {
+		if err := net.Resize(s); err != nil {
+			t.Fatal(err)
+		}
+		fn, fg, fvm := setup(s)
+		same(s.Key(), exec(net, grads, vm), exec(fn, fg, fvm))
+	}
+	if err := net.Resize(arch.Subnet{Layers: big.Layers[:2]}); err == nil {
+		t.Fatal("resizing to fewer layers should fail")
+	}
+}

@@ -45,3 +45,31 @@ func BenchmarkTrainStepLargest(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// BenchmarkTrainStepSandwich: a sandwich step (largest, smallest, two random subnets).
+func BenchmarkTrainStepSandwich(b *testing.B) {
+	trainSet, _, err := data.LoadEmbeddedFashionMNIST()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := arch.Default()
+	p, _ := supernet.NewParams(a, tensor.Float32, 1)
+	cfg := Default()
+	lc := data.DefaultLoaderConfig()
+	lc.BatchSize, lc.DropLast = cfg.BatchSize, true
+	tl, _ := data.NewLoader(trainSet, lc)
+	smp, _ := sampler.New(sampler.DefaultConfig(), arch.DefaultSpace())
+	tr, err := New(Setup{Arch: a, Params: p, Sampler: smp, Train: tl, Ops: nn.Fused{}, Config: cfg})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer tr.Close()
+	tr.TrainStep()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, err := tr.TrainStep(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
+}

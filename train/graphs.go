@@ -83,11 +83,20 @@ func newGraphCache(a arch.Arch, p *supernet.Params, ops nn.Ops, in graphInputs, 
 		lru: list.New(), byKey: map[string]*list.Element{}}
 }
 
+// get returns a graph computing subnet s in role r. With resizable (fused) ops one graph
+// serves every subnet with the same active layers: it is resized instead of rebuilt.
 func (c *graphCache) get(s arch.Subnet, r role) (*subnetGraph, error) {
 	key := fmt.Sprintf("%d|%s", r, s.Key())
+	if rz, ok := c.ops.(interface{ Resizable() bool }); ok && rz.Resizable() && !c.arch.Expanded() {
+		key = fmt.Sprintf("%d|layers %s", r, supernet.LayerKey(s))
+	}
 	if e, ok := c.byKey[key]; ok {
 		c.lru.MoveToFront(e)
-		return e.Value.(*cacheEntry).g, nil
+		g := e.Value.(*cacheEntry).g
+		if err := g.net.Resize(s); err != nil {
+			return nil, err
+		}
+		return g, nil
 	}
 	g, err := c.build(s, r)
 	if err != nil {
