@@ -28,7 +28,7 @@ func (s AttentionSpec) scale() float64 { return 1 / math.Sqrt(float64(s.HeadDim)
 // gathers a head's Q, K and V rows into small contiguous blocks and works there.
 type attentionKernel struct {
 	s     *AttentionSpec // read at every run
-	state any // *attentionState[T], saved by forward for backward
+	state any            // *attentionState[T], saved by forward for backward
 }
 
 // attentionState holds per-example (H, T, T) blocks.
