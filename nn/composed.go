@@ -299,3 +299,20 @@ func (Composed) SoftCrossEntropy(logits, target *G.Node, temperature, weight flo
 
 // Add implements Ops.
 func (Composed) Add(a, b *G.Node) (*G.Node, error) { return G.Add(a, b) }
+
+// Gate implements Ops.
+func (Composed) Gate(x, g *G.Node, blk int) (*G.Node, error) {
+	c := &composer{}
+	n, cols := x.Shape()[0], x.Shape()[1]
+	groups := cols / blk
+	y := c.n(G.Reshape(x, tensor.Shape{n, groups, blk})) // (N, G, blk)
+	gr := c.n(G.Reshape(g, tensor.Shape{1, groups, 1}))
+	if c.err != nil {
+		return nil, c.err
+	}
+	y = c.n(G.BroadcastHadamardProd(y, gr, nil, []byte{0, 2}))
+	if c.err != nil {
+		return nil, c.err
+	}
+	return c.n(G.Reshape(y, tensor.Shape{n, cols})), c.err
+}

@@ -31,6 +31,8 @@ type Ops interface {
 	SoftCrossEntropy(logits, target *G.Node, temperature, weight float64) (*G.Node, error)
 	// Add is a + b for equal shapes (residual connections, summing losses).
 	Add(a, b *G.Node) (*G.Node, error)
+	// Gate scales column block i of x (N, G*blk) by g[i], g (G).
+	Gate(x, g *G.Node, blk int) (*G.Node, error)
 }
 
 // Fused is the fast implementation: one custom op per operation. Its linear and attention
@@ -105,6 +107,9 @@ func (Fused) SoftCrossEntropy(logits, target *G.Node, temperature, weight float6
 // Add implements Ops.
 func (Fused) Add(a, b *G.Node) (*G.Node, error) { return G.Add(a, b) }
 
+// Gate implements Ops.
+func (Fused) Gate(x, g *G.Node, blk int) (*G.Node, error) { return apply(&gateKernel{blk: blk}, x, g) }
+
 // Builder wraps Ops with a sticky error so graph code reads like the maths: after the first
 // failure every call returns nil and Err reports the failure with its context.
 type Builder struct {
@@ -165,6 +170,11 @@ func (b *Builder) Affine(what string, x, scale, shift *G.Node) *G.Node {
 // SoftCrossEntropy is Ops.SoftCrossEntropy.
 func (b *Builder) SoftCrossEntropy(what string, logits, target *G.Node, temperature, weight float64) *G.Node {
 	return b.do(what, func() (*G.Node, error) { return b.Ops.SoftCrossEntropy(logits, target, temperature, weight) })
+}
+
+// Gate is Ops.Gate.
+func (b *Builder) Gate(what string, x, g *G.Node, blk int) *G.Node {
+	return b.do(what, func() (*G.Node, error) { return b.Ops.Gate(x, g, blk) })
 }
 
 // Add is Ops.Add.

@@ -96,10 +96,41 @@ func NewPatches(a arch.Arch, batch int, dt tensor.Dtype) *tensor.Dense {
 	return tensor.New(tensor.WithShape(batch*a.Patches(), a.PatchSize()), tensor.Of(dt))
 }
 
+// LayerProbe exposes one block's internals for importance scoring.
+type LayerProbe struct {
+	// Layer is the stored layer index.
+	Layer int
+	// QKV is the q/k/v projection output (B*T, 3*h*dh); Context the attention output
+	// softmax(QKᵀ/√dh)V before the projection (B*T, h*dh); Hidden the GELU output (B*T, m).
+	QKV, Context, Hidden *G.Node
+	// HeadGates (h) and NeuronGates (m) are input nodes holding ones that scale each head's
+	// context and each neuron's activation; their gradients are Taylor importance scores.
+	HeadGates, NeuronGates *G.Node
+	// In and Out are the residual stream before and after the block (B*T, D).
+	In, Out *G.Node
+}
+
+// BuildProbed is Build with gates and probes on every active block (for extraction).
+func BuildProbed(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tensor.Dense, ops nn.Ops) (*Net, []*LayerProbe, error) {
+	if a.Expanded() {
+		return nil, nil, fmt.Errorf("supernet: probes are for supernets and extracted models, not expanded ones")
+	}
+	var probes []*LayerProbe
+	net, err := build(g, a, p, s, patches, ops, &probes)
+	if net != nil {
+		net.resizable = false // gates have the sizes of s
+	}
+	return net, probes, err
+}
+
 // Build adds the forward pass of subnet s of the model (a, p) to graph g, using ops for every
 // operation. The input is the patches tensor (B*P, PatchSize) from NewPatches; several graphs
 // may share one (they run one at a time).
 func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tensor.Dense, ops nn.Ops) (*Net, error) {
+	return build(g, a, p, s, patches, ops, nil)
+}
+
+func build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tensor.Dense, ops nn.Ops, probes *[]*LayerProbe) (*Net, error) {
 	if err := s.Validate(a); err != nil {
 		return nil, err
 	}
@@ -109,7 +140,7 @@ func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tenso
 		return nil, fmt.Errorf("supernet: input %v %v, want (B*%d, %d) %v", sh, patches.Dtype(), np, a.PatchSize(), p.Dtype())
 	}
 	batch := sh[0] / np
-	b := &builder{Builder: nn.Builder{Ops: ops}, g: g, p: p, used: map[string]*G.Node{}}
+	b := &builder{Builder: nn.Builder{Ops: ops}, g: g, p: p, used: map[string]*G.Node{}, probes: probes}
 	net := &Net{Batch: batch, Patches: patches, arch: a, subnet: s.Clone()}
 	if r, ok := ops.(interface{ Resizable() bool }); ok {
 		net.resizable = r.Resizable()
@@ -136,7 +167,7 @@ func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tenso
 			prefix := "blocks." + strconv.Itoa(l.Layer) + "."
 			specs := newLayerSpecs(a, l.Heads, l.MLP)
 			net.layers = append(net.layers, specs)
-			x = b.block(a, x, blockSpec{weights: prefix, norms: prefix, heads: l.Heads, mlp: l.MLP, specs: specs})
+			x = b.block(a, x, blockSpec{weights: prefix, norms: prefix, heads: l.Heads, mlp: l.MLP, specs: specs, layer: l.Layer})
 		}
 	}
 	x = b.LayerNorm("norm", x, b.w("norm.weight"), b.w("norm.bias"), a.NormEps)
@@ -159,9 +190,19 @@ func Build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tenso
 
 type builder struct {
 	nn.Builder
-	g    *G.ExprGraph
-	p    *Params
-	used map[string]*G.Node
+	g      *G.ExprGraph
+	p      *Params
+	used   map[string]*G.Node
+	probes *[]*LayerProbe // non-nil: add gates and record probes
+}
+
+// ones is an input node of n ones, used as gates.
+func (b *builder) ones(name string, n int) *G.Node {
+	t := tensor.New(tensor.WithShape(n), tensor.Of(b.p.Dtype()))
+	for i := 0; i < n; i++ {
+		setAt(t, i, 1)
+	}
+	return G.NodeFromAny(b.g, t, G.WithName(name))
 }
 
 // w returns the graph node wrapping the named weight (one node per weight per graph, so a
@@ -187,6 +228,7 @@ type blockSpec struct {
 	mlp     int
 	pos     arch.Position // transforms (expanded models only)
 	specs   *layerSpecs
+	layer   int
 }
 
 func newLayerSpecs(a arch.Arch, heads, mlp int) *layerSpecs {
@@ -209,6 +251,11 @@ func newLayerSpecs(a arch.Arch, heads, mlp int) *layerSpecs {
 // with, in expanded models, the position's transforms around it.
 func (b *builder) block(a arch.Arch, x *G.Node, s blockSpec) *G.Node {
 	w, n := s.weights, s.norms
+	var probe *LayerProbe
+	if b.probes != nil {
+		probe = &LayerProbe{Layer: s.layer, In: x}
+		*b.probes = append(*b.probes, probe)
+	}
 	h := b.LayerNorm(n+"norm1", x, b.w(n+"norm1.weight"), b.w(n+"norm1.bias"), a.NormEps)
 	if s.pos.Affine {
 		h = b.Affine(n+"affine.in", h, b.w(n+"affine.in_scale"), b.w(n+"affine.in_shift"))
@@ -222,6 +269,11 @@ func (b *builder) block(a arch.Arch, x *G.Node, s blockSpec) *G.Node {
 	}
 	// (B*T, 3*h*dh) -> (B*T, h*dh)
 	att := b.Attention(w+"attn", qkv, s.specs.attn, mixPre, mixPost)
+	if probe != nil {
+		probe.QKV, probe.Context = qkv, att
+		probe.HeadGates = b.ones(w+"attn.gates", s.heads)
+		att = b.Gate(w+"attn.gate", att, probe.HeadGates, a.HeadDim)
+	}
 	// (B*T, h*dh) -> (B*T, D)
 	att = b.Linear(w+"attn.proj", att, b.w(w+"attn.proj.weight"), b.w(w+"attn.proj.bias"), s.specs.proj)
 	if s.pos.Affine {
@@ -232,6 +284,11 @@ func (b *builder) block(a arch.Arch, x *G.Node, s blockSpec) *G.Node {
 	// (B*T, D) -> (B*T, mlp)
 	h = b.Linear(w+"mlp.fc1", h, b.w(w+"mlp.fc1.weight"), b.w(w+"mlp.fc1.bias"), s.specs.fc1)
 	h = b.GELU(w+"mlp.act", h)
+	if probe != nil {
+		probe.Hidden = h
+		probe.NeuronGates = b.ones(w+"mlp.gates", s.mlp)
+		h = b.Gate(w+"mlp.gate", h, probe.NeuronGates, 1)
+	}
 	// (B*T, mlp) -> (B*T, D)
 	h = b.Linear(w+"mlp.fc2", h, b.w(w+"mlp.fc2.weight"), b.w(w+"mlp.fc2.bias"), s.specs.fc2)
 	if s.pos.Affine {
@@ -243,6 +300,9 @@ func (b *builder) block(a arch.Arch, x *G.Node, s blockSpec) *G.Node {
 		lr := b.Linear(n+"lowrank.down", x, b.w(n+"lowrank.down"), nil, &nn.LinearSpec{Out: r, In: a.Dim})
 		lr = b.Linear(n+"lowrank.up", lr, b.w(n+"lowrank.up"), nil, &nn.LinearSpec{Out: a.Dim, In: r})
 		x = b.Add(n+"lowrank", x, lr)
+	}
+	if probe != nil {
+		probe.Out = x
 	}
 	return x
 }

@@ -31,6 +31,27 @@ type EvalStats struct {
 	Seconds float64      `json:"seconds"`
 }
 
+// Evaluator measures subnets of one model on an ordered split, keeping compiled graphs
+// (resized between subnets of the same depth) across calls.
+type Evaluator struct{ e *evaluator }
+
+// NewEvaluator prepares an evaluator; batches of d must be batch examples long.
+func NewEvaluator(a arch.Arch, p *supernet.Params, ops nn.Ops, d data.Batcher, batch int) *Evaluator {
+	if p.Dtype() != tensor.Float32 {
+		p = p.Convert(tensor.Float32)
+	}
+	return &Evaluator{e: newEvaluator(a, p, ops, d, batch, 4)}
+}
+
+// Evaluate returns the accuracy and mean cross-entropy of subnet s over the whole split.
+func (e *Evaluator) Evaluate(s arch.Subnet) (accuracy, loss float64, err error) {
+	acc, l, _, err := e.e.evaluate(s)
+	return acc, l, err
+}
+
+// Close releases the graphs.
+func (e *Evaluator) Close() { e.e.close() }
+
 // evaluator runs forward-only graphs (a separate graph per subnet: gorgonia's TapeMachine
 // cannot run a training graph forward-only) over an ordered split.
 type evaluator struct {

@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"time"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
@@ -27,6 +28,7 @@ type Config struct {
 	Model   ModelConfig    `mapstructure:"model"`
 	Sampler sampler.Config `mapstructure:"sampler"`
 	Train   train.Config   `mapstructure:"train"`
+	Extract ExtractConfig  `mapstructure:"extract"`
 	// Out is the output directory.
 	Out string `mapstructure:"out"`
 	// Ops selects the operation implementations: "fused" (fast) or "composed" (reference).
@@ -75,6 +77,7 @@ func DefaultConfig() Config {
 			DepthChoices: sp.DepthChoices, InitSeed: 1},
 		Sampler: sampler.DefaultConfig(),
 		Train:   tc,
+		Extract: defaultExtractConfig(),
 		Out:     "runs/latest",
 		Ops:     "fused",
 	}
@@ -121,6 +124,9 @@ func (c Config) Validate() error {
 	case d.Augment.CropPad < 0 || d.Augment.CropPad > 16:
 		return fmt.Errorf("%w: data.augment.crop_pad: got %d, want 0..16", errConfig, d.Augment.CropPad)
 	}
+	if err := c.Extract.Validate(); err != nil {
+		return fmt.Errorf("%w: %w", errConfig, err)
+	}
 	if c.Ops != "fused" && c.Ops != "composed" {
 		return fmt.Errorf("%w: ops: got %q, want \"fused\" or \"composed\"", errConfig, c.Ops)
 	}
@@ -141,8 +147,12 @@ func leafKeys(t reflect.Type, prefix string) []string {
 			continue
 		}
 		key := prefix + tag
-		if f.Type.Kind() == reflect.Struct {
-			keys = append(keys, leafKeys(f.Type, key+".")...)
+		ft := f.Type
+		if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
+			ft = ft.Elem()
+		}
+		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
+			keys = append(keys, leafKeys(ft, key+".")...)
 		} else {
 			keys = append(keys, key)
 		}
@@ -159,9 +169,12 @@ func leafValues(v reflect.Value, prefix string, out map[string]any) {
 		if tag == "" || tag == "-" {
 			continue
 		}
-		if f.Type.Kind() == reflect.Struct {
+		switch {
+		case f.Type.Kind() == reflect.Pointer:
+			// optional sections have no default
+		case f.Type.Kind() == reflect.Struct:
 			leafValues(v.Field(i), prefix+tag+".", out)
-		} else {
+		default:
 			out[prefix+tag] = v.Field(i).Interface()
 		}
 	}
