@@ -73,27 +73,8 @@ func copyBlock(dst, src *tensor.Dense, row, col func(int) int) {
 	}
 	for r := 0; r < rows; r++ {
 		for c := 0; c < cols; c++ {
-			setF(dst, r*cols+c, getF(src, row(r)*scols+col(c)))
+			supernet.SetAt(dst, r*cols+c, supernet.At(src, row(r)*scols+col(c)))
 		}
-	}
-}
-
-func getF(t *tensor.Dense, i int) float64 {
-	switch d := t.Data().(type) {
-	case []float32:
-		return float64(d[i])
-	case []float64:
-		return d[i]
-	}
-	panic("extract: unsupported dtype")
-}
-
-func setF(t *tensor.Dense, i int, v float64) {
-	switch d := t.Data().(type) {
-	case []float32:
-		d[i] = float32(v)
-	case []float64:
-		d[i] = v
 	}
 }
 

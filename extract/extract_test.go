@@ -33,7 +33,7 @@ func randomParams(t testing.TB, a arch.Arch, dt tensor.Dtype) *supernet.Params {
 	for _, n := range p.Names() {
 		w := p.Get(n)
 		for i := 0; i < w.Shape().TotalSize(); i++ {
-			setF(w, i, getF(w, i)+0.2*r.NormFloat64())
+			supernet.SetAt(w, i, supernet.At(w, i)+0.2*r.NormFloat64())
 		}
 	}
 	return p

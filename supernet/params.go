@@ -82,6 +82,12 @@ func (p *Params) Convert(dt tensor.Dtype) *Params {
 	return q
 }
 
+// At reads element i (row-major) of a float32 or float64 tensor as float64.
+func At(t *tensor.Dense, i int) float64 { return at(t, i) }
+
+// SetAt writes element i (row-major) of a float32 or float64 tensor.
+func SetAt(t *tensor.Dense, i int, v float64) { setAt(t, i, v) }
+
 func at(t *tensor.Dense, i int) float64 {
 	switch d := t.Data().(type) {
 	case []float32:

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 )
 
@@ -32,6 +33,11 @@ func parseJSON(data []byte) (Target, error) {
 	if len(bytes.TrimSpace(data)) == 0 {
 		return t, errField("", "empty document, want a JSON object")
 	}
+	// The decoder's token stream is lax (it splits "01" into two numbers) and its error
+	// offsets are unreliable, so check the syntax of the whole document first.
+	if !json.Valid(data) {
+		return t, syntaxError(json.Unmarshal(data, new(any)))
+	}
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.UseNumber()
 	tok, err := dec.Token()
@@ -49,7 +55,7 @@ func parseJSON(data []byte) (Target, error) {
 		}
 		key := tok.(string) // the decoder only yields strings in key position
 		if !isField(key) {
-			return t, errField(key, "unknown field, want one of %s", strings.Join(fieldNames, ", "))
+			return t, errField(printable(key), "unknown field, want one of %s", strings.Join(fieldNames, ", "))
 		}
 		if seen[key] {
 			return t, errField(key, "duplicate field")
@@ -67,13 +73,7 @@ func parseJSON(data []byte) (Target, error) {
 			return t, err
 		}
 	}
-	if _, err := dec.Token(); err != nil { // the closing brace
-		return t, syntaxError(err)
-	}
-	end := dec.InputOffset()
-	if _, err := dec.Token(); err != io.EOF {
-		return t, errField("", "trailing data after the JSON object, which ends at byte %d", end)
-	}
+	// json.Valid saw to it that only the closing brace and white space are left.
 	return t, t.Validate()
 }
 
@@ -86,6 +86,20 @@ func isField(key string) bool {
 	return false
 }
 
+// printable returns key as it is when it looks like a field name, quoted otherwise, so
+// that an error message cannot be garbled by what a server sent.
+func printable(key string) string {
+	for _, r := range key {
+		if !(r == '_' || r == '-' || r == '.' || 'a' <= r && r <= 'z' || 'A' <= r && r <= 'Z' || '0' <= r && r <= '9') {
+			return strconv.Quote(key)
+		}
+	}
+	if key == "" {
+		return `""`
+	}
+	return key
+}
+
 // describe names a JSON token the way an error message should show it.
 func describe(tok json.Token) string {
 	switch v := tok.(type) {
@@ -95,6 +109,9 @@ func describe(tok json.Token) string {
 		}
 		return "an array"
 	case string:
+		if r := []rune(v); len(r) > 40 {
+			return fmt.Sprintf("%q...", string(r[:40]))
+		}
 		return fmt.Sprintf("%q", v)
 	case nil:
 		return "null"
@@ -109,7 +126,12 @@ func describe(tok json.Token) string {
 func syntaxError(err error) error {
 	var se *json.SyntaxError
 	switch {
+	case errors.As(err, &se) && strings.Contains(se.Error(), "after top-level value"):
+		return errField("", "trailing data after the JSON object, at byte %d", se.Offset)
+	case errors.As(err, &se) && strings.Contains(se.Error(), "unexpected end"):
+		return errField("", "invalid JSON: unexpected end of input")
 	case errors.As(err, &se):
+		// Offset counts the bytes read, the offending one included.
 		return errField("", "invalid JSON at byte %d: %v", se.Offset, err)
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return errField("", "invalid JSON: unexpected end of input")

@@ -1,0 +1,263 @@
+package expand
+
+import (
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/checkpoint"
+	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/supernet"
+	G "gorgonia.org/gorgonia"
+	"gorgonia.org/tensor"
+)
+
+func smallModel(t testing.TB, dt tensor.Dtype) (arch.Arch, *supernet.Params) {
+	a := arch.Default()
+	a.InHeight, a.InWidth, a.PatchHeight, a.PatchWidth = 8, 8, 4, 4
+	a.Dim, a.HeadDim = 12, 4
+	a.Layers = []arch.Layer{{Heads: 2, MLP: 7}, {Heads: 3, MLP: 5}, {Heads: 1, MLP: 9}}
+	p, err := supernet.NewParams(a, dt, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(4, 4))
+	for _, n := range p.Names() {
+		w := p.Get(n)
+		for i := 0; i < w.Shape().TotalSize(); i++ {
+			supernet.SetAt(w, i, supernet.At(w, i)+0.3*r.NormFloat64())
+		}
+	}
+	return a, p
+}
+
+func images(a arch.Arch, n int) []float32 {
+	r := rand.New(rand.NewPCG(8, 8))
+	x := make([]float32, n*a.InHeight*a.InWidth)
+	for i := range x {
+		x[i] = float32(r.NormFloat64())
+	}
+	return x
+}
+
+// net builds a forward graph (and optionally a loss and gradients) of the whole model.
+type net struct {
+	n     *supernet.Net
+	loss  *G.Node
+	grads G.Nodes
+	vm    G.VM
+}
+
+func build(t testing.TB, a arch.Arch, p *supernet.Params, x []float32, n int, withGrad bool) *net {
+	t.Helper()
+	g := G.NewGraph()
+	sn, err := supernet.Build(g, a, p, arch.Largest(a), supernet.NewPatches(a, n, p.Dtype()), nn.Fused{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := supernet.Patchify(a, x, n, sn.Patches); err != nil {
+		t.Fatal(err)
+	}
+	out := &net{n: sn}
+	if withGrad {
+		target := tensor.New(tensor.WithShape(n, a.Classes), tensor.Of(p.Dtype()))
+		for b := 0; b < n; b++ {
+			supernet.SetAt(target, b*a.Classes+b%a.Classes, 1)
+		}
+		if out.loss, err = (nn.Fused{}).SoftCrossEntropy(sn.Logits, G.NodeFromAny(g, target), 1, 1); err != nil {
+			t.Fatal(err)
+		}
+		if out.grads, err = G.Grad(out.loss, sn.Weights...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	out.vm = G.NewTapeMachine(g)
+	t.Cleanup(func() { out.vm.Close() })
+	return out
+}
+
+func (n *net) run(t testing.TB) {
+	n.vm.Reset()
+	if err := n.vm.RunAll(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func logits(n *net) []float64 {
+	var out []float64
+	switch z := n.n.Logits.Value().Data().(type) {
+	case []float32:
+		for _, v := range z {
+			out = append(out, float64(v))
+		}
+	case []float64:
+		out = append(out, z...)
+	}
+	return out
+}
+
+// TestIdentityExpansionIsExact: a freshly expanded model computes bit for bit what the
+// original computes, for every plan and transform combination.
+func TestIdentityExpansionIsExact(t *testing.T) {
+	a, p := smallModel(t, tensor.Float32)
+	x := images(a, 3)
+	base := build(t, a, p, x, 3, false)
+	base.run(t)
+	want := logits(base)
+	for _, spec := range []string{"repeat:2", "cycle:2", "0,1,1,2,2,2,0"} {
+		for _, tr := range []Transforms{{}, {LowRank: 3}, {HeadMix: true}, {LowRank: 2, HeadMix: true, All: true}} {
+			plan, err := ParsePlan(spec, len(a.Layers))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ea, ep, err := Expand(a, p, plan, tr)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := build(t, ea, ep, x, 3, false)
+			e.run(t)
+			got := logits(e)
+			for i := range want {
+				if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+					t.Fatalf("plan %s, transforms %+v: logit %d is %v, want %v", spec, tr, i, got[i], want[i])
+				}
+			}
+		}
+	}
+}
+
+// TestSharedGradientsAccumulate: the gradient of a layer weight used at several positions
+// matches finite differences (so every position's contribution is summed into it).
+func TestSharedGradientsAccumulate(t *testing.T) {
+	a, p := smallModel(t, tensor.Float64)
+	plan, _ := ParsePlan("0,1,0,2,1", len(a.Layers))
+	ea, ep, err := Expand(a, p, plan, Transforms{LowRank: 2, HeadMix: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// open the gates and move the transforms off identity so every position contributes
+	r := rand.New(rand.NewPCG(9, 1))
+	for _, n := range ep.Names() {
+		if strings.HasPrefix(n, "positions.") {
+			w := ep.Get(n)
+			for i := 0; i < w.Shape().TotalSize(); i++ {
+				supernet.SetAt(w, i, supernet.At(w, i)+0.3*r.NormFloat64())
+			}
+		}
+	}
+	x := images(ea, 2)
+	n := build(t, ea, ep, x, 2, true)
+	n.run(t)
+	fd := build(t, ea, ep, x, 2, true)
+	loss := func() float64 {
+		fd.run(t)
+		return fd.loss.Value().Data().(float64)
+	}
+	checked := 0
+	for k, name := range n.n.WeightNames {
+		if !strings.HasPrefix(name, "blocks.0.") && !strings.HasPrefix(name, "blocks.1.") {
+			continue
+		}
+		w := ep.Get(name).Data().([]float64)
+		g := n.grads[k].Value().Data().([]float64)
+		for _, j := range []int{0, len(w) / 2, len(w) - 1} {
+			orig := w[j]
+			w[j] = orig + 1e-6
+			up := loss()
+			w[j] = orig - 1e-6
+			down := loss()
+			w[j] = orig
+			num := (up - down) / 2e-6
+			if math.Abs(num-g[j]) > 1e-6*(1+math.Abs(num)) {
+				t.Errorf("%s[%d]: gradient %.10g, finite difference %.10g", name, j, g[j], num)
+			}
+			checked++
+		}
+	}
+	if checked < 20 {
+		t.Fatalf("checked %d elements", checked)
+	}
+}
+
+// TestSharedTensorsStoredOnce: a checkpoint of an expanded model holds each shared layer
+// tensor once, and its unique-parameter count is exact.
+func TestSharedTensorsStoredOnce(t *testing.T) {
+	a, p := smallModel(t, tensor.Float32)
+	plan, _ := ParsePlan("repeat:3", len(a.Layers))
+	ea, ep, err := Expand(a, p, plan, Transforms{LowRank: 2, HeadMix: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "e.safetensors")
+	if err := checkpoint.SaveModel(path, &checkpoint.Model{Kind: checkpoint.KindExpanded, Arch: ea, Params: ep,
+		Preprocess: checkpoint.Preprocess{Mean: 0, Std: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	count := map[string]int{}
+	var stored int64
+	for _, tn := range f.Tensors {
+		count[tn.Name]++
+		stored += int64(len(tn.Data))
+		if strings.HasPrefix(tn.Name, "positions.") && strings.Contains(tn.Name, "attn.qkv") {
+			t.Fatalf("position-specific copy of a shared weight: %s", tn.Name)
+		}
+	}
+	for l := range a.Layers {
+		if n := count["blocks."+string(rune('0'+l))+".attn.qkv.weight"]; n != 1 {
+			t.Fatalf("layer %d qkv stored %d times", l, n)
+		}
+	}
+	if want := ea.ModelCost().Params; stored != want || ep.Count() != want {
+		t.Fatalf("stored %d values, params %d, cost model %d", stored, ep.Count(), want)
+	}
+	// MACs grow with positions, unique params barely
+	if ea.ModelCost().MACs <= a.ModelCost().MACs || ea.ModelCost().Params-a.ModelCost().Params > a.ModelCost().Params/2 {
+		t.Fatalf("expanded cost %+v vs original %+v", ea.ModelCost(), a.ModelCost())
+	}
+	m, err := checkpoint.LoadModel(path)
+	if err != nil || !m.Arch.Expanded() {
+		t.Fatalf("reload: %v", err)
+	}
+}
+
+// TestPlans parses and validates plans.
+func TestPlans(t *testing.T) {
+	for _, c := range []struct {
+		spec string
+		n    int
+		want string // plan or error fragment
+	}{
+		{"repeat:2", 3, "0,0,1,1,2,2"},
+		{"cycle:2", 3, "0,1,2,0,1,2"},
+		{"0,0,1,2", 3, "0,0,1,2"},
+		{"0,1,2", 3, "more positions than layers"},
+		{"0,1,3,1", 3, "uses layer 3"},
+		{"0,0,1,1", 3, "never uses layer 2"},
+		{"repeat:1", 3, "count must be 2..16"},
+		{"zig:2", 3, "not a layer index"},
+		{"-1,0,1,2", 3, "uses layer -1"},
+	} {
+		p, err := ParsePlan(c.spec, c.n)
+		got := ""
+		if err != nil {
+			got = err.Error()
+		} else {
+			got = p.String()
+		}
+		if !strings.Contains(got, c.want) {
+			t.Errorf("ParsePlan(%q, %d) = %q, want %q", c.spec, c.n, got, c.want)
+		}
+	}
+	a, p := smallModel(t, tensor.Float32)
+	plan, _ := ParsePlan("repeat:2", 3)
+	if _, _, err := Expand(a, p, plan, Transforms{LowRank: 99}); err == nil || !strings.Contains(err.Error(), "low_rank") {
+		t.Fatalf("rank 99: %v", err)
+	}
+}
