@@ -11,13 +11,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// fixedSampler always returns the same subnets.
-type fixedSampler []arch.Subnet
-
-func (f fixedSampler) Sample(int) []arch.Subnet { return f }
-func (f fixedSampler) Name() string             { return "fixed" }
-
-var _ sampler.Sampler = fixedSampler(nil)
+var _ sampler.Sampler = Fixed(nil)
 
 // BenchmarkTrainStepLargest: one training step of the reference ViT's largest subnet at batch 64.
 func BenchmarkTrainStepLargest(b *testing.B) {
@@ -31,7 +25,7 @@ func BenchmarkTrainStepLargest(b *testing.B) {
 	lc := data.DefaultLoaderConfig()
 	lc.BatchSize, lc.DropLast = cfg.BatchSize, true
 	tl, _ := data.NewLoader(trainSet, lc)
-	tr, err := New(Setup{Arch: a, Params: p, Sampler: fixedSampler{arch.Largest(a)}, Train: tl, Ops: nn.Fused{}, Config: cfg})
+	tr, err := New(Setup{Arch: a, Params: p, Sampler: Fixed{arch.Largest(a)}, Train: tl, Ops: nn.Fused{}, Config: cfg})
 	if err != nil {
 		b.Fatal(err)
 	}

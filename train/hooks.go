@@ -21,6 +21,8 @@ type ProgressHook struct {
 	emaLoss  float64
 	emaAcc   float64
 	lastDesc time.Time
+	// Split names the evaluation data in printed lines ("test" by default).
+	Split string
 }
 
 // NewProgressHook makes a bar for a run of total steps, starting at step done.
@@ -60,7 +62,11 @@ func (h *ProgressHook) OnStep(t *Trainer, s StepStats) error {
 
 // OnEval implements Hook.
 func (h *ProgressHook) OnEval(t *Trainer, e EvalStats) error {
-	msg := fmt.Sprintf("\nstep %d (epoch %.2f) test accuracy:", e.Step, e.Epoch)
+	split := h.Split
+	if split == "" {
+		split = "test"
+	}
+	msg := fmt.Sprintf("\nstep %d (epoch %.2f) %s accuracy:", e.Step, e.Epoch, split)
 	for _, s := range e.Subnets {
 		msg += fmt.Sprintf(" %s %.2f%%", s.Name, 100*s.Accuracy)
 	}
@@ -150,5 +156,29 @@ func (h *CheckpointHook) save(t *Trainer) error {
 		return err
 	}
 	h.LastStep = t.Step()
+	return nil
+}
+
+// BestHook keeps the best model by an evaluation's accuracy for one named subnet (the
+// validation split during fine-tuning): Save is called whenever it improves.
+type BestHook struct {
+	Name     string
+	Save     func(t *Trainer, e EvalStats) error
+	Best     float64
+	BestStep int
+	seen     bool
+}
+
+// OnStep implements Hook.
+func (h *BestHook) OnStep(*Trainer, StepStats) error { return nil }
+
+// OnEval implements Hook.
+func (h *BestHook) OnEval(t *Trainer, e EvalStats) error {
+	for _, s := range e.Subnets {
+		if s.Name == h.Name && (!h.seen || s.Accuracy > h.Best) {
+			h.seen, h.Best, h.BestStep = true, s.Accuracy, e.Step
+			return h.Save(t, e)
+		}
+	}
 	return nil
 }

@@ -29,6 +29,9 @@ type Config struct {
 	Sampler sampler.Config `mapstructure:"sampler"`
 	Train   train.Config   `mapstructure:"train"`
 	Extract ExtractConfig  `mapstructure:"extract"`
+	Expand  ExpandConfig   `mapstructure:"expand"`
+	// Finetune configures fine-tuning of extracted and expanded models (same keys as train).
+	Finetune train.Config `mapstructure:"finetune"`
 	// Out is the output directory.
 	Out string `mapstructure:"out"`
 	// Ops selects the operation implementations: "fused" (fast) or "composed" (reference).
@@ -75,11 +78,13 @@ func DefaultConfig() Config {
 		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
 			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
 			DepthChoices: sp.DepthChoices, InitSeed: 1},
-		Sampler: sampler.DefaultConfig(),
-		Train:   tc,
-		Extract: defaultExtractConfig(),
-		Out:     "runs/latest",
-		Ops:     "fused",
+		Sampler:  sampler.DefaultConfig(),
+		Train:    tc,
+		Extract:  defaultExtractConfig(),
+		Expand:   defaultExpandConfig(),
+		Finetune: defaultFinetuneConfig(),
+		Out:      "runs/latest",
+		Ops:      "fused",
 	}
 }
 
@@ -123,6 +128,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: data.test_limit: got %d, want >= 0", errConfig, d.TestLimit)
 	case d.Augment.CropPad < 0 || d.Augment.CropPad > 16:
 		return fmt.Errorf("%w: data.augment.crop_pad: got %d, want 0..16", errConfig, d.Augment.CropPad)
+	}
+	if err := c.Finetune.Validate(); err != nil {
+		return fmt.Errorf("%w: %s", errConfig, strings.Replace(err.Error(), "train.", "finetune.", 1))
+	}
+	if err := c.Expand.Transforms.Validate(c.Model.Dim); err != nil {
+		return fmt.Errorf("%w: %w", errConfig, err)
 	}
 	if err := c.Extract.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errConfig, err)
