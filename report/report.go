@@ -1,0 +1,227 @@
+// Package report writes the results of a lifecycle run: a Markdown and a CSV table per
+// budget and PNG plots (accuracy against unique parameters, MACs and latency; training
+// curves), with gonum/plot.
+package report
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"image/color"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// Row is one model in the report.
+type Row struct {
+	Budget    string  `json:"budget"`  // e.g. "4x"
+	Variant   string  `json:"variant"` // e.g. "extracted", "extracted+finetune", "expanded+finetune", "scratch"
+	Params    int64   `json:"unique_params"`
+	Positions int     `json:"positions"`
+	MACs      int64   `json:"macs"`
+	LatencyMS float64 `json:"latency_ms"`
+	Accuracy  float64 `json:"test_accuracy"`
+	Steps     int     `json:"steps,omitempty"` // training/fine-tuning steps spent on this model
+	Model     string  `json:"model,omitempty"` // checkpoint path, relative to the report
+}
+
+// Curve is a training curve (x: step, y: a metric).
+type Curve struct {
+	Name string    `json:"name"`
+	X    []float64 `json:"x"`
+	Y    []float64 `json:"y"`
+}
+
+// Report is everything a run produced.
+type Report struct {
+	Title     string   `json:"title"`
+	Notes     []string `json:"notes"`
+	Reference Row      `json:"reference"` // the supernet's largest subnet
+	Rows      []Row    `json:"rows"`
+	// Losses and Accuracies are training curves (supernet, fine-tuning runs).
+	Losses     []Curve `json:"losses"`
+	Accuracies []Curve `json:"accuracies"`
+}
+
+// Budgets lists the distinct budgets in row order.
+func (r *Report) Budgets() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, row := range r.Rows {
+		if !seen[row.Budget] {
+			seen[row.Budget] = true
+			out = append(out, row.Budget)
+		}
+	}
+	return out
+}
+
+// Write creates dir/report.md, dir/report.csv, dir/report.json and dir/plots/*.png.
+func (r *Report) Write(dir string) error {
+	if err := os.MkdirAll(filepath.Join(dir, "plots"), 0o755); err != nil {
+		return err
+	}
+	if err := r.writeCSV(filepath.Join(dir, "report.csv")); err != nil {
+		return err
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
+		return err
+	}
+	plots, err := r.writePlots(filepath.Join(dir, "plots"))
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.markdown(plots)), 0o644)
+}
+
+func (r *Report) writeCSV(path string) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := csv.NewWriter(f)
+	_ = w.Write([]string{"budget", "variant", "unique_params", "positions", "macs", "latency_ms", "test_accuracy", "steps", "model"})
+	for _, row := range append([]Row{r.Reference}, r.Rows...) {
+		_ = w.Write([]string{row.Budget, row.Variant, strconv.FormatInt(row.Params, 10), strconv.Itoa(row.Positions),
+			strconv.FormatInt(row.MACs, 10), strconv.FormatFloat(row.LatencyMS, 'f', 4, 64),
+			strconv.FormatFloat(row.Accuracy, 'f', 4, 64), strconv.Itoa(row.Steps), row.Model})
+	}
+	w.Flush()
+	if err := w.Error(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+func (r *Report) markdown(plots []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# %s\n\n", r.Title)
+	for _, n := range r.Notes {
+		fmt.Fprintf(&b, "- %s\n", n)
+	}
+	ref := r.Reference
+	fmt.Fprintf(&b, "\nReference: the supernet's largest subnet, %d params, %d MACs, %.3f ms, test accuracy **%.2f%%**.\n",
+		ref.Params, ref.MACs, ref.LatencyMS, 100*ref.Accuracy)
+	for _, budget := range r.Budgets() {
+		fmt.Fprintf(&b, "\n## Budget %s\n\n", budget)
+		b.WriteString("| model | unique params | positions | MACs | latency (ms) | test accuracy | steps |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		for _, row := range r.Rows {
+			if row.Budget != budget {
+				continue
+			}
+			steps := ""
+			if row.Steps > 0 {
+				steps = strconv.Itoa(row.Steps)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %d | %.3f | %.2f%% | %s |\n", row.Variant, row.Params, row.Positions, row.MACs,
+				row.LatencyMS, 100*row.Accuracy, steps)
+		}
+	}
+	if len(plots) > 0 {
+		b.WriteString("\n## Plots\n\n")
+		for _, p := range plots {
+			fmt.Fprintf(&b, "![%s](plots/%s)\n\n", strings.TrimSuffix(p, ".png"), p)
+		}
+	}
+	return b.String()
+}
+
+// writePlots draws accuracy against cost for each variant, and the training curves.
+func (r *Report) writePlots(dir string) ([]string, error) {
+	var files []string
+	for _, axis := range []struct {
+		file, label string
+		x           func(Row) float64
+	}{
+		{"accuracy_vs_params.png", "unique parameters", func(row Row) float64 { return float64(row.Params) }},
+		{"accuracy_vs_macs.png", "MACs per example", func(row Row) float64 { return float64(row.MACs) }},
+		{"accuracy_vs_latency.png", "latency (ms per batch)", func(row Row) float64 { return row.LatencyMS }},
+	} {
+		p := plot.New()
+		p.Title.Text = "Test accuracy vs " + axis.label
+		p.X.Label.Text = axis.label
+		p.Y.Label.Text = "test accuracy (%)"
+		byVariant := map[string]plotter.XYs{}
+		for _, row := range r.Rows {
+			byVariant[row.Variant] = append(byVariant[row.Variant], plotter.XY{X: axis.x(row), Y: 100 * row.Accuracy})
+		}
+		var names []string
+		for n := range byVariant {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for i, n := range names {
+			pts := byVariant[n]
+			sort.Slice(pts, func(a, b int) bool { return pts[a].X < pts[b].X })
+			line, scatter, err := plotter.NewLinePoints(pts)
+			if err != nil {
+				return nil, err
+			}
+			line.Color = plotutil.Color(i)
+			scatter.Color = plotutil.Color(i)
+			scatter.Shape = plotutil.Shape(i)
+			p.Add(line, scatter)
+			p.Legend.Add(n, line, scatter)
+		}
+		ref, err := plotter.NewScatter(plotter.XYs{{X: axis.x(r.Reference), Y: 100 * r.Reference.Accuracy}})
+		if err != nil {
+			return nil, err
+		}
+		ref.Color = color.Black
+		p.Add(ref)
+		p.Legend.Add("supernet (largest)", ref)
+		p.Legend.Top = false
+		p.Legend.Left = false
+		p.Add(plotter.NewGrid())
+		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, axis.file)); err != nil {
+			return nil, err
+		}
+		files = append(files, axis.file)
+	}
+	for _, c := range []struct {
+		file, label string
+		curves      []Curve
+	}{{"training_loss.png", "training loss", r.Losses}, {"training_accuracy.png", "accuracy (%)", r.Accuracies}} {
+		if len(c.curves) == 0 {
+			continue
+		}
+		p := plot.New()
+		p.Title.Text = strings.ToUpper(c.label[:1]) + c.label[1:]
+		p.X.Label.Text = "step"
+		p.Y.Label.Text = c.label
+		for i, cv := range c.curves {
+			pts := make(plotter.XYs, len(cv.X))
+			for j := range cv.X {
+				pts[j] = plotter.XY{X: cv.X[j], Y: cv.Y[j]}
+			}
+			line, err := plotter.NewLine(pts)
+			if err != nil {
+				return nil, err
+			}
+			line.Color = plotutil.Color(i)
+			line.Dashes = plotutil.Dashes(i / 7)
+			p.Add(line)
+			p.Legend.Add(cv.Name, line)
+		}
+		p.Add(plotter.NewGrid())
+		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, c.file)); err != nil {
+			return nil, err
+		}
+		files = append(files, c.file)
+	}
+	return files, nil
+}
