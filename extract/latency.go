@@ -153,6 +153,10 @@ func shaped(a arch.Arch, layers []arch.Layer) arch.Arch {
 	return b
 }
 
+// TimeModel returns the median forward time in ms (per batch of cfg.Batch examples) of a
+// model with architecture a on this machine.
+func TimeModel(a arch.Arch, cfg LatencyConfig) (float64, error) { return timeModel(a, cfg) }
+
 // timeModel returns the median forward time in ms of a randomly initialised model.
 func timeModel(a arch.Arch, cfg LatencyConfig) (float64, error) {
 	p, err := supernet.NewParams(a, tensor.Float32, 1)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/sampler"
@@ -56,7 +56,12 @@ func (a *app) trainCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return a.train(cmd, cfg, resume, force)
+			res, err := a.train(cmd.Context(), cfg, resume, force)
+			if err != nil {
+				return err
+			}
+			a.emit(res.summary)
+			return nil
 		},
 	}
 	fs := cmd.Flags()
@@ -92,40 +97,50 @@ func changed(fk flagKeys) map[string]*pflag.Flag {
 	return out
 }
 
-func (a *app) train(cmd *cobra.Command, cfg Config, resume, force bool) error {
-	ctx := cmd.Context()
+// trainOutcome is a finished supernet training run.
+type trainOutcome struct {
+	model   *checkpoint.Model
+	path    string
+	eval    []train.SubnetEval
+	curve   *curveHook
+	summary map[string]any
+	steps   int
+}
+
+// train trains a supernet into cfg.Out (or resumes the run there).
+func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*trainOutcome, error) {
 	out := cfg.Out
 	resumePath := filepath.Join(out, fileResume)
 	var state *train.Resume
 	switch _, err := os.Stat(resumePath); {
 	case resume:
 		if err != nil {
-			return fmt.Errorf("--resume: %s: %w", resumePath, err)
+			return nil, fmt.Errorf("--resume: %s: %w", resumePath, err)
 		}
 		if state, err = train.LoadResume(resumePath); err != nil {
-			return err
+			return nil, err
 		}
 		var saved Config
 		if err := json.Unmarshal([]byte(state.RunConfig), &saved); err != nil {
-			return fmt.Errorf("%s: stored configuration: %w", resumePath, err)
+			return nil, fmt.Errorf("%s: stored configuration: %w", resumePath, err)
 		}
 		saved.Out = out
 		cfg = saved
 		a.say("resuming %s at step %d (configuration from the checkpoint)", resumePath, state.Step)
 	case err == nil && !force:
-		return fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, out)
+		return nil, fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, out)
 	}
 	if err := os.MkdirAll(out, 0o755); err != nil {
-		return err
+		return nil, err
 	}
 	sp, err := loadSplits(cfg.Data)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	a.say("data: %s; training on %d, validation %d, test %d", sp.source, sp.train.N, sp.val.N, sp.test.N)
 	ar, space, err := cfg.Model.Arch()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	model := &checkpoint.Model{Kind: checkpoint.KindSupernet, Arch: ar, Space: &space,
 		Preprocess: checkpoint.Preprocess{Mean: dataMean, Std: dataStd}}
@@ -133,38 +148,38 @@ func (a *app) train(cmd *cobra.Command, cfg Config, resume, force bool) error {
 		model = state.Model
 		ar, space = model.Arch, *model.Space
 	} else if model.Params, err = supernet.NewParams(ar, tensor.Float32, cfg.Model.InitSeed); err != nil {
-		return err
+		return nil, err
 	}
 	runCfg, err := json.Marshal(cfg)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.WriteFile(filepath.Join(out, fileConfig), append(runCfg, '\n'), 0o644); err != nil {
-		return err
+		return nil, err
 	}
 	tl, err := trainLoader(sp.train, cfg.Train.BatchSize, cfg.Train.Seed, cfg.Data.Augment, model.Preprocess.Mean, model.Preprocess.Std)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	el, err := evalLoader(sp.test, cfg.Train.EvalBatch, model.Preprocess.Mean, model.Preprocess.Std)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	smp, err := sampler.New(cfg.Sampler, space)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	evalSubnets := []train.Named{{Name: "largest", Subnet: space.Largest()}, {Name: "middle", Subnet: space.Middle()},
 		{Name: "smallest", Subnet: space.Smallest()}}
 	tr, err := train.New(train.Setup{Arch: ar, Params: model.Params, Sampler: smp, Train: tl, Eval: el,
 		EvalSubnets: evalSubnets, Ops: ops(cfg.Ops), Config: cfg.Train})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer tr.Close()
 	if state != nil {
 		if err := tr.Restore(state); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	c := ar.ModelCost()
@@ -174,7 +189,7 @@ func (a *app) train(cmd *cobra.Command, cfg Config, resume, force bool) error {
 
 	metrics, err := train.NewMetricsHook(filepath.Join(out, fileMetrics), 10)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer metrics.Close()
 	var lastEval train.EvalStats
@@ -192,25 +207,26 @@ func (a *app) train(cmd *cobra.Command, cfg Config, resume, force bool) error {
 		ckpt.LastStep = state.Step
 	}
 	progress := train.NewProgressHook(a.stderr, "train", tr.TotalSteps(), tr.Step())
+	curve := &curveHook{}
 	start, startStep := time.Now(), tr.Step()
-	err = tr.Run(ctx, progress, metrics, ckpt)
+	err = tr.Run(ctx, progress, metrics, ckpt, curve)
 	elapsed := time.Since(start).Seconds()
 	switch {
 	case errors.Is(err, train.ErrInterrupted):
-		return fmt.Errorf("%w; state saved at step %d in %s: continue with `ofa train --out %s --resume`", err, ckpt.LastStep, resumePath, out)
+		return nil, fmt.Errorf("%w; state saved at step %d in %s: continue with `ofa train --out %s --resume`", err, ckpt.LastStep, resumePath, out)
 	case errors.Is(err, train.ErrNonFinite):
 		if ckpt.LastStep > 0 {
-			return fmt.Errorf("%w; the last good checkpoint is %s (step %d)", err, resumePath, ckpt.LastStep)
+			return nil, fmt.Errorf("%w; the last good checkpoint is %s (step %d)", err, resumePath, ckpt.LastStep)
 		}
-		return fmt.Errorf("%w; no checkpoint was written before it", err)
+		return nil, fmt.Errorf("%w; no checkpoint was written before it", err)
 	case err != nil:
-		return err
+		return nil, err
 	}
 	if err := train.SaveResume(resumePath, tr, model, string(runCfg)); err != nil {
-		return err
+		return nil, err
 	}
 	if err := checkpoint.SaveModel(filepath.Join(out, fileSupernet), model); err != nil {
-		return err
+		return nil, err
 	}
 	steps := tr.Step() - startStep
 	rate := float64(steps*cfg.Train.BatchSize) / elapsed
@@ -219,9 +235,9 @@ func (a *app) train(cmd *cobra.Command, cfg Config, resume, force bool) error {
 		a.say("  %-8s %-40s test accuracy %6.2f%%  params %7d  MACs %9d", s.Name, s.Key, 100*s.Accuracy, s.Params, s.MACs)
 	}
 	a.say("supernet: %s", filepath.Join(out, fileSupernet))
-	a.emit(map[string]any{"command": "train", "out": out, "supernet": filepath.Join(out, fileSupernet),
+	summary := map[string]any{"command": "train", "out": out, "supernet": filepath.Join(out, fileSupernet),
 		"steps": tr.Step(), "seconds": elapsed, "samples_per_sec": rate, "data": sp.source.String(),
-		"eval": lastEval.Subnets, "blas": nn.BLAS})
-	_ = arch.ErrArch
-	return nil
+		"eval": lastEval.Subnets, "blas": nn.BLAS}
+	return &trainOutcome{model: model, path: filepath.Join(out, fileSupernet), eval: lastEval.Subnets, curve: curve,
+		summary: summary, steps: tr.Step()}, nil
 }

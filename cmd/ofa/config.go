@@ -30,6 +30,7 @@ type Config struct {
 	Train   train.Config   `mapstructure:"train"`
 	Extract ExtractConfig  `mapstructure:"extract"`
 	Expand  ExpandConfig   `mapstructure:"expand"`
+	Run     RunConfig      `mapstructure:"run"`
 	// Finetune configures fine-tuning of extracted and expanded models (same keys as train).
 	Finetune train.Config `mapstructure:"finetune"`
 	// Out is the output directory.

@@ -7,11 +7,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 
+	cryptetcd "github.com/sagikazarmark/crypt/backend/etcd"
 	"github.com/spf13/viper"
 	_ "github.com/spf13/viper/remote" // registers viper's etcd3 remote provider (crypt)
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"golang.org/x/sync/semaphore"
 )
 
 // How an etcd key is read, and why it looks the way it does:
@@ -29,16 +33,28 @@ import (
 //     read runs in a goroutine that an attempt abandons when Timeout passes; the
 //     goroutine ends by itself when crypt's timeout does.
 //   - crypt caches one etcd client per endpoint set, for the life of the process, in a
-//     map it reads without a lock. Reads are therefore serialised process-wide through
-//     remoteSlot; an attempt that cannot get the slot within its Timeout (because an
-//     abandoned read still holds it) fails transiently like any other timeout.
+//     map that it reads without a lock and writes when it meets a new endpoint set; a
+//     read racing a write is a fatal runtime error. So before viper first reads from an
+//     endpoint set, this package creates crypt's client for it (the call viper's
+//     provider would make, with the same configuration) while no read of its own is in
+//     flight, and every read through viper holds a share of clientCache. Reads of known
+//     endpoint sets therefore run concurrently; abandoned reads delay only the first
+//     read of a new endpoint set, within its attempt's Timeout. (Other code in the
+//     process that uses viper's remote provider is outside this guard.)
 //   - Size: viper reads the whole value, so MaxBytes is checked after the read. etcd
 //     itself refuses values over --max-request-bytes (1.5 MiB by default), which bounds
 //     what a read can cost.
 
-// remoteSlot serialises reads through viper's remote provider (see above). It guards
-// third-party package state, which is why it is a package-level variable.
-var remoteSlot = make(chan struct{}, 1)
+// clientCache guards crypt's client cache (see above): a read through viper holds one
+// unit, creating a client all of them. It guards third-party package state, which is
+// why it is package-level.
+var (
+	clientCache = semaphore.NewWeighted(cacheUnits)
+	warmMu      sync.Mutex
+	warm        = map[string]bool{} // crypt's cache keys that have a client
+)
+
+const cacheUnits = 1 << 30
 
 // etcdFrom is the display name of a key: etcd://<host>[,<host>...]/<key>.
 func etcdFrom(endpoints []string, key string) string {
@@ -52,6 +68,42 @@ func etcdFrom(endpoints []string, key string) string {
 	return "etcd://" + strings.Join(hosts, ",") + "/" + strings.TrimPrefix(key, "/")
 }
 
+// acquireRead takes a share of clientCache for a read from endpoints, first creating
+// crypt's client for them if this process has not yet done so.
+func acquireRead(ctx context.Context, endpoints []string) error {
+	sorted := slices.Sorted(slices.Values(endpoints))
+	key := strings.Join(sorted, ",") // crypt's cache key
+	warmMu.Lock()
+	known := warm[key]
+	warmMu.Unlock()
+	if !known {
+		if err := clientCache.Acquire(ctx, cacheUnits); err != nil {
+			return errors.New("waiting for earlier, abandoned etcd reads to end")
+		}
+		// crypt sorts the slice it is given, so it gets a copy.
+		_, err := cryptetcd.NewFromV3Config(clientv3.Config{Endpoints: sorted})
+		if err == nil {
+			warmMu.Lock()
+			warm[key] = true
+			warmMu.Unlock()
+		}
+		clientCache.Release(cacheUnits)
+		if err != nil {
+			return &definiteError{err}
+		}
+	}
+	if err := clientCache.Acquire(ctx, 1); err != nil {
+		return errors.New("waiting for earlier, abandoned etcd reads to end")
+	}
+	return nil
+}
+
+// definiteError is a failure that retrying cannot cure.
+type definiteError struct{ err error }
+
+func (e *definiteError) Error() string { return e.err.Error() }
+func (e *definiteError) Unwrap() error { return e.err }
+
 type etcdResult struct {
 	data      []byte
 	transient bool
@@ -60,14 +112,13 @@ type etcdResult struct {
 
 // etcdAttempt reads key once through viper, giving up when ctx ends.
 func etcdAttempt(ctx context.Context, endpoints []string, key string, maxBytes int64) ([]byte, bool, error) {
-	select {
-	case remoteSlot <- struct{}{}:
-	case <-ctx.Done():
-		return nil, true, errors.New("an earlier, abandoned etcd read is still running")
+	if err := acquireRead(ctx, endpoints); err != nil {
+		var de *definiteError
+		return nil, !errors.As(err, &de), err
 	}
 	done := make(chan etcdResult, 1) // buffered: an abandoned read must not block
 	go func() {
-		defer func() { <-remoteSlot }()
+		defer clientCache.Release(1)
 		done <- readViper(strings.Join(endpoints, ";"), key)
 	}()
 	select {

@@ -138,9 +138,9 @@ func (s *etcdServer) put(key, value string) {
 	}
 }
 
-// TestFetchEtcd runs every etcd case against one etcd process. The cases with an
-// unreachable endpoint come last: their abandoned reads hold the process-wide slot for
-// up to crypt's own timeout, which the test lowers to 1 s.
+// TestFetchEtcd runs every etcd case against one etcd process; the cases with an
+// unreachable endpoint come last, since one of them stops it. crypt's own timeout for
+// an etcd read is lowered to 1 s, so that abandoned reads end soon.
 func TestFetchEtcd(t *testing.T) {
 	t.Setenv("ETCDV3_CLI_TIMEOUT_SECOND", "1")
 	srv := startEtcd(t)
@@ -207,6 +207,33 @@ func TestFetchEtcd(t *testing.T) {
 		})
 	}
 
+	t.Run("concurrent", func(t *testing.T) {
+		// Endpoint sets that crypt caches separately, fetched at once: -race checks
+		// that crypt's client cache is never written while viper reads it.
+		a, b := srv.endpoint, host
+		sets := [][]string{{a}, {b}, {a, a}, {b, a}, {a, b, a}}
+		var wg sync.WaitGroup
+		errs := make(chan error, 4*len(sets))
+		for i := range 4 * len(sets) {
+			wg.Go(func() {
+				s := with("/ofa/good", nil)
+				s.EtcdEndpoints = sets[i%len(sets)]
+				got, err := Fetch(context.Background(), s)
+				if err == nil && got.Target != (Target{ParamsMultiple: 4, LatencyMS: 2.5}) {
+					err = fmt.Errorf("got %+v", got)
+				}
+				errs <- err
+			})
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
 	down := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
 	for _, tc := range []struct {
 		name     string
@@ -239,7 +266,7 @@ func TestFetchEtcd(t *testing.T) {
 				if err == nil {
 					t.Fatalf("got %+v, want an error", got)
 				}
-				checkErr(t, err, []string{"after 3 attempts", "/ofa/good"}, false)
+				checkErr(t, err, []string{"/ofa/good: no answer within 200ms after 3 attempts"}, false)
 				return
 			}
 			if err != nil {
@@ -250,6 +277,29 @@ func TestFetchEtcd(t *testing.T) {
 				t.Errorf("got %+v, want the fallback after 3 attempts", got)
 			}
 		})
+	}
+}
+
+// TestFetchEtcdCryptTimeout covers an unreachable endpoint whose read crypt itself
+// gives up on before Timeout: its error text must still count as transient.
+func TestFetchEtcdCryptTimeout(t *testing.T) {
+	if _, err := exec.LookPath("etcd"); err != nil {
+		t.Skip("etcd not installed: apt-get install etcd-server")
+	}
+	t.Setenv("ETCDV3_CLI_TIMEOUT_SECOND", "1")
+	s := Source{EtcdEndpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}, EtcdKey: "/ofa/b",
+		Timeout: 3 * time.Second, Retries: -1, Fallback: &Target{MACs: 9}}
+	start := time.Now()
+	got, err := Fetch(context.Background(), s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("From: %s", got.From)
+	if elapsed := time.Since(start); elapsed > 2500*time.Millisecond {
+		t.Errorf("took %v, want about 1s (crypt's timeout)", elapsed)
+	}
+	if got.Target != *s.Fallback || !strings.Contains(got.From, "/ofa/b: context deadline exceeded after 1 attempt)") {
+		t.Errorf("got %+v, want the fallback after crypt's deadline", got)
 	}
 }
 
