@@ -84,6 +84,7 @@ func DefaultConfig() Config {
 		Extract:  defaultExtractConfig(),
 		Expand:   defaultExpandConfig(),
 		Finetune: defaultFinetuneConfig(),
+		Run:      defaultRunConfig(),
 		Out:      "runs/latest",
 		Ops:      "fused",
 	}

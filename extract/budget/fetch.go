@@ -40,6 +40,8 @@ type Source struct {
 	EtcdKey string `mapstructure:"etcd_key"`
 
 	// Timeout bounds each attempt: connecting, waiting and reading the whole response.
+	// An etcd read is also cut off by crypt (viper's remote backend) after 3 s, or
+	// $ETCDV3_CLI_TIMEOUT_SECOND seconds, whichever ends first.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Retries is the number of extra attempts after the first when it fails
 	// transiently: the server cannot be reached, does not answer within Timeout, or
@@ -51,7 +53,9 @@ type Source struct {
 	// A negative value retries without pausing. Retry-After headers are ignored.
 	Backoff time.Duration `mapstructure:"backoff"`
 	// MaxBytes bounds the size of the target document. Larger HTTP responses are
-	// refused without reading more than MaxBytes+1 bytes of them.
+	// refused without reading more than MaxBytes+1 bytes of them (at once when their
+	// Content-Length says so). An etcd value is checked after viper has read it whole;
+	// etcd itself caps a value at --max-request-bytes, 1.5 MiB by default.
 	MaxBytes int64 `mapstructure:"max_bytes"`
 	// Fallback, when set, is returned (and Fetched.From says so) if every attempt failed
 	// transiently, i.e. the server is unreachable or unavailable. It is never used when
@@ -176,7 +180,9 @@ type attempt func(ctx context.Context) (data []byte, transient bool, err error)
 
 // Fetch gets the target s points to, retrying transient failures as Source describes,
 // and parses it strictly with Parse. A server that hangs costs at most about
-// Timeout×(Retries+1) plus the backoff pauses; cancelling ctx stops at once.
+// Timeout×(Retries+1) plus the backoff pauses; cancelling ctx stops at once. (An etcd
+// read is abandoned rather than stopped: viper's remote read takes no context, so it
+// goes on in a goroutine until crypt's own timeout ends it.)
 //
 // Every error wraps ErrRemote and names the URL or key; transport errors also give the
 // number of attempts and the last cause, e.g.
