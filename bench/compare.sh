@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Runs ofa bench and the PyTorch reference on the same machine, alternating, and prints
+# the medians and ratios. Needs Debian's python3-torch (and libopenblas-dev for the
+# OpenBLAS build of ofa).
+#
+#   bash bench/compare.sh [ROUNDS]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROUNDS=${1:-3}
+PY=${PYTHON:-/usr/bin/python3}
+mkdir -p bench/out
+go build -o bench/out/ofa-openblas -tags openblas ./cmd/ofa
+CGO_ENABLED=0 go build -o bench/out/ofa-purego ./cmd/ofa
+
+# name | ofa flags | pytorch flags
+CONFIGS=(
+  "reference (largest)||--depth 4 --heads 4 --mlp 256"
+  "smallest subnet|--subnet smallest|--depth 2 --heads 1 --mlp 64"
+)
+: > bench/out/results.jsonl
+for ((r = 1; r <= ROUNDS; r++)); do
+  for c in "${CONFIGS[@]}"; do
+    IFS='|' read -r name oflags pflags <<< "$c"
+    for build in openblas purego; do
+      bench/out/ofa-$build bench --json $oflags 2>/dev/null | tail -1 |
+        sed "s/^{/{\"name\":\"$name\",\"impl\":\"ofa-$build\",\"round\":$r,/" >> bench/out/results.jsonl
+    done
+    $PY bench/pytorch_vit.py --threads 2 $pflags |
+      sed "s/^{/{\"name\":\"$name\",\"impl\":\"pytorch\",\"round\":$r,/" >> bench/out/results.jsonl
+  done
+done
+$PY - <<'PYEOF'
+import json, statistics
+rows = [json.loads(l) for l in open("bench/out/results.jsonl")]
+names = list(dict.fromkeys(r["name"] for r in rows))
+print(f"{'config':22} {'impl':14} {'train/s':>9} {'infer/s':>9} {'peak MB':>8} {'train x':>8} {'infer x':>8}")
+for n in names:
+    med = {}
+    for impl in ("pytorch", "ofa-openblas", "ofa-purego"):
+        rs = [r for r in rows if r["name"] == n and r["impl"] == impl]
+        if rs:
+            med[impl] = {k: statistics.median(r[k] for r in rs) for k in ("train_samples_per_sec", "infer_samples_per_sec", "peak_rss_mb")}
+    base = med["pytorch"]
+    for impl, m in med.items():
+        print(f"{n:22} {impl:14} {m['train_samples_per_sec']:9.0f} {m['infer_samples_per_sec']:9.0f} {m['peak_rss_mb']:8.0f} "
+              f"{m['train_samples_per_sec']/base['train_samples_per_sec']:8.2f} {m['infer_samples_per_sec']/base['infer_samples_per_sec']:8.2f}")
+PYEOF
