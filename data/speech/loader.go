@@ -235,12 +235,10 @@ func (l *Loader) fill(out, feat []float32, epoch, pos int) {
 		}
 		return
 	}
-	var src rand.PCG
-	src.Seed(l.cfg.Seed, mix64(streamAugment^mix64(uint64(epoch))+mix64(uint64(pos))))
 	mels, frames := l.set.Mels, l.set.Frames
-
-	// Draw everything in a fixed order whatever is switched on, so that turning one
-	// augmentation on or off does not change the others' draws.
+	// Each augmentation draws from its own stream, so that turning one on or off, or
+	// changing its size, does not change the others' draws.
+	src := l.augSource(epoch, pos, augShift)
 	shift := int(uintn(&src, uint64(2*aug.TimeShift+1))) - aug.TimeShift
 	// Output column t reads input column t - shift.
 	for m := range mels {
@@ -253,10 +251,12 @@ func (l *Loader) fill(out, feat []float32, epoch, pos int) {
 			}
 		}
 	}
+	src = l.augSource(epoch, pos, augFreqMask)
 	for range aug.FreqMasks {
 		w, at := maskDraw(&src, aug.FreqMaskWidth, mels)
 		clear(out[at*frames : (at+w)*frames])
 	}
+	src = l.augSource(epoch, pos, augTimeMask)
 	for range aug.TimeMasks {
 		w, at := maskDraw(&src, aug.TimeMaskWidth, frames)
 		for m := range mels {
@@ -264,6 +264,7 @@ func (l *Loader) fill(out, feat []float32, epoch, pos int) {
 		}
 	}
 	if aug.Noise > 0 {
+		src = l.augSource(epoch, pos, augNoise)
 		for i := 0; i < len(out); i += 2 {
 			z0, z1 := normalPair(&src)
 			out[i] += aug.Noise * float32(z0)
@@ -272,6 +273,22 @@ func (l *Loader) fill(out, feat []float32, epoch, pos int) {
 			}
 		}
 	}
+}
+
+// Augmentation streams, one per kind.
+const (
+	augShift = iota + 1
+	augFreqMask
+	augTimeMask
+	augNoise
+)
+
+// augSource returns the PCG for one kind of augmentation of the example at position pos of
+// epoch.
+func (l *Loader) augSource(epoch, pos int, kind uint64) rand.PCG {
+	var src rand.PCG
+	src.Seed(l.cfg.Seed, mix64(streamAugment^mix64(uint64(epoch))+mix64(uint64(pos))+mix64(kind)))
+	return src
 }
 
 // maskDraw draws a mask width in [0, maxWidth] and a start so that it fits in n.
