@@ -1,0 +1,112 @@
+package nn
+
+import (
+	"sync"
+	"unsafe"
+)
+
+// sgemmAsm computes C = A'·B' + beta·C for float32 with the AVX2 kernel (beta 0 or 1,
+// alpha 1), where A' is A or Aᵀ and B' is B or Bᵀ. It tiles C into 4x16 blocks; the ragged
+// edges are done in Go. A transposed B (the weights of a linear layer, small) is copied
+// into a scratch buffer first, so the kernel always streams rows of B. Rows of C are split
+// across goroutines; every element of C is computed by exactly one of them, in a fixed
+// order, so results do not depend on the number of threads.
+func sgemmAsm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmAsmAlpha(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+}
+
+// sgemmAsmAlpha is sgemmAsm with C = alpha·A'·B' when beta is 0 (the product is scaled
+// after the kernel).
+func sgemmAsmAlpha(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	if alpha != 1 && beta != 0 {
+		panic("nn: sgemmAsm scales only fresh products (beta 0)")
+	}
+	defer func() {
+		if alpha != 1 {
+			for i := 0; i < m; i++ {
+				for j := range c[i*ldc : i*ldc+n] {
+					c[i*ldc+j] *= alpha
+				}
+			}
+		}
+	}()
+	if tB {
+		// Bᵀ is (k, n): copy it row-major into scratch
+		bt := scratch.get(k * n)
+		defer scratch.put(bt)
+		for j := 0; j < n; j++ {
+			row := b[j*ldb : j*ldb+k]
+			for kk, v := range row {
+				bt[kk*n+j] = v
+			}
+		}
+		b, ldb = bt, n
+	}
+	sa, sk := lda, 1 // A(i, kk) = a[i*lda + kk]
+	if tA {
+		sa, sk = 1, lda // A is stored (k, m): A(i, kk) = a[kk*lda + i]
+	}
+	if beta == 0 {
+		for i := 0; i < m; i++ {
+			clear(c[i*ldc : i*ldc+n])
+		}
+	} else if beta != 1 {
+		panic("nn: sgemmAsm supports beta 0 or 1")
+	}
+	if k == 0 || m == 0 || n == 0 {
+		return
+	}
+	rows := (m + 3) / 4
+	parallelRows(rows, 4*n*k*2, func(lo, hi int) {
+		for blk := lo; blk < hi; blk++ {
+			i := blk * 4
+			if i+4 > m {
+				edgeRows(i, m, n, k, a, sa, sk, b, ldb, c, ldc)
+				continue
+			}
+			j := 0
+			for ; j+16 <= n; j += 16 {
+				kern4x16(unsafe.Pointer(&a[i*sa]), sa, sk, unsafe.Pointer(&b[j]), ldb, unsafe.Pointer(&c[i*ldc+j]), ldc, k, 1)
+			}
+			if j < n {
+				edgeCols(i, i+4, j, n, k, a, sa, sk, b, ldb, c, ldc)
+			}
+		}
+	})
+}
+
+// edgeRows computes rows i..m-1 of C (fewer than 4) in Go, accumulating into C.
+func edgeRows(i, m, n, k int, a []float32, sa, sk int, b []float32, ldb int, c []float32, ldc int) {
+	edgeCols(i, m, 0, n, k, a, sa, sk, b, ldb, c, ldc)
+}
+
+// edgeCols adds A'·B' into C for rows [r0, r1) and columns [j0, j1) in Go.
+func edgeCols(r0, r1, j0, j1, k int, a []float32, sa, sk int, b []float32, ldb int, c []float32, ldc int) {
+	for i := r0; i < r1; i++ {
+		cr := c[i*ldc+j0 : i*ldc+j1]
+		for kk := 0; kk < k; kk++ {
+			w := a[i*sa+kk*sk]
+			if w == 0 {
+				continue
+			}
+			br := b[kk*ldb+j0 : kk*ldb+j1]
+			for x := range cr {
+				cr[x] += w * br[x]
+			}
+		}
+	}
+}
+
+// scratchPool recycles transposition buffers.
+type scratchPool struct{ p sync.Pool }
+
+var scratch scratchPool
+
+func (s *scratchPool) get(n int) []float32 {
+	if v, ok := s.p.Get().(*[]float32); ok && cap(*v) >= n {
+		return (*v)[:n]
+	}
+	return make([]float32, n)
+}
+
+func (s *scratchPool) put(b []float32) { s.p.Put(&b) }
