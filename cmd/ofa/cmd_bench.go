@@ -77,7 +77,7 @@ func (a *app) benchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ar, space, err := cfg.Model.Arch()
+			ar, space, err := cfg.Model.Arch(arch.TaskImage, 1, 28, 28, 10)
 			if err != nil {
 				return err
 			}

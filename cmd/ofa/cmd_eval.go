@@ -12,7 +12,7 @@ import (
 )
 
 func (a *app) evalCmd() *cobra.Command {
-	var modelPath, subnetArg, split string
+	var modelPath, subnetArg, splitName string
 	var batch int
 	fk := flagKeys{}
 	cmd := &cobra.Command{
@@ -42,16 +42,19 @@ func (a *app) evalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := sp.checkModel(modelPath, m); err != nil {
+				return err
+			}
 			set := sp.test
-			switch split {
+			switch splitName {
 			case "test":
 			case "val":
 				set = sp.val
 			default:
-				return fmt.Errorf("%w: --split %q, want test or val", errUsage, split)
+				return fmt.Errorf("%w: --split %q, want test or val", errUsage, splitName)
 			}
-			a.say("data: %s; evaluating on %d %s examples", sp.source, set.N, split)
-			el, err := evalLoader(set, batch, m.Preprocess.Mean, m.Preprocess.Std)
+			a.say("data: %s; evaluating on %d %s examples", sp.source, set.N(), splitName)
+			el, err := sp.evalLoader(set, batch, m.Preprocess)
 			if err != nil {
 				return err
 			}
@@ -62,14 +65,14 @@ func (a *app) evalCmd() *cobra.Command {
 			for _, r := range res {
 				a.say("%-10s %-44s accuracy %6.2f%%  loss %.4f  params %d  MACs %d", r.Name, r.Key, 100*r.Accuracy, r.Loss, r.Params, r.MACs)
 			}
-			a.emit(map[string]any{"command": "eval", "model": modelPath, "split": split, "data": sp.source.String(), "results": res})
+			a.emit(map[string]any{"command": "eval", "model": modelPath, "split": splitName, "data": sp.source, "results": res})
 			return nil
 		},
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&modelPath, "model", "", "model checkpoint (.safetensors)")
 	fs.StringVar(&subnetArg, "subnet", "largest", "largest, smallest, middle, all, a JSON subnet, or a file holding one")
-	fs.StringVar(&split, "split", "test", "test, or val (the held-out end of the training split)")
+	fs.StringVar(&splitName, "split", "test", "test, or val (the held-out end of the training split)")
 	fs.IntVar(&batch, "batch", 250, "evaluation batch size")
 	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
 	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")

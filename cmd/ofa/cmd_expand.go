@@ -132,7 +132,7 @@ func expandModel(m *checkpoint.Model, c ExpandConfig, sp *splits) (*checkpoint.M
 	if err != nil {
 		return nil, err
 	}
-	l, err := data.NewLoader(sp.val, data.LoaderConfig{BatchSize: 50, Mean: m.Preprocess.Mean, Std: m.Preprocess.Std})
+	l, err := sp.evalLoader(sp.val, 50, m.Preprocess)
 	if err != nil {
 		return nil, err
 	}

@@ -303,9 +303,9 @@ func saveExtracted(path, manifestPath string, from *checkpoint.Model, res *extra
 type extractEnv struct {
 	cfg     Config
 	model   *checkpoint.Model
-	calib   *data.Loader
-	val     *data.Loader
-	test    *data.Loader
+	calib   data.Batcher
+	val     data.Batcher
+	test    data.Batcher
 	verify  data.Batch
 	latency *extract.LatencyTable
 	scores  map[string]*extract.Scores // by criteria, reused across extractions
@@ -314,20 +314,22 @@ type extractEnv struct {
 const extractBatch = 100
 
 func newExtractEnv(cfg Config, m *checkpoint.Model, sp *splits) (*extractEnv, error) {
-	mean, std := m.Preprocess.Mean, m.Preprocess.Std
-	calib, err := evalLoader(sp.train, extractBatch, mean, std)
+	if err := sp.checkModel("the supernet", m); err != nil {
+		return nil, err
+	}
+	calib, err := sp.evalLoader(sp.train, extractBatch, m.Preprocess)
 	if err != nil {
 		return nil, err
 	}
 	valSet := sp.val
-	if n := cfg.Extract.ValExamples; n > 0 && n < valSet.N {
-		valSet = valSet.Head(n)
+	if n := cfg.Extract.ValExamples; n > 0 && n < valSet.N() {
+		valSet = valSet.head(n)
 	}
-	val, err := evalLoader(valSet, extractBatch, mean, std)
+	val, err := sp.evalLoader(valSet, extractBatch, m.Preprocess)
 	if err != nil {
 		return nil, err
 	}
-	test, err := evalLoader(sp.test, 250, mean, std)
+	test, err := sp.evalLoader(sp.test, 250, m.Preprocess)
 	if err != nil {
 		return nil, err
 	}

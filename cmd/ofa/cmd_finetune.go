@@ -110,12 +110,19 @@ func (a *app) finetune(ctx context.Context, cfg Config, m *checkpoint.Model, tea
 	}
 	student := &checkpoint.Model{Kind: checkpoint.KindFinetuned, Arch: m.Arch, Params: m.Float32Params().Clone(),
 		Preprocess: m.Preprocess, Extra: m.Extra}
-	mean, std := m.Preprocess.Mean, m.Preprocess.Std
-	tl, err := trainLoader(sp.train, fc.BatchSize, fc.Seed, cfg.Data.Augment, mean, std)
+	if err := sp.checkModel("the model", m); err != nil {
+		return nil, err
+	}
+	if teacher != nil {
+		if err := sp.checkModel("the teacher", teacher); err != nil {
+			return nil, err
+		}
+	}
+	tl, err := sp.trainLoader(sp.train, fc.BatchSize, fc.Seed, cfg.Data.Augment, m.Preprocess)
 	if err != nil {
 		return nil, err
 	}
-	vl, err := evalLoader(sp.val, fc.EvalBatch, mean, std)
+	vl, err := sp.evalLoader(sp.val, fc.EvalBatch, m.Preprocess)
 	if err != nil {
 		return nil, err
 	}
@@ -159,7 +166,7 @@ func (a *app) finetune(ctx context.Context, cfg Config, m *checkpoint.Model, tea
 	res.Curve, res.Losses = curve.evals, curve.losses
 	student.Params = best
 	res.Model = student
-	tel, err := evalLoader(sp.test, 250, mean, std)
+	tel, err := sp.evalLoader(sp.test, 250, m.Preprocess)
 	if err != nil {
 		return nil, err
 	}

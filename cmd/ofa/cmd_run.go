@@ -119,8 +119,8 @@ func (a *app) lifecycle(ctx context.Context, cfg Config, targets []budget.Target
 	}
 	a.say("== data: %s", sp.source)
 	rep := &report.Report{Title: "ofa lifecycle report"}
-	rep.Notes = append(rep.Notes, "data: "+sp.source.String(), "BLAS: "+nn.BLAS,
-		fmt.Sprintf("splits: train %d, validation %d, test %d", sp.train.N, sp.val.N, sp.test.N))
+	rep.Notes = append(rep.Notes, "data: "+sp.source, "BLAS: "+nn.BLAS,
+		fmt.Sprintf("splits: train %d, validation %d, test %d", sp.train.N(), sp.val.N(), sp.test.N()))
 
 	// 1. the supernet
 	var sn *checkpoint.Model

@@ -137,13 +137,14 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	if err != nil {
 		return nil, err
 	}
-	a.say("data: %s; training on %d, validation %d, test %d", sp.source, sp.train.N, sp.val.N, sp.test.N)
-	ar, space, err := cfg.Model.Arch()
+	a.say("data: %s; training on %d, validation %d, test %d", sp.source, sp.train.N(), sp.val.N(), sp.test.N())
+	c, h, w := sp.inputShape()
+	ar, space, err := cfg.Model.Arch(sp.task, c, h, w, len(sp.classes))
 	if err != nil {
 		return nil, err
 	}
 	model := &checkpoint.Model{Kind: checkpoint.KindSupernet, Arch: ar, Space: &space,
-		Preprocess: checkpoint.Preprocess{Mean: dataMean, Std: dataStd}}
+		Preprocess: sp.preprocess()}
 	if state != nil {
 		model = state.Model
 		ar, space = model.Arch, *model.Space
@@ -157,11 +158,11 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	if err := os.WriteFile(filepath.Join(out, fileConfig), append(runCfg, '\n'), 0o644); err != nil {
 		return nil, err
 	}
-	tl, err := trainLoader(sp.train, cfg.Train.BatchSize, cfg.Train.Seed, cfg.Data.Augment, model.Preprocess.Mean, model.Preprocess.Std)
+	tl, err := sp.trainLoader(sp.train, cfg.Train.BatchSize, cfg.Train.Seed, cfg.Data.Augment, model.Preprocess)
 	if err != nil {
 		return nil, err
 	}
-	el, err := evalLoader(sp.test, cfg.Train.EvalBatch, model.Preprocess.Mean, model.Preprocess.Std)
+	el, err := sp.evalLoader(sp.test, cfg.Train.EvalBatch, model.Preprocess)
 	if err != nil {
 		return nil, err
 	}
@@ -182,9 +183,9 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 			return nil, err
 		}
 	}
-	c := ar.ModelCost()
-	a.say("supernet: %d layers, dim %d, %d heads, MLP %d: %d params, %.1f MMACs per example; BLAS %s",
-		len(ar.Layers), ar.Dim, ar.Layers[0].Heads, ar.Layers[0].MLP, c.Params, float64(c.MACs)/1e6, nn.BLAS)
+	cost := ar.ModelCost()
+	a.say("supernet: %d layers, dim %d, %d heads, MLP %d, %d tokens: %d params, %.1f MMACs per example; BLAS %s",
+		len(ar.Layers), ar.Dim, ar.Layers[0].Heads, ar.Layers[0].MLP, ar.Tokens(), cost.Params, float64(cost.MACs)/1e6, nn.BLAS)
 	a.say("training %d steps (%d per epoch), sampler %s; output in %s", tr.TotalSteps(), tr.BatchesPerEpoch(), smp.Name(), out)
 
 	metrics, err := train.NewMetricsHook(filepath.Join(out, fileMetrics), 10)
@@ -236,7 +237,7 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	}
 	a.say("supernet: %s", filepath.Join(out, fileSupernet))
 	summary := map[string]any{"command": "train", "out": out, "supernet": filepath.Join(out, fileSupernet),
-		"steps": tr.Step(), "seconds": elapsed, "samples_per_sec": rate, "data": sp.source.String(),
+		"steps": tr.Step(), "seconds": elapsed, "samples_per_sec": rate, "data": sp.source,
 		"eval": lastEval.Subnets, "blas": nn.BLAS}
 	return &trainOutcome{model: model, path: filepath.Join(out, fileSupernet), eval: lastEval.Subnets, curve: curve,
 		summary: summary, steps: tr.Step()}, nil

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/data/speech"
 	"github.com/ofa-go/ofa/sampler"
 	"github.com/ofa-go/ofa/train"
 	"github.com/spf13/pflag"
@@ -52,13 +53,21 @@ type DataConfig struct {
 	// TrainLimit and TestLimit cut the splits to their first examples (0: all).
 	TrainLimit int `mapstructure:"train_limit"`
 	TestLimit  int `mapstructure:"test_limit"`
-	// Augment is applied to training batches.
+	// Augment is applied to training batches of images.
 	Augment data.Augment `mapstructure:"augment"`
+	// Task is "image" (Fashion-MNIST) or "speech" (spoken keywords).
+	Task string `mapstructure:"task"`
+	// Speech configures the speech task.
+	Speech SpeechConfig `mapstructure:"speech"`
 }
 
 // ModelConfig is the supernet's architecture and search space.
 type ModelConfig struct {
+	// PatchSize is the side of square patches; PatchHeight and PatchWidth, when set,
+	// override it (speech: a patch spans every mel bin and a few frames).
 	PatchSize    int    `mapstructure:"patch_size"`
+	PatchHeight  int    `mapstructure:"patch_height"`
+	PatchWidth   int    `mapstructure:"patch_width"`
 	Dim          int    `mapstructure:"dim"`
 	HeadDim      int    `mapstructure:"head_dim"`
 	Heads        int    `mapstructure:"heads"`
@@ -75,7 +84,9 @@ func DefaultConfig() Config {
 	a, sp := arch.Default(), arch.DefaultSpace()
 	tc := train.Default()
 	return Config{
-		Data: DataConfig{Augment: data.Augment{CropPad: 2, HFlip: true}},
+		Data: DataConfig{Augment: data.Augment{CropPad: 2, HFlip: true}, Task: arch.TaskImage,
+			Speech: SpeechConfig{Frontend: speech.DefaultFrontend(),
+				Augment: speech.Augment{TimeShift: 10, FreqMasks: 1, FreqMaskWidth: 6, TimeMasks: 1, TimeMaskWidth: 10}}},
 		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
 			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
 			DepthChoices: sp.DepthChoices, InitSeed: 1},
@@ -90,10 +101,18 @@ func DefaultConfig() Config {
 	}
 }
 
-// Arch returns the supernet architecture and space the model section describes.
-func (m ModelConfig) Arch() (arch.Arch, arch.Space, error) {
+// Arch returns the supernet architecture and space the model section describes, for
+// inputs of c x h x w and the given number of classes.
+func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Space, error) {
 	a := arch.Default()
+	a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes = task, c, h, w, classes
 	a.PatchHeight, a.PatchWidth = m.PatchSize, m.PatchSize
+	if m.PatchHeight > 0 {
+		a.PatchHeight = m.PatchHeight
+	}
+	if m.PatchWidth > 0 {
+		a.PatchWidth = m.PatchWidth
+	}
 	a.Dim, a.HeadDim = m.Dim, m.HeadDim
 	a.Layers = arch.Uniform(m.Depth, arch.Layer{Heads: m.Heads, MLP: m.MLP})
 	sp := arch.Space{HeadChoices: m.HeadChoices, MLPChoices: m.MLPChoices, DepthChoices: m.DepthChoices}
@@ -111,8 +130,21 @@ func (m ModelConfig) Arch() (arch.Arch, arch.Space, error) {
 
 // Validate checks every section; errors name the key.
 func (c Config) Validate() error {
-	if _, _, err := c.Model.Arch(); err != nil {
-		return err
+	switch c.Data.Task {
+	case arch.TaskImage:
+		if _, _, err := c.Model.Arch(arch.TaskImage, 1, 28, 28, 10); err != nil {
+			return err
+		}
+	case arch.TaskSpeech:
+		fe := c.Data.Speech.Frontend
+		if err := fe.Validate(); err != nil {
+			return fmt.Errorf("%w: data.speech.frontend: %w", errConfig, err)
+		}
+		if _, _, err := c.Model.Arch(arch.TaskSpeech, 1, fe.Mels, fe.Frames, 2); err != nil {
+			return err
+		}
+	default:
+		return fmt.Errorf("%w: data.task: got %q, want image or speech", errConfig, c.Data.Task)
 	}
 	if err := c.Sampler.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errConfig, err)
