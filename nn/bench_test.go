@@ -3,6 +3,7 @@ package nn
 import (
 	"testing"
 
+	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -57,4 +58,51 @@ func BenchmarkGELU(b *testing.B) {
 }
 func BenchmarkLayerNorm(b *testing.B) {
 	benchKernel(b, &layerNormKernel{eps: 1e-6}, []int{benchRows, 64}, []int{64}, []int{64})
+}
+
+// refCases are the reference ViT's operations at batch 64 (17 tokens, dim 64, 4 heads of
+// 16, MLP 256), run through whole gorgonia graphs (forward and backward) so fused and
+// composed versions are timed the same way.
+func refCases() []opCase {
+	rows := benchRows
+	return []opCase{
+		{name: "linear_qkv", shapes: [][]int{{rows, 64}, {192, 64}, {192}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) {
+				return o.Linear(in[0], in[1], in[2], &LinearSpec{Groups: 3, Out: 64, In: 64})
+			}},
+		{name: "linear_fc1", shapes: [][]int{{rows, 64}, {256, 64}, {256}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) {
+				return o.Linear(in[0], in[1], in[2], &LinearSpec{Out: 256, In: 64})
+			}},
+		{name: "layernorm", shapes: [][]int{{rows, 64}, {64}, {64}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.LayerNorm(in[0], in[1], in[2], 1e-6) }},
+		{name: "gelu", shapes: [][]int{{rows, 256}}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.GELU(in[0]) }},
+		{name: "attention", shapes: [][]int{{rows, 192}}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) {
+				return o.Attention(in[0], &AttentionSpec{Tokens: 17, Heads: 4, HeadDim: 16}, nil, nil)
+			}},
+		{name: "softce", shapes: [][]int{{64, 10}, {64, 10}}, oneHot: map[int]bool{1: true}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SoftCrossEntropy(in[0], in[1], 1, 1) }},
+	}
+}
+
+// BenchmarkOps times forward+backward graphs of each operation, fused vs composed.
+func BenchmarkOps(b *testing.B) {
+	for _, c := range refCases() {
+		for _, impl := range []struct {
+			name string
+			ops  Ops
+		}{{"fused", Fused{}}, {"composed", Composed{}}} {
+			b.Run(c.name+"/"+impl.name, func(b *testing.B) {
+				h := newHarnessLoss(b, impl.ops, c, c.inputs(tensor.Float32, 1), true, true)
+				h.run(b)
+				b.ReportAllocs()
+				b.ResetTimer()
+				for i := 0; i < b.N; i++ {
+					h.run(b)
+				}
+			})
+		}
+	}
 }

@@ -149,6 +149,12 @@ type harness struct {
 }
 
 func newHarness(t testing.TB, ops Ops, c opCase, values []*tensor.Dense, withGrad bool) *harness {
+	return newHarnessLoss(t, ops, c, values, withGrad, false)
+}
+
+// newHarnessLoss builds the harness; fusedLoss uses a fused Σ out ⊙ R (benchmarks, so
+// that only the operation under test differs between implementations).
+func newHarnessLoss(t testing.TB, ops Ops, c opCase, values []*tensor.Dense, withGrad, fusedLoss bool) *harness {
 	t.Helper()
 	h := &harness{g: G.NewGraph(), values: values}
 	for i, v := range values {
@@ -167,7 +173,9 @@ func newHarness(t testing.TB, ops Ops, c opCase, values []*tensor.Dense, withGra
 			w[i] = r.NormFloat64()
 		}
 		weights := G.NewConstant(denseOf(out.Dtype(), out.Shape(), w))
-		if h.loss, err = G.HadamardProd(out, weights); err == nil {
+		if fusedLoss {
+			h.loss, err = apply(&weightedSumKernel{dims: out.Dims()}, out, G.NodeFromAny(h.g, denseOf(out.Dtype(), out.Shape(), w)))
+		} else if h.loss, err = G.HadamardProd(out, weights); err == nil {
 			h.loss, err = G.Sum(h.loss)
 		}
 		if err != nil {
@@ -325,3 +333,47 @@ func TestGELUTable(t *testing.T) {
 		}
 	}
 }
+
+// weightedSumKernel is Σ x ⊙ w (test and benchmark loss).
+type weightedSumKernel struct{ dims int }
+
+func (k *weightedSumKernel) name() string     { return "WeightedSum" }
+func (k *weightedSumKernel) inputDims() []int { return []int{k.dims, k.dims} }
+func (k *weightedSumKernel) outDims() int     { return 0 }
+func (k *weightedSumKernel) diffWRT() []bool  { return []bool{true, false} }
+func (k *weightedSumKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	return tensor.ScalarShape(), nil
+}
+func (k *weightedSumKernel) forward(in []*tensor.Dense, out *tensor.Dense) error {
+	if isF32(out) {
+		x, w := data[float32](in[0]), data[float32](in[1])
+		var s float64
+		for i, v := range x {
+			s += float64(v * w[i])
+		}
+		data[float32](out)[0] = float32(s)
+		return nil
+	}
+	x, w := data[float64](in[0]), data[float64](in[1])
+	var s float64
+	for i, v := range x {
+		s += v * w[i]
+	}
+	data[float64](out)[0] = s
+	return nil
+}
+func (k *weightedSumKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense, grads []*tensor.Dense) error {
+	if isF32(out) {
+		g, w, dx := data[float32](dOut)[0], data[float32](in[1]), data[float32](grads[0])
+		for i, v := range w {
+			dx[i] = g * v
+		}
+		return nil
+	}
+	g, w, dx := data[float64](dOut)[0], data[float64](in[1]), data[float64](grads[0])
+	for i, v := range w {
+		dx[i] = g * v
+	}
+	return nil
+}
+

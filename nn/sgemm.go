@@ -21,19 +21,23 @@ func sgemmAsmAlpha(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int
 	if alpha != 1 && beta != 0 {
 		panic("nn: sgemmAsm scales only fresh products (beta 0)")
 	}
-	defer func() {
-		if alpha != 1 {
-			for i := 0; i < m; i++ {
-				for j := range c[i*ldc : i*ldc+n] {
-					c[i*ldc+j] *= alpha
-				}
+	sgemmAsmBeta(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	if alpha != 1 {
+		for i := 0; i < m; i++ {
+			row := c[i*ldc : i*ldc+n]
+			for j := range row {
+				row[j] *= alpha
 			}
 		}
-	}()
+	}
+}
+
+func sgemmAsmBeta(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if tB {
 		// Bᵀ is (k, n): copy it row-major into scratch
-		bt := scratch.get(k * n)
-		defer scratch.put(bt)
+		buf := scratch.get(k * n)
+		defer scratch.put(buf)
+		bt := *buf
 		for j := 0; j < n; j++ {
 			row := b[j*ldb : j*ldb+k]
 			for kk, v := range row {
@@ -57,22 +61,29 @@ func sgemmAsmAlpha(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int
 		return
 	}
 	rows := (m + 3) / 4
-	parallelRows(rows, 4*n*k*2, func(lo, hi int) {
-		for blk := lo; blk < hi; blk++ {
-			i := blk * 4
-			if i+4 > m {
-				edgeRows(i, m, n, k, a, sa, sk, b, ldb, c, ldc)
-				continue
-			}
-			j := 0
-			for ; j+16 <= n; j += 16 {
-				kern4x16(unsafe.Pointer(&a[i*sa]), sa, sk, unsafe.Pointer(&b[j]), ldb, unsafe.Pointer(&c[i*ldc+j]), ldc, k, 1)
-			}
-			if j < n {
-				edgeCols(i, i+4, j, n, k, a, sa, sk, b, ldb, c, ldc)
-			}
+	if rows*4*n*k*2 < 1<<16 {
+		tiles(0, rows, m, n, k, a, sa, sk, b, ldb, c, ldc) // small: no goroutines, no closure
+		return
+	}
+	parallelRows(rows, 4*n*k*2, func(lo, hi int) { tiles(lo, hi, m, n, k, a, sa, sk, b, ldb, c, ldc) })
+}
+
+// tiles computes row blocks [lo, hi) of C (4 rows each), adding A'·B' to C.
+func tiles(lo, hi, m, n, k int, a []float32, sa, sk int, b []float32, ldb int, c []float32, ldc int) {
+	for blk := lo; blk < hi; blk++ {
+		i := blk * 4
+		if i+4 > m {
+			edgeRows(i, m, n, k, a, sa, sk, b, ldb, c, ldc)
+			continue
 		}
-	})
+		j := 0
+		for ; j+16 <= n; j += 16 {
+			kern4x16(unsafe.Pointer(&a[i*sa]), sa, sk, unsafe.Pointer(&b[j]), ldb, unsafe.Pointer(&c[i*ldc+j]), ldc, k, 1)
+		}
+		if j < n {
+			edgeCols(i, i+4, j, n, k, a, sa, sk, b, ldb, c, ldc)
+		}
+	}
 }
 
 // edgeRows computes rows i..m-1 of C (fewer than 4) in Go, accumulating into C.
@@ -102,11 +113,17 @@ type scratchPool struct{ p sync.Pool }
 
 var scratch scratchPool
 
-func (s *scratchPool) get(n int) []float32 {
-	if v, ok := s.p.Get().(*[]float32); ok && cap(*v) >= n {
-		return (*v)[:n]
+// get returns a buffer of n values; give it back with put.
+func (s *scratchPool) get(n int) *[]float32 {
+	v, ok := s.p.Get().(*[]float32)
+	if !ok {
+		v = new([]float32)
 	}
-	return make([]float32, n)
+	if cap(*v) < n {
+		*v = make([]float32, n)
+	}
+	*v = (*v)[:n]
+	return v
 }
 
-func (s *scratchPool) put(b []float32) { s.p.Put(&b) }
+func (s *scratchPool) put(b *[]float32) { s.p.Put(b) }

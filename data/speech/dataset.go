@@ -59,16 +59,18 @@ func (s *Set) Validate() error {
 		return bad("spectrograms of %d mels x %d frames, want both >= 1", s.Mels, s.Frames)
 	case len(s.ClassNames) < 1 || len(s.ClassNames) > 256:
 		return bad("%d class names, want 1 to 256 (labels are bytes)", len(s.ClassNames))
+	}
+	size, ok := mulInts(s.N, s.Mels, s.Frames)
+	if !ok {
+		return bad("%d examples of %dx%d overflow int", s.N, s.Mels, s.Frames)
+	}
+	switch {
 	case len(s.Labels) != s.N:
 		return bad("%d labels for %d examples", len(s.Labels), s.N)
 	case len(s.Speakers) != s.N:
 		return bad("%d speakers for %d examples", len(s.Speakers), s.N)
 	case len(s.Files) != 0 && len(s.Files) != s.N:
 		return bad("%d file names for %d examples", len(s.Files), s.N)
-	}
-	size, ok := mulInts(s.N, s.Mels, s.Frames)
-	if !ok {
-		return bad("%d examples of %dx%d overflow int", s.N, s.Mels, s.Frames)
 	}
 	if len(s.Features) != size {
 		return bad("%d feature values, want %d examples x %d mels x %d frames = %d",
@@ -163,7 +165,7 @@ func (s *Set) Stats() Stats {
 // before "_nohash_" ("0a7c2a8d_nohash_1.wav" -> "0a7c2a8d"), else before the first "_",
 // else the name without its extension.
 func SpeakerID(file string) string {
-	base := path.Base(filepath.ToSlash(file))
+	base := file[strings.LastIndexAny(file, `/\`)+1:] // either separator, whatever the OS
 	if i := strings.Index(base, "_nohash_"); i >= 0 {
 		return base[:i]
 	}

@@ -142,6 +142,8 @@ func (f Frontend) melPoints() []float64 {
 	for i := range pts {
 		pts[i] = melToHz(lo + (hi-lo)*float64(i)/float64(f.Mels+1))
 	}
+	// Exact ends, so that the top band does not reach past FMax by a rounding error.
+	pts[0], pts[len(pts)-1] = f.FMin, f.fmax()
 	return pts
 }
 
