@@ -376,4 +376,3 @@ func (k *weightedSumKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense
 	}
 	return nil
 }
-
