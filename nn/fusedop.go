@@ -111,7 +111,7 @@ func (op *fusedOp) Do(vals ...G.Value) (G.Value, error) {
 	if err := op.k.forward(in, out); err != nil {
 		return nil, fmt.Errorf("%s: %w", op.k.name(), err)
 	}
-	if len(shape) == 0 {
+	if op.k.outDims() == 0 {
 		return scalarValue(out), nil
 	}
 	return out, nil

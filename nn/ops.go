@@ -105,7 +105,7 @@ func (Fused) SoftCrossEntropy(logits, target *G.Node, temperature, weight float6
 }
 
 // Add implements Ops.
-func (Fused) Add(a, b *G.Node) (*G.Node, error) { return G.Add(a, b) }
+func (Fused) Add(a, b *G.Node) (*G.Node, error) { return apply(&addKernel{dims: a.Dims()}, a, b) }
 
 // Gate implements Ops.
 func (Fused) Gate(x, g *G.Node, blk int) (*G.Node, error) { return apply(&gateKernel{blk: blk}, x, g) }

@@ -57,6 +57,20 @@ func opCases() []opCase {
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.ClassToken(in[0], 4) }},
 		{name: "affine", shapes: [][]int{{3, 4}, {4}, {4}}, wrt: []int{0, 1, 2},
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.Affine(in[0], in[1], in[2]) }},
+		{name: "add", shapes: [][]int{{3, 5}, {3, 5}}, wrt: []int{0, 1},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.Add(in[0], in[1]) }},
+		{name: "add/scalar-losses", shapes: [][]int{{2, 3}, {2, 3}}, oneHot: map[int]bool{1: true}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) {
+				l1, err := o.SoftCrossEntropy(in[0], in[1], 1, 0.3)
+				if err != nil {
+					return nil, err
+				}
+				l2, err := o.SoftCrossEntropy(in[0], in[1], 2, 0.7)
+				if err != nil {
+					return nil, err
+				}
+				return o.Add(l1, l2)
+			}},
 		{name: "gate/heads", shapes: [][]int{{3, 6}, {3}}, wrt: []int{0, 1},
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.Gate(in[0], in[1], 2) }},
 		{name: "gate/neurons", shapes: [][]int{{4, 5}, {5}}, wrt: []int{0, 1},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"unsafe"
 
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
@@ -106,12 +107,19 @@ func scalarValue(t *tensor.Dense) G.Value {
 	panic("nn: scalar of unsupported type")
 }
 
-// data returns the backing slice of t as []T.
+// data returns the backing slice of t as []T without allocating (Dense.Data builds its
+// result through reflection and allocates on every call).
 func data[T Float](t *tensor.Dense) []T {
 	if t == nil {
 		return nil
 	}
-	return t.Data().([]T)
+	var z T
+	if unsafe.Sizeof(z) == 4 {
+		s := t.Float32s()
+		return *(*[]T)(unsafe.Pointer(&s))
+	}
+	s := t.Float64s()
+	return *(*[]T)(unsafe.Pointer(&s))
 }
 
 // isF32 reports whether the tensors hold float32 (else float64).

@@ -252,7 +252,7 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		}
 		for k, gn := range g.grads {
 			dst := t.grads[g.index[k]]
-			for j, v := range gn.Value().Data().([]float32) {
+			for j, v := range gn.Value().(*tensor.Dense).Float32s() {
 				dst[j] += v
 			}
 		}

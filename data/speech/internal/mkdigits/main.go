@@ -25,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"hash/fnv"
+	"io"
 	"io/fs"
 	"math"
 	"math/bits"
@@ -84,7 +85,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mkdigits:", err)
 		os.Exit(2)
 	}
-	if err := run(cfg); err != nil {
+	if err := run(cfg, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "mkdigits:", err)
 		os.Exit(1)
 	}
@@ -252,7 +253,7 @@ type result struct {
 	cropped bool
 }
 
-func run(c config) error {
+func run(c config, w io.Writer) error {
 	start := time.Now()
 	version, err := exec.Command(c.espeak, "--version").Output()
 	if err != nil {
@@ -355,13 +356,13 @@ func run(c config) error {
 	}
 	total += int64(len(readme))
 
-	fmt.Printf("%s\n", strings.TrimSpace(string(version)))
-	fmt.Printf("speakers: %d train, %d val, %d test (%d voices x %d variants, %d unused)\n",
+	fmt.Fprintf(w, "%s\n", strings.TrimSpace(string(version)))
+	fmt.Fprintf(w, "speakers: %d train, %d val, %d test (%d voices x %d variants, %d unused)\n",
 		nspk["train"], nspk["val"], nspk["test"], len(c.voices), len(c.variants), nspk[""])
-	fmt.Printf("files: %d (%d train, %d val, %d test), %d renditions cropped to %.2f s\n",
+	fmt.Fprintf(w, "files: %d (%d train, %d val, %d test), %d renditions cropped to %.2f s\n",
 		len(jobs), files["train"], files["val"], files["test"], cropped, c.clip)
-	fmt.Printf("total size: %d bytes (%.1f MB) in %s\n", total, float64(total)/1e6, c.out)
-	fmt.Printf("wall time: %s\n", time.Since(start).Round(time.Millisecond))
+	fmt.Fprintf(w, "total size: %d bytes (%.1f MB) in %s\n", total, float64(total)/1e6, c.out)
+	fmt.Fprintf(w, "wall time: %s\n", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 

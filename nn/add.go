@@ -1,0 +1,53 @@
+package nn
+
+import (
+	"fmt"
+
+	"gorgonia.org/tensor"
+)
+
+// addKernel is a + b for tensors of one shape (residual connections, summed losses). Unlike
+// gorgonia's Add it writes into a reused buffer instead of allocating every run.
+type addKernel struct{ dims int }
+
+func (k *addKernel) name() string     { return "Add" }
+func (k *addKernel) inputDims() []int { return []int{k.dims, k.dims} }
+func (k *addKernel) outDims() int     { return k.dims }
+func (k *addKernel) diffWRT() []bool  { return []bool{true, true} }
+func (k *addKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	if !in[0].Eq(in[1]) {
+		return nil, fmt.Errorf("%w: Add: %v and %v", ErrShape, in[0], in[1])
+	}
+	if k.dims == 0 {
+		return tensor.ScalarShape(), nil
+	}
+	return in[0].Clone(), nil
+}
+
+func (k *addKernel) forward(in []*tensor.Dense, out *tensor.Dense) error {
+	if isF32(out) {
+		addInto(data[float32](out), data[float32](in[0]), data[float32](in[1]))
+	} else {
+		addInto(data[float64](out), data[float64](in[0]), data[float64](in[1]))
+	}
+	return nil
+}
+
+func (k *addKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense, grads []*tensor.Dense) error {
+	if isF32(out) {
+		copy(data[float32](grads[0]), data[float32](dOut))
+		copy(data[float32](grads[1]), data[float32](dOut))
+	} else {
+		copy(data[float64](grads[0]), data[float64](dOut))
+		copy(data[float64](grads[1]), data[float64](dOut))
+	}
+	return nil
+}
+
+func addInto[T Float](dst, a, b []T) {
+	b = b[:len(a)]
+	dst = dst[:len(a)]
+	for i, v := range a {
+		dst[i] = v + b[i]
+	}
+}
