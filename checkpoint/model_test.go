@@ -1,0 +1,91 @@
+package checkpoint
+
+import (
+	"errors"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/supernet"
+	"gorgonia.org/tensor"
+)
+
+func testModel(t *testing.T) *Model {
+	a := arch.Default()
+	a.Layers = arch.Uniform(2, arch.Layer{Heads: 2, MLP: 16})
+	p, err := supernet.NewParams(a, tensor.Float32, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp := arch.Space{HeadChoices: []int{1, 2}, MLPChoices: []int{8, 16}, DepthChoices: []int{1, 2}}
+	return &Model{Kind: KindSupernet, Arch: a, Space: &sp, Params: p, Preprocess: Preprocess{Mean: 0.3, Std: 0.4},
+		Extra: map[string]string{"note": "x"}}
+}
+
+func TestModelRoundTrip(t *testing.T) {
+	m := testModel(t)
+	path := filepath.Join(t.TempDir(), "m.safetensors")
+	if err := SaveModel(path, m); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadModel(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Kind != m.Kind || got.Arch.JSON() != m.Arch.JSON() || got.Extra["note"] != "x" || got.Preprocess.Std != 0.4 {
+		t.Fatalf("round trip: %+v", got)
+	}
+	for _, n := range m.Params.Names() {
+		a, b := m.Params.Float32(n), got.Params.Float32(n)
+		for i := range a {
+			if a[i] != b[i] {
+				t.Fatalf("%s[%d] changed", n, i)
+			}
+		}
+	}
+}
+
+// TestModelMismatch: tensors that do not fit the architecture, and broken metadata, are
+// rejected with the tensor or key named.
+func TestModelMismatch(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		mut  func(f *File)
+		want string
+	}{
+		{"wrong shape", func(f *File) {
+			tt, _ := f.Get("blocks.1.mlp.fc1.weight")
+			tt.Shape = []int{8, 128}
+		}, `"blocks.1.mlp.fc1.weight" has shape [8 128], the architecture needs [16 64]`},
+		{"missing tensor", func(f *File) {
+			f.Tensors = f.Tensors[:len(f.Tensors)-1]
+		}, `"head.bias" is missing`},
+		{"extra tensor", func(f *File) {
+			f.Tensors = append(f.Tensors, Tensor{Name: "blocks.9.attn.qkv.weight", Shape: []int{1}, Data: []float32{0}})
+		}, `unexpected tensor "blocks.9.attn.qkv.weight"`},
+		{"not a model", func(f *File) { f.Metadata[KeyFormat] = "pt" }, `metadata "format" is "pt"`},
+		{"bad arch", func(f *File) {
+			f.Metadata[KeyArch] = strings.Replace(f.Metadata[KeyArch], `"dim":64`, `"dim":-1`, 1)
+		}, "dim"},
+		{"unknown arch field", func(f *File) {
+			f.Metadata[KeyArch] = strings.Replace(f.Metadata[KeyArch], `"dim"`, `"width"`, 1)
+		}, "width"},
+		{"space beyond arch", func(f *File) {
+			f.Metadata[KeySpace] = `{"head_choices":[1,3],"mlp_choices":[8,16],"depth_choices":[1,2]}`
+		}, "head_choices"},
+		{"bad preprocess", func(f *File) { f.Metadata[KeyPreprocess] = `{"mean":0,"std":0}` }, "std"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f, err := testModel(t).File()
+			if err != nil {
+				t.Fatal(err)
+			}
+			c.mut(f)
+			_, err = ModelFromFile(f)
+			if !errors.Is(err, ErrNotModel) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("error %v, want ErrNotModel mentioning %q", err, c.want)
+			}
+		})
+	}
+}
