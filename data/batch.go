@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"math/bits"
 	"math/rand/v2"
 )
 
@@ -94,13 +93,11 @@ type Batch struct {
 // A Loader caches the current epoch's permutation and so is not safe for concurrent use;
 // give each goroutine its own.
 type Loader struct {
-	set     *Images
-	cfg     LoaderConfig
-	batches int
-	norm    [256]float32 // pixel byte -> normalised value
+	set  *Images
+	cfg  LoaderConfig
+	norm [256]float32 // pixel byte -> normalised value
 
-	perm      []int // order of the examples in epoch permEpoch; nil without Shuffle
-	permEpoch int
+	epochs *Epochs
 }
 
 var _ Batcher = (*Loader)(nil)
@@ -124,26 +121,19 @@ func NewLoader(set *Images, cfg LoaderConfig) (*Loader, error) {
 	if _, ok := mulInts(cfg.BatchSize, set.ImageSize()); !ok {
 		return nil, fmt.Errorf("data: %w: batch size %d of %s overflows int", ErrLoaderConfig, cfg.BatchSize, set.Name)
 	}
-	l := &Loader{set: set, cfg: cfg, permEpoch: -1}
-	l.batches = set.N / cfg.BatchSize
-	if !cfg.DropLast && set.N%cfg.BatchSize != 0 {
-		l.batches++
-	}
-	if l.batches == 0 {
+	l := &Loader{set: set, cfg: cfg, epochs: NewEpochs(set.N, cfg.BatchSize, cfg.Seed, streamPerm, cfg.Shuffle, cfg.DropLast)}
+	if l.epochs.BatchesPerEpoch() == 0 {
 		return nil, fmt.Errorf("data: %w: %s has %d examples, no full batch of %d (DropLast is set)",
 			ErrDataset, set.Name, set.N, cfg.BatchSize)
 	}
 	for v := range l.norm {
 		l.norm[v] = (float32(v)/255 - cfg.Mean) / cfg.Std
 	}
-	if cfg.Shuffle {
-		l.perm = make([]int, set.N)
-	}
 	return l, nil
 }
 
 // BatchesPerEpoch returns ceil(N / BatchSize), or floor with DropLast.
-func (l *Loader) BatchesPerEpoch() int { return l.batches }
+func (l *Loader) BatchesPerEpoch() int { return l.epochs.BatchesPerEpoch() }
 
 // Config returns the loader's configuration.
 func (l *Loader) Config() LoaderConfig { return l.cfg }
@@ -156,34 +146,9 @@ func (l *Loader) Images() *Images { return l.set }
 // BatchSize examples; a short final batch is padded with zeros and label -1, and Size says
 // how many are real. It panics if epoch < 0 or index is outside [0, BatchesPerEpoch()).
 func (l *Loader) Batch(epoch, index int, dst *Batch) {
-	if epoch < 0 || index < 0 || index >= l.batches {
-		panic(fmt.Sprintf("data: Batch(epoch %d, index %d) with %d batches per epoch", epoch, index, l.batches))
-	}
-	bs, size := l.cfg.BatchSize, l.set.ImageSize()
-	if cap(dst.X) < bs*size {
-		dst.X = make([]float32, bs*size)
-	}
-	if cap(dst.Labels) < bs {
-		dst.Labels = make([]int, bs)
-	}
-	dst.X, dst.Labels = dst.X[:bs*size], dst.Labels[:bs]
-
-	order := l.order(epoch)
-	start := index * bs
-	dst.Size = min(bs, l.set.N-start)
-	for j := range dst.Size {
-		pos := start + j
-		ex := pos
-		if order != nil {
-			ex = order[pos]
-		}
-		l.fill(dst.X[j*size:(j+1)*size], l.set.Image(ex), epoch, pos)
-		dst.Labels[j] = int(l.set.Labels[ex])
-	}
-	clear(dst.X[dst.Size*size:])
-	for j := dst.Size; j < bs; j++ {
-		dst.Labels[j] = -1
-	}
+	l.epochs.Fill(dst, epoch, index, l.set.ImageSize(),
+		func(out []float32, ex, pos int) { l.fill(out, l.set.Image(ex), epoch, pos) },
+		func(ex int) int { return int(l.set.Labels[ex]) })
 }
 
 // Stream constants keep the permutation and augmentation draws independent even for equal
@@ -192,25 +157,6 @@ const (
 	streamPerm    = 0x5045524d55544531 // "PERMUTE1"
 	streamAugment = 0x4155474d454e5431 // "AUGMENT1"
 )
-
-// order returns the permutation of examples for epoch, or nil without Shuffle.
-func (l *Loader) order(epoch int) []int {
-	if l.perm == nil || l.permEpoch == epoch {
-		return l.perm
-	}
-	for i := range l.perm {
-		l.perm[i] = i
-	}
-	var src rand.PCG
-	src.Seed(l.cfg.Seed, mix64(streamPerm^mix64(uint64(epoch))))
-	// Fisher-Yates with our own range reduction: stable as long as PCG's output is.
-	for i := len(l.perm) - 1; i > 0; i-- {
-		j := uintn(&src, uint64(i)+1)
-		l.perm[i], l.perm[j] = l.perm[j], l.perm[i]
-	}
-	l.permEpoch = epoch
-	return l.perm
-}
 
 // fill writes the normalised, augmented pixels of one example to out.
 func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
@@ -224,10 +170,10 @@ func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
 	// Always draw in the same order, so turning one augmentation on or off does not change
 	// the other's draws.
 	var src rand.PCG
-	src.Seed(l.cfg.Seed, mix64(streamAugment^mix64(uint64(epoch))+mix64(uint64(pos))))
+	src.Seed(l.cfg.Seed, Mix64(streamAugment^Mix64(uint64(epoch))+Mix64(uint64(pos))))
 	span := uint64(2*aug.CropPad + 1)
-	dy := int(uintn(&src, span)) - aug.CropPad
-	dx := int(uintn(&src, span)) - aug.CropPad
+	dy := int(Uintn(&src, span)) - aug.CropPad
+	dx := int(Uintn(&src, span)) - aug.CropPad
 	flip := src.Uint64()>>63 == 1
 	if !aug.HFlip {
 		flip = false
@@ -261,25 +207,4 @@ func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
 			}
 		}
 	}
-}
-
-// uintn returns a uniform integer in [0, n) from src (Lemire's multiply-and-reject).
-func uintn(src *rand.PCG, n uint64) uint64 {
-	hi, lo := bits.Mul64(src.Uint64(), n)
-	if lo < n {
-		thresh := -n % n
-		for lo < thresh {
-			hi, lo = bits.Mul64(src.Uint64(), n)
-		}
-	}
-	return hi
-}
-
-// mix64 is SplitMix64's finaliser: it spreads nearby inputs (epochs, positions) across
-// the whole seed space.
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	return x ^ x>>31
 }

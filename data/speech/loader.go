@@ -3,7 +3,6 @@ package speech
 import (
 	"fmt"
 	"math"
-	"math/bits"
 	"math/rand/v2"
 
 	"github.com/ofa-go/ofa/data"
@@ -98,11 +97,9 @@ func (c LoaderConfig) Validate() error {
 type Loader struct {
 	set     *Set
 	cfg     LoaderConfig
-	batches int
 	silence float32 // normalised log(LogFloor), the time-shift fill
 
-	perm      []int
-	permEpoch int
+	epochs *data.Epochs
 }
 
 var _ data.Batcher = (*Loader)(nil)
@@ -134,24 +131,17 @@ func NewLoader(set *Set, cfg LoaderConfig) (*Loader, error) {
 	if _, ok := mulInts(cfg.BatchSize, set.FeatureSize()); !ok {
 		return nil, fmt.Errorf("speech: %w: batch size %d of %s overflows int", data.ErrLoaderConfig, cfg.BatchSize, set.Name)
 	}
-	l := &Loader{set: set, cfg: cfg, permEpoch: -1}
-	l.batches = set.N / cfg.BatchSize
-	if !cfg.DropLast && set.N%cfg.BatchSize != 0 {
-		l.batches++
-	}
-	if l.batches == 0 {
+	l := &Loader{set: set, cfg: cfg, epochs: data.NewEpochs(set.N, cfg.BatchSize, cfg.Seed, streamPerm, cfg.Shuffle, cfg.DropLast)}
+	if l.epochs.BatchesPerEpoch() == 0 {
 		return nil, fmt.Errorf("speech: %w: %s has %d examples, no full batch of %d (DropLast is set)",
 			data.ErrDataset, set.Name, set.N, cfg.BatchSize)
 	}
 	l.silence = (float32(math.Log(LogFloor)) - cfg.Mean) / cfg.Std
-	if cfg.Shuffle {
-		l.perm = make([]int, set.N)
-	}
 	return l, nil
 }
 
 // BatchesPerEpoch returns ceil(N / BatchSize), or floor with DropLast.
-func (l *Loader) BatchesPerEpoch() int { return l.batches }
+func (l *Loader) BatchesPerEpoch() int { return l.epochs.BatchesPerEpoch() }
 
 // Config returns the loader's configuration.
 func (l *Loader) Config() LoaderConfig { return l.cfg }
@@ -168,34 +158,9 @@ func (l *Loader) Shape() (channels, height, width int) { return 1, l.set.Mels, l
 // zeros and label -1, and Size says how many are real. It panics if epoch < 0 or index is
 // outside [0, BatchesPerEpoch()).
 func (l *Loader) Batch(epoch, index int, dst *data.Batch) {
-	if epoch < 0 || index < 0 || index >= l.batches {
-		panic(fmt.Sprintf("speech: Batch(epoch %d, index %d) with %d batches per epoch", epoch, index, l.batches))
-	}
-	bs, size := l.cfg.BatchSize, l.set.FeatureSize()
-	if cap(dst.X) < bs*size {
-		dst.X = make([]float32, bs*size)
-	}
-	if cap(dst.Labels) < bs {
-		dst.Labels = make([]int, bs)
-	}
-	dst.X, dst.Labels = dst.X[:bs*size], dst.Labels[:bs]
-
-	order := l.order(epoch)
-	start := index * bs
-	dst.Size = min(bs, l.set.N-start)
-	for j := range dst.Size {
-		pos := start + j
-		ex := pos
-		if order != nil {
-			ex = order[pos]
-		}
-		l.fill(dst.X[j*size:(j+1)*size], l.set.Example(ex), epoch, pos)
-		dst.Labels[j] = int(l.set.Labels[ex])
-	}
-	clear(dst.X[dst.Size*size:])
-	for j := dst.Size; j < bs; j++ {
-		dst.Labels[j] = -1
-	}
+	l.epochs.Fill(dst, epoch, index, l.set.FeatureSize(),
+		func(out []float32, ex, pos int) { l.fill(out, l.set.Example(ex), epoch, pos) },
+		func(ex int) int { return int(l.set.Labels[ex]) })
 }
 
 // Stream constants keep the permutation and augmentation draws independent even for equal
@@ -205,24 +170,6 @@ const (
 	streamPerm    = 0x53505045524d3031 // "SPPERM01"
 	streamAugment = 0x5350415547303031 // "SPAUG001"
 )
-
-// order returns the permutation of examples for epoch, or nil without Shuffle.
-func (l *Loader) order(epoch int) []int {
-	if l.perm == nil || l.permEpoch == epoch {
-		return l.perm
-	}
-	for i := range l.perm {
-		l.perm[i] = i
-	}
-	var src rand.PCG
-	src.Seed(l.cfg.Seed, mix64(streamPerm^mix64(uint64(epoch))))
-	for i := len(l.perm) - 1; i > 0; i-- {
-		j := uintn(&src, uint64(i)+1)
-		l.perm[i], l.perm[j] = l.perm[j], l.perm[i]
-	}
-	l.permEpoch = epoch
-	return l.perm
-}
 
 // fill writes the normalised, augmented features of one example (Mels rows of Frames) to
 // out.
@@ -239,7 +186,7 @@ func (l *Loader) fill(out, feat []float32, epoch, pos int) {
 	// Each augmentation draws from its own stream, so that turning one on or off, or
 	// changing its size, does not change the others' draws.
 	src := l.augSource(epoch, pos, augShift)
-	shift := int(uintn(&src, uint64(2*aug.TimeShift+1))) - aug.TimeShift
+	shift := int(data.Uintn(&src, uint64(2*aug.TimeShift+1))) - aug.TimeShift
 	// Output column t reads input column t - shift.
 	for m := range mels {
 		row, in := out[m*frames:(m+1)*frames], feat[m*frames:(m+1)*frames]
@@ -287,14 +234,14 @@ const (
 // epoch.
 func (l *Loader) augSource(epoch, pos int, kind uint64) rand.PCG {
 	var src rand.PCG
-	src.Seed(l.cfg.Seed, mix64(streamAugment^mix64(uint64(epoch))+mix64(uint64(pos))+mix64(kind)))
+	src.Seed(l.cfg.Seed, data.Mix64(streamAugment^data.Mix64(uint64(epoch))+data.Mix64(uint64(pos))+data.Mix64(kind)))
 	return src
 }
 
 // maskDraw draws a mask width in [0, maxWidth] and a start so that it fits in n.
 func maskDraw(src *rand.PCG, maxWidth, n int) (width, start int) {
-	width = int(uintn(src, uint64(maxWidth)+1))
-	start = int(uintn(src, uint64(n-width)+1))
+	width = int(data.Uintn(src, uint64(maxWidth)+1))
+	start = int(data.Uintn(src, uint64(n-width)+1))
 	return width, start
 }
 
@@ -307,25 +254,4 @@ func normalPair(src *rand.PCG) (float64, float64) {
 	r := math.Sqrt(-2 * math.Log(u1))
 	s, c := math.Sincos(2 * math.Pi * u2)
 	return r * c, r * s
-}
-
-// uintn returns a uniform integer in [0, n) from src (Lemire's multiply-and-reject).
-func uintn(src *rand.PCG, n uint64) uint64 {
-	hi, lo := bits.Mul64(src.Uint64(), n)
-	if lo < n {
-		thresh := -n % n
-		for lo < thresh {
-			hi, lo = bits.Mul64(src.Uint64(), n)
-		}
-	}
-	return hi
-}
-
-// mix64 is SplitMix64's finaliser: it spreads nearby inputs (epochs, positions) across the
-// whole seed space.
-func mix64(x uint64) uint64 {
-	x += 0x9e3779b97f4a7c15
-	x = (x ^ x>>30) * 0xbf58476d1ce4e5b9
-	x = (x ^ x>>27) * 0x94d049bb133111eb
-	return x ^ x>>31
 }

@@ -28,7 +28,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"math/bits"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -41,6 +40,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/data/speech"
 )
 
@@ -396,7 +396,7 @@ func splitSpeakers(c config) ([]speaker, error) {
 	}
 	src := rand.NewPCG(c.seed, 0x53504c4954535031) // "SPLITSP1"
 	for i := n - 1; i > 0; i-- {
-		j := uintn(src, uint64(i)+1)
+		j := data.Uintn(src, uint64(i)+1)
 		spks[i], spks[j] = spks[j], spks[i]
 	}
 	for i := range spks {
@@ -447,9 +447,9 @@ func render(c config, j job, scratch string) (result, error) {
 	h := fnv.New64a()
 	fmt.Fprintf(h, "%s|%d|%d", j.spk.id(), j.digit, j.n)
 	rng := rand.NewPCG(c.seed, h.Sum64())
-	speed := c.speedMin + int(uintn(rng, uint64(c.speedMax-c.speedMin+1)))
-	pitch := c.pitchMin + int(uintn(rng, uint64(c.pitchMax-c.pitchMin+1)))
-	amp := c.ampMin + int(uintn(rng, uint64(c.ampMax-c.ampMin+1)))
+	speed := c.speedMin + int(data.Uintn(rng, uint64(c.speedMax-c.speedMin+1)))
+	pitch := c.pitchMin + int(data.Uintn(rng, uint64(c.pitchMax-c.pitchMin+1)))
+	amp := c.ampMin + int(data.Uintn(rng, uint64(c.ampMax-c.ampMin+1)))
 
 	var stderr bytes.Buffer
 	cmd := exec.Command(c.espeak, "-v", j.spk.id(), "-s", strconv.Itoa(speed), "-p", strconv.Itoa(pitch),
@@ -486,7 +486,7 @@ func render(c config, j job, scratch string) (result, error) {
 	}
 	gain := math.Pow(10, uniform(rng, c.peakMin, c.peakMax)/20) / peak
 	out := make([]float32, clipLen)
-	at := int(uintn(rng, uint64(clipLen-len(x)+1)))
+	at := int(data.Uintn(rng, uint64(clipLen-len(x)+1)))
 	var power float64
 	for i, v := range x {
 		s := float64(v) * gain
@@ -568,18 +568,6 @@ func normal(src *rand.PCG) float64 {
 	u1 := (float64(src.Uint64()>>11) + 0.5) / (1 << 53)
 	u2 := float64(src.Uint64()>>11) / (1 << 53)
 	return math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
-}
-
-// uintn returns a uniform integer in [0, n) (Lemire's multiply-and-reject).
-func uintn(src *rand.PCG, n uint64) uint64 {
-	hi, lo := bits.Mul64(src.Uint64(), n)
-	if lo < n {
-		thresh := -n % n
-		for lo < thresh {
-			hi, lo = bits.Mul64(src.Uint64(), n)
-		}
-	}
-	return hi
 }
 
 func readmeText(c config, version string, spks []speaker, files map[string]int, total int64) string {
