@@ -2,14 +2,12 @@ package data
 
 import (
 	"bufio"
-	"bytes"
 	"compress/flate"
 	"compress/gzip"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
 	"math/bits"
 	"strconv"
@@ -125,7 +123,7 @@ func dtypeName(t byte) string {
 // file and trailing bytes are both errors. Format errors wrap ErrBadIDX; failures of r
 // itself are returned wrapped with the file name but without ErrBadIDX.
 func ReadIDX(r io.Reader, name string, lim Limits) (*IDX, error) {
-	remaining, sized := sizeHint(r)
+	remaining, sized := SizeHint(r)
 	br := bufio.NewReader(r)
 	var src io.Reader = br
 	gzipped := false
@@ -145,7 +143,7 @@ func ReadIDX(r io.Reader, name string, lim Limits) (*IDX, error) {
 	}
 
 	var head [4 + 4*maxIDXDims]byte
-	if n, err := readFull(src, head[:4]); err != nil {
+	if n, err := ReadFull(src, head[:4]); err != nil {
 		return nil, readErr(name, err, "truncated header: want 4 bytes of magic, file has %d"+after, n)
 	}
 	if head[0] != 0 || head[1] != 0 {
@@ -160,7 +158,7 @@ func ReadIDX(r io.Reader, name string, lim Limits) (*IDX, error) {
 		return nil, badIDX(name, nil, "header declares %d dimensions, want 1 to %d", ndims, maxIDXDims)
 	}
 	hdrLen := 4 + 4*ndims
-	if n, err := readFull(src, head[4:hdrLen]); err != nil {
+	if n, err := ReadFull(src, head[4:hdrLen]); err != nil {
 		return nil, readErr(name, err, "truncated header: %d dimensions need %d bytes of sizes, file has %d"+after,
 			ndims, 4*ndims, n)
 	}
@@ -207,7 +205,7 @@ func ReadIDX(r io.Reader, name string, lim Limits) (*IDX, error) {
 			copy(grown, buf)
 			buf = grown
 		}
-		m, err := readSome(src, buf[len(buf):cap(buf)])
+		m, err := ReadSome(src, buf[len(buf):cap(buf)])
 		buf = buf[:len(buf)+m]
 		switch {
 		case err == nil:
@@ -246,41 +244,13 @@ func ReadIDX(r io.Reader, name string, lim Limits) (*IDX, error) {
 	return &IDX{Dims: dims, Data: buf}, nil
 }
 
-// readSome calls r.Read until it returns data or an error, giving up with io.ErrNoProgress
-// after 100 empty reads as bufio does: io.ReadFull and io.Copy would spin forever on a
-// reader that never delivers.
-func readSome(r io.Reader, p []byte) (int, error) {
-	for range 100 {
-		if n, err := r.Read(p); n > 0 || err != nil {
-			return n, err
-		}
-	}
-	return 0, io.ErrNoProgress
-}
-
-// readFull is io.ReadFull built on readSome.
-func readFull(r io.Reader, p []byte) (n int, err error) {
-	for n < len(p) && err == nil {
-		var m int
-		m, err = readSome(r, p[n:])
-		n += m
-	}
-	switch {
-	case n == len(p):
-		err = nil
-	case n > 0 && errors.Is(err, io.EOF):
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
 // countTrailing reads r to its end, up to trailingProbe bytes, and returns how many bytes
 // it found; io.EOF is not an error.
 func countTrailing(r io.Reader) (int64, error) {
 	var scratch [4096]byte
 	var total int64
 	for total < trailingProbe {
-		m, err := readSome(r, scratch[:min(len(scratch), int(trailingProbe-total))])
+		m, err := ReadSome(r, scratch[:min(len(scratch), int(trailingProbe-total))])
 		total += int64(m)
 		if errors.Is(err, io.EOF) {
 			return total, nil
@@ -311,33 +281,6 @@ func dimString(b []byte) string {
 		parts = append(parts, strconv.FormatUint(uint64(binary.BigEndian.Uint32(b[i:])), 10))
 	}
 	return strings.Join(parts, "x")
-}
-
-// sizeHint returns how many bytes remain in r when that is cheap to know: in-memory readers
-// and seekable regular files (os.File, embed.FS files).
-func sizeHint(r io.Reader) (int64, bool) {
-	switch v := r.(type) {
-	case *bytes.Reader:
-		return int64(v.Len()), true
-	case *bytes.Buffer:
-		return int64(v.Len()), true
-	case *strings.Reader:
-		return int64(v.Len()), true
-	case interface {
-		Stat() (fs.FileInfo, error)
-		io.Seeker
-	}:
-		fi, err := v.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			return 0, false
-		}
-		off, err := v.Seek(0, io.SeekCurrent)
-		if err != nil || off > fi.Size() {
-			return 0, false
-		}
-		return fi.Size() - off, true
-	}
-	return 0, false
 }
 
 // WriteIDX writes an uncompressed IDX file of unsigned bytes; wrap w in a gzip.Writer for

@@ -6,9 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"math"
-	"strings"
+
+	"github.com/ofa-go/ofa/data"
 )
 
 // ErrBadWAV is wrapped by every error about a malformed, truncated, unsupported or oversized
@@ -87,7 +87,7 @@ func badWAV(name, format string, args ...any) error {
 // error, never a short clip. Format errors wrap ErrBadWAV; failures of r itself are
 // returned wrapped with the file name but without ErrBadWAV.
 func ReadWAV(r io.Reader, name string, lim Limits) (*Audio, error) {
-	size, sized := sizeHint(r)
+	size, sized := data.SizeHint(r)
 	if !sized {
 		size = -1
 	}
@@ -118,7 +118,7 @@ type format struct {
 // read fills p, reporting how many bytes arrived; a short read is io.ErrUnexpectedEOF (or
 // io.EOF if nothing arrived).
 func (d *wavDecoder) read(p []byte) (int, error) {
-	n, err := readFull(d.r, p)
+	n, err := data.ReadFull(d.r, p)
 	d.off += int64(n)
 	return n, err
 }
@@ -297,7 +297,7 @@ func (d *wavDecoder) skip(n int64, id string, at int64) error {
 	var scratch [4096]byte
 	var done int64
 	for done < n {
-		m, err := readSome(d.r, scratch[:min(int64(len(scratch)), n-done)])
+		m, err := data.ReadSome(d.r, scratch[:min(int64(len(scratch)), n-done)])
 		done += int64(m)
 		d.off += int64(m)
 		switch {
@@ -422,58 +422,4 @@ func WriteWAV(w io.Writer, a *Audio, bits int) error {
 		return fmt.Errorf("speech: WriteWAV: %w", err)
 	}
 	return nil
-}
-
-// readSome calls r.Read until it returns data or an error, giving up with io.ErrNoProgress
-// after 100 empty reads as bufio does, so that a reader that never delivers cannot hang us.
-func readSome(r io.Reader, p []byte) (int, error) {
-	for range 100 {
-		if n, err := r.Read(p); n > 0 || err != nil {
-			return n, err
-		}
-	}
-	return 0, io.ErrNoProgress
-}
-
-// readFull is io.ReadFull built on readSome.
-func readFull(r io.Reader, p []byte) (n int, err error) {
-	for n < len(p) && err == nil {
-		var m int
-		m, err = readSome(r, p[n:])
-		n += m
-	}
-	switch {
-	case n == len(p):
-		err = nil
-	case n > 0 && errors.Is(err, io.EOF):
-		err = io.ErrUnexpectedEOF
-	}
-	return n, err
-}
-
-// sizeHint returns how many bytes remain in r when that is cheap to know: in-memory readers
-// and seekable regular files (os.File, embed.FS files).
-func sizeHint(r io.Reader) (int64, bool) {
-	switch v := r.(type) {
-	case *bytes.Reader:
-		return int64(v.Len()), true
-	case *bytes.Buffer:
-		return int64(v.Len()), true
-	case *strings.Reader:
-		return int64(v.Len()), true
-	case interface {
-		Stat() (fs.FileInfo, error)
-		io.Seeker
-	}:
-		fi, err := v.Stat()
-		if err != nil || !fi.Mode().IsRegular() {
-			return 0, false
-		}
-		off, err := v.Seek(0, io.SeekCurrent)
-		if err != nil || off > fi.Size() {
-			return 0, false
-		}
-		return fi.Size() - off, true
-	}
-	return 0, false
 }
