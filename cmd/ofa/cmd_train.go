@@ -209,8 +209,19 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	}
 	progress := train.NewProgressHook(a.stderr, "train", tr.TotalSteps(), tr.Step())
 	curve := &curveHook{}
+	hooks := []train.Hook{progress, metrics, ckpt, curve}
+	if cfg.Reorder.EveryEpochs > 0 {
+		calib, err := sp.evalLoader(sp.train, 100, model.Preprocess)
+		if err != nil {
+			return nil, err
+		}
+		// before the checkpoint hook, so saved states include the permutation
+		hooks = []train.Hook{progress, metrics, &reorderHook{every: cfg.Reorder.EveryEpochs * tr.BatchesPerEpoch(), calib: calib,
+			batches: min(cfg.Reorder.CalibrationBatches, calib.BatchesPerEpoch()), criteria: cfg.Extract.Criteria,
+			say: func(f string, args ...any) { fmt.Fprintf(a.stderr, f+"\n", args...) }}, ckpt, curve}
+	}
 	start, startStep := time.Now(), tr.Step()
-	err = tr.Run(ctx, progress, metrics, ckpt, curve)
+	err = tr.Run(ctx, hooks...)
 	elapsed := time.Since(start).Seconds()
 	switch {
 	case errors.Is(err, train.ErrInterrupted):

@@ -32,6 +32,7 @@ type Config struct {
 	Extract ExtractConfig  `mapstructure:"extract"`
 	Expand  ExpandConfig   `mapstructure:"expand"`
 	Run     RunConfig      `mapstructure:"run"`
+	Reorder ReorderConfig  `mapstructure:"reorder"`
 	// Finetune configures fine-tuning of extracted and expanded models (same keys as train).
 	Finetune train.Config `mapstructure:"finetune"`
 	// Out is the output directory.
@@ -96,6 +97,7 @@ func DefaultConfig() Config {
 		Expand:   defaultExpandConfig(),
 		Finetune: defaultFinetuneConfig(),
 		Run:      defaultRunConfig(),
+		Reorder:  ReorderConfig{CalibrationBatches: 4},
 		Out:      "runs/latest",
 		Ops:      "fused",
 	}
@@ -168,6 +170,10 @@ func (c Config) Validate() error {
 	}
 	if err := c.Expand.Transforms.Validate(c.Model.Dim); err != nil {
 		return fmt.Errorf("%w: %w", errConfig, err)
+	}
+	if c.Reorder.EveryEpochs < 0 || c.Reorder.CalibrationBatches < 1 {
+		return fmt.Errorf("%w: reorder: every_epochs %d and calibration_batches %d, want >= 0 and >= 1",
+			errConfig, c.Reorder.EveryEpochs, c.Reorder.CalibrationBatches)
 	}
 	if err := c.Extract.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errConfig, err)
