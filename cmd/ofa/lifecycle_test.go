@@ -1,0 +1,169 @@
+package main
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// trainTiny trains the tiny supernet once per test and returns its path and config file.
+func trainTiny(t *testing.T, extra string) (string, string) {
+	t.Helper()
+	cfg := writeConfig(t, tinyConfig+extra)
+	out := filepath.Join(t.TempDir(), "run")
+	if code, _, stderr := ofa(t, "train", "--config", cfg, "--out", out); code != 0 {
+		t.Fatalf("train: %s", stderr)
+	}
+	return filepath.Join(out, "supernet.safetensors"), cfg
+}
+
+const tinyExtract = `
+extract:
+  calibration_batches: 2
+  val_examples: 50
+  search:
+    population: 4
+    generations: 1
+finetune:
+  steps: 4
+  batch_size: 32
+  warmup_steps: 1
+  eval_batch: 50
+`
+
+// TestExtractExpandFinetune drives the extraction commands end to end, with a target from
+// an HTTP server, ratios and thresholds.
+func TestExtractExpandFinetune(t *testing.T) {
+	sn, cfg := trainTiny(t, tinyExtract)
+	hits := 0
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits++
+		if r.URL.Path == "/broken" {
+			http.Error(w, "down", http.StatusInternalServerError)
+			return
+		}
+		w.Write([]byte(`{"params_multiple": 2}`))
+	}))
+	defer srv.Close()
+
+	x := filepath.Join(t.TempDir(), "x2")
+	code, stdout, stderr := ofa(t, "extract", "--config", cfg, "--supernet", sn, "--target-url", srv.URL+"/budget", "--out", x, "--baselines", "--json")
+	if code != 0 {
+		t.Fatalf("extract: %s", stderr)
+	}
+	res := lastJSON(t, stdout)
+	man := res["manifest"].(map[string]any)
+	if man["target_from"] != srv.URL+"/budget" || man["params_reduction"].(float64) < 2 {
+		t.Fatalf("manifest %v", man)
+	}
+	if len(res["baselines"].(map[string]any)) != 2 {
+		t.Fatalf("baselines %v", res["baselines"])
+	}
+	if _, err := os.Stat(filepath.Join(x, "manifest.json")); err != nil {
+		t.Fatal(err)
+	}
+	// a failing server is an error, not a different budget
+	code, _, stderr = ofa(t, "extract", "--config", cfg, "--supernet", sn, "--target-url", srv.URL+"/broken", "--out", t.TempDir())
+	if code == 0 || !strings.Contains(stderr, "HTTP 500") {
+		t.Fatalf("broken server: code %d, %s", code, stderr)
+	}
+	// ratios and thresholds
+	for _, args := range [][]string{{"--ratios", "0.5,1", "--mlp-ratios", "0.25"}, {"--thresholds", "0.2"}} {
+		out := filepath.Join(t.TempDir(), "r")
+		code, _, stderr := ofa(t, append([]string{"extract", "--config", cfg, "--supernet", sn, "--out", out}, args...)...)
+		if code != 0 {
+			t.Fatalf("extract %v: %s", args, stderr)
+		}
+	}
+	code, _, stderr = ofa(t, "extract", "--config", cfg, "--supernet", sn, "--ratios", "0.5,1.5", "--out", t.TempDir())
+	if code == 0 || !strings.Contains(stderr, "ratios.heads[1]") {
+		t.Fatalf("bad ratio: %s", stderr)
+	}
+	// extracting from a model that is not a supernet is refused
+	code, _, stderr = ofa(t, "extract", "--config", cfg, "--supernet", filepath.Join(x, "model.safetensors"), "--target", "2x", "--out", t.TempDir())
+	if code == 0 || !strings.Contains(stderr, "not a supernet") {
+		t.Fatalf("extract from extracted: %s", stderr)
+	}
+
+	e := filepath.Join(t.TempDir(), "e")
+	code, stdout, stderr = ofa(t, "expand", "--config", cfg, "--model", filepath.Join(x, "model.safetensors"), "--plan", "repeat:2",
+		"--transforms", "lowrank:2,headmix", "--out", e, "--json")
+	if code != 0 {
+		t.Fatalf("expand: %s", stderr)
+	}
+	if code, _, stderr = ofa(t, "expand", "--config", cfg, "--model", filepath.Join(x, "model.safetensors"), "--transforms", "rotate", "--out", t.TempDir()); code == 0 || !strings.Contains(stderr, `unknown transform "rotate"`) {
+		t.Fatalf("unknown transform: %s", stderr)
+	}
+	code, stdout, stderr = ofa(t, "finetune", "--config", cfg, "--model", filepath.Join(e, "model.safetensors"), "--teacher", sn, "--out", filepath.Join(t.TempDir(), "f"), "--json")
+	if code != 0 {
+		t.Fatalf("finetune: %s", stderr)
+	}
+	ft := lastJSON(t, stdout)
+	if ft["steps"].(float64) != 4 {
+		t.Fatalf("finetune %v", ft)
+	}
+	code, stdout, _ = ofa(t, "inspect", "--json", filepath.Join(e, "model.safetensors"))
+	ins := lastJSON(t, stdout)
+	if code != 0 || len(ins["positions"].([]any)) != 2*len(ins["layers"].([]any)) {
+		t.Fatalf("inspect expanded: %v", ins)
+	}
+}
+
+// TestRun runs the whole lifecycle on a tiny configuration and checks the report.
+func TestRun(t *testing.T) {
+	sn, cfg := trainTiny(t, tinyExtract+"run:\n  latency_repeats: 3\n")
+	out := filepath.Join(t.TempDir(), "report")
+	code, stdout, stderr := ofa(t, "run", "--config", cfg, "--supernet", sn, "--budgets", "2x", "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("run: %s", stderr)
+	}
+	res := lastJSON(t, stdout)
+	rows := res["rows"].([]any)
+	variants := map[string]bool{}
+	for _, r := range rows {
+		variants[r.(map[string]any)["variant"].(string)] = true
+	}
+	for _, v := range []string{"extracted", "plain slices", "random units", "extracted+finetune", "expanded+finetune", "scratch (same size)"} {
+		if !variants[v] {
+			t.Errorf("report lacks %q: %v", v, variants)
+		}
+	}
+	for _, f := range []string{"report.md", "report.csv", "report.json", "latency.json", "plots/accuracy_vs_params.png"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	type row struct {
+		Variant string `json:"variant"`
+		Params  int64  `json:"unique_params"`
+	}
+	var rep struct {
+		Reference row   `json:"reference"`
+		Rows      []row `json:"rows"`
+	}
+	b, _ := os.ReadFile(filepath.Join(out, "report.json"))
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	// every model, the expanded one included, stays within the unique-parameter budget
+	limit := rep.Reference.Params / 2
+	for _, r := range rep.Rows {
+		if r.Params > limit {
+			t.Errorf("%s has %d unique params, over the 2x budget of %d", r.Variant, r.Params, limit)
+		}
+	}
+	// duplicate budgets are refused, naming the budget
+	code, _, stderr = ofa(t, "run", "--config", cfg, "--supernet", sn, "--budgets", "2x,2x", "--out", t.TempDir())
+	if code == 0 || !strings.Contains(stderr, `run.budgets[1] "2x" repeats`) {
+		t.Fatalf("duplicate budgets: %s", stderr)
+	}
+	// an existing report is not overwritten without --force
+	code, _, stderr = ofa(t, "run", "--config", cfg, "--supernet", sn, "--budgets", "2x", "--out", out)
+	if code == 0 || !strings.Contains(stderr, "--force") {
+		t.Fatalf("existing report: %s", stderr)
+	}
+}
