@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"golang.org/x/term"
 )
 
 // ProgressHook draws a progress bar (to w, normally standard error) with the loss, the
@@ -23,10 +24,18 @@ type ProgressHook struct {
 	lastDesc time.Time
 	// Split names the evaluation data in printed lines ("test" by default).
 	Split string
+
+	plain       bool // no terminal: print lines instead of a bar
+	title       string
+	total, done int
 }
 
-// NewProgressHook makes a bar for a run of total steps, starting at step done.
+// NewProgressHook makes a bar for a run of total steps, starting at step done. When w is
+// not a terminal (a log file, CI) it prints a plain line every 5% instead of redrawing a bar.
 func NewProgressHook(w io.Writer, title string, total, done int) *ProgressHook {
+	if f, ok := w.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		return &ProgressHook{w: w, start: time.Now(), plain: true, title: title, total: total, done: done}
+	}
 	bar := progressbar.NewOptions(total,
 		progressbar.OptionSetWriter(w),
 		progressbar.OptionSetDescription(title),
@@ -52,6 +61,17 @@ func (h *ProgressHook) OnStep(t *Trainer, s StepStats) error {
 	}
 	h.emaLoss = 0.95*h.emaLoss + 0.05*s.Loss
 	h.emaAcc = 0.95*h.emaAcc + 0.05*s.TrainAcc
+	if h.plain {
+		every := max(1, h.total/20)
+		if s.Step%every == 0 || s.Step == h.total {
+			elapsed := time.Since(h.start).Seconds()
+			rate := float64(h.samples) / elapsed
+			eta := time.Duration(float64(h.total-s.Step) / float64(max(1, s.Step-h.done)) * elapsed * float64(time.Second))
+			fmt.Fprintf(h.w, "%s %d/%d (%.0f%%) epoch %.2f loss %.3f acc %.3f %.0f samples/s, %s left\n", h.title, s.Step, h.total,
+				100*float64(s.Step)/float64(h.total), s.Epoch, h.emaLoss, h.emaAcc, rate, eta.Round(time.Second))
+		}
+		return nil
+	}
 	if time.Since(h.lastDesc) > 250*time.Millisecond || s.Step == t.TotalSteps() {
 		rate := float64(h.samples) / time.Since(h.start).Seconds()
 		h.bar.Describe(fmt.Sprintf("epoch %.2f loss %.3f acc %.3f %4.0f samples/s", s.Epoch, h.emaLoss, h.emaAcc, rate))
