@@ -57,6 +57,9 @@ type benchResult struct {
 	AllocsPerStep   float64 `json:"allocs_per_step"`
 	BytesPerStep    float64 `json:"bytes_per_step"`
 	PeakRSSMB       float64 `json:"peak_rss_mb"`
+	// GraphMB is the live heap a compiled training graph (with its buffers), the weights
+	// and the optimizer state take after warm-up.
+	GraphMB float64 `json:"graph_mb"`
 	Params          int64   `json:"params"`
 	MACs            int64   `json:"macs"`
 }
@@ -103,7 +106,8 @@ func (a *app) benchCmd() *cobra.Command {
 				res.Config, res.Subnet, res.Params, float64(res.MACs)/1e6, res.BLAS, res.Ops, res.Threads)
 			a.say("training : %8.0f samples/s (batch %d; median of %d runs of %d steps: %s)", res.TrainSamplesSec, batch, repeats, steps, runs(res.TrainRuns))
 			a.say("inference: %8.0f samples/s (batch %d; median of %d runs: %s)", res.InferSamplesSec, inferBatch, repeats, runs(res.InferRuns))
-			a.say("steady-state training step: %.0f allocations, %.1f KB allocated; peak RSS %.0f MB", res.AllocsPerStep, res.BytesPerStep/1024, res.PeakRSSMB)
+			a.say("steady-state training step: %.0f allocations, %.1f KB allocated; training graph + weights + optimizer %.1f MB live; peak RSS %.0f MB",
+				res.AllocsPerStep, res.BytesPerStep/1024, res.GraphMB, res.PeakRSSMB)
 			a.emit(res)
 			return nil
 		},
@@ -135,6 +139,10 @@ func medianOf(v []float64) float64 {
 
 // bench times training steps and inference passes of subnet s.
 func bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps, repeats int) (*benchResult, error) {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	heap0 := ms.HeapAlloc
 	p, err := supernet.NewParams(ar, tensor.Float32, 1)
 	if err != nil {
 		return nil, err
@@ -155,8 +163,9 @@ func bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps
 			return nil, err
 		}
 	}
-	var ms runtime.MemStats
+	runtime.GC()
 	runtime.ReadMemStats(&ms)
+	res.GraphMB = float64(ms.HeapAlloc-heap0) / (1 << 20)
 	mallocs, bytes := ms.Mallocs, ms.TotalAlloc
 	for r := 0; r < repeats; r++ {
 		start := time.Now()
