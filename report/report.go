@@ -25,7 +25,8 @@ type Row struct {
 	Budget    string  `json:"budget"`  // e.g. "4x"
 	Variant   string  `json:"variant"` // e.g. "extracted", "extracted+finetune", "expanded+finetune", "scratch"
 	Params    int64   `json:"unique_params"`
-	Positions int     `json:"positions"`
+	Layers    int     `json:"layers"`    // stored layers
+	Positions int     `json:"positions"` // blocks run (more than Layers when layers are reused)
 	MACs      int64   `json:"macs"`
 	LatencyMS float64 `json:"latency_ms"`
 	Accuracy  float64 `json:"test_accuracy"`
@@ -92,9 +93,9 @@ func (r *Report) writeCSV(path string) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"budget", "variant", "unique_params", "positions", "macs", "latency_ms", "test_accuracy", "steps", "model"})
+	_ = w.Write([]string{"budget", "variant", "unique_params", "layers", "positions", "macs", "latency_ms", "test_accuracy", "steps", "model"})
 	for _, row := range append([]Row{r.Reference}, r.Rows...) {
-		_ = w.Write([]string{row.Budget, row.Variant, strconv.FormatInt(row.Params, 10), strconv.Itoa(row.Positions),
+		_ = w.Write([]string{row.Budget, row.Variant, strconv.FormatInt(row.Params, 10), strconv.Itoa(row.Layers), strconv.Itoa(row.Positions),
 			strconv.FormatInt(row.MACs, 10), strconv.FormatFloat(row.LatencyMS, 'f', 4, 64),
 			strconv.FormatFloat(row.Accuracy, 'f', 4, 64), strconv.Itoa(row.Steps), row.Model})
 	}
@@ -117,7 +118,7 @@ func (r *Report) markdown(plots []string) string {
 		ref.Params, ref.MACs, ref.LatencyMS, 100*ref.Accuracy)
 	for _, budget := range r.Budgets() {
 		fmt.Fprintf(&b, "\n## Budget %s\n\n", budget)
-		b.WriteString("| model | unique params | positions | MACs | latency (ms) | test accuracy | steps |\n")
+		b.WriteString("| model | unique params | layers / positions | MACs | latency (ms) | test accuracy | steps |\n")
 		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
 		for _, row := range r.Rows {
 			if row.Budget != budget {
@@ -127,7 +128,7 @@ func (r *Report) markdown(plots []string) string {
 			if row.Steps > 0 {
 				steps = strconv.Itoa(row.Steps)
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d | %d | %.3f | %.2f%% | %s |\n", row.Variant, row.Params, row.Positions, row.MACs,
+			fmt.Fprintf(&b, "| %s | %d | %d / %d | %d | %.3f | %.2f%% | %s |\n", row.Variant, row.Params, row.Layers, row.Positions, row.MACs,
 				row.LatencyMS, 100*row.Accuracy, steps)
 		}
 	}

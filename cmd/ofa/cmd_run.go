@@ -184,7 +184,7 @@ func (a *app) lifecycle(ctx context.Context, cfg Config, targets []budget.Target
 		return err
 	}
 	refCost := sn.Arch.ModelCost()
-	rep.Reference = report.Row{Budget: "1x", Variant: "supernet (largest)", Params: refCost.Params, Positions: len(sn.Arch.Layers),
+	rep.Reference = report.Row{Budget: "1x", Variant: "supernet (largest)", Params: refCost.Params, Layers: len(sn.Arch.Layers), Positions: len(sn.Arch.Layers),
 		MACs: refCost.MACs, LatencyMS: refLat, Accuracy: refAcc}
 
 	// 3. each budget
@@ -206,8 +206,8 @@ func (a *app) lifecycle(ctx context.Context, cfg Config, targets []budget.Target
 	}
 	a.say("== report: %s", filepath.Join(out, "report.md"))
 	for _, row := range rep.Rows {
-		a.say("  %-5s %-22s params %7d  positions %2d  MACs %9d  %7.3f ms  test %6.2f%%", row.Budget, row.Variant,
-			row.Params, row.Positions, row.MACs, row.LatencyMS, 100*row.Accuracy)
+		a.say("  %-5s %-22s params %7d  layers %d/positions %2d  MACs %9d  %7.3f ms  test %6.2f%%", row.Budget, row.Variant,
+			row.Params, row.Layers, row.Positions, row.MACs, row.LatencyMS, 100*row.Accuracy)
 	}
 	a.emit(map[string]any{"command": "run", "out": out, "report": filepath.Join(out, "report.md"), "reference": rep.Reference,
 		"rows": rep.Rows, "seconds": time.Since(start).Seconds()})
@@ -251,7 +251,7 @@ func (a *app) runBudget(ctx context.Context, cfg Config, env *extractEnv, sn *ch
 			return err
 		}
 		rel, _ := filepath.Rel(cfg.Out, path)
-		rows = append(rows, report.Row{Budget: name, Variant: variant, Params: c.Params, Positions: m.Arch.Depth(), MACs: c.MACs,
+		rows = append(rows, report.Row{Budget: name, Variant: variant, Params: c.Params, Layers: len(m.Arch.Layers), Positions: m.Arch.Depth(), MACs: c.MACs,
 			LatencyMS: lat, Accuracy: acc, Steps: steps, Model: rel})
 		a.say("   %-22s params %7d  MACs %9d  test %6.2f%%", variant, c.Params, c.MACs, 100*acc)
 		return nil
