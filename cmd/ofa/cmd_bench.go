@@ -60,8 +60,8 @@ type benchResult struct {
 	// GraphMB is the live heap a compiled training graph (with its buffers), the weights
 	// and the optimizer state take after warm-up.
 	GraphMB float64 `json:"graph_mb"`
-	Params          int64   `json:"params"`
-	MACs            int64   `json:"macs"`
+	Params  int64   `json:"params"`
+	MACs    int64   `json:"macs"`
 }
 
 func (a *app) benchCmd() *cobra.Command {
