@@ -67,3 +67,25 @@ func BenchmarkTrainStepSandwich(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
 }
+
+// BenchmarkInference: forward passes of the reference ViT at batch 256.
+func BenchmarkInference(b *testing.B) {
+	_, testSet, err := data.LoadEmbeddedFashionMNIST()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := arch.Default()
+	p, _ := supernet.NewParams(a, tensor.Float32, 1)
+	l, _ := data.NewLoader(testSet.Head(256), data.LoaderConfig{BatchSize: 256, Mean: 0.3, Std: 0.35})
+	ev := NewEvaluator(a, p, nn.Fused{}, l, 256)
+	defer ev.Close()
+	ev.Evaluate(arch.Largest(a))
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		if _, _, err := ev.Evaluate(arch.Largest(a)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(b.N*256)/b.Elapsed().Seconds(), "samples/s")
+}
