@@ -50,45 +50,86 @@ func sgemmAsmBeta(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, l
 	if tA {
 		sa, sk = 1, lda // A is stored (k, m): A(i, kk) = a[kk*lda + i]
 	}
-	if beta == 0 {
+	if beta != 0 && beta != 1 {
+		panic("nn: sgemmAsm supports beta 0 or 1")
+	}
+	// With beta 0 every tile overwrites C with a complete product, so ragged edges can be
+	// covered by tiles that overlap the previous ones (recomputing a few values) instead of
+	// scalar code; with beta 1 tiles accumulate and must not overlap.
+	overwrite := beta == 0 && m >= 4 && n >= 16
+	if beta == 0 && !overwrite {
 		for i := 0; i < m; i++ {
 			clear(c[i*ldc : i*ldc+n])
 		}
-	} else if beta != 1 {
-		panic("nn: sgemmAsm supports beta 0 or 1")
 	}
-	if k == 0 || m == 0 || n == 0 {
+	if m == 0 || n == 0 {
 		return
 	}
+	if k == 0 {
+		for i := 0; i < m && overwrite; i++ {
+			clear(c[i*ldc : i*ldc+n])
+		}
+		return
+	}
+	t := tiling{m: m, n: n, k: k, a: a, sa: sa, sk: sk, b: b, ldb: ldb, c: c, ldc: ldc, overwrite: overwrite}
 	rows := (m + 3) / 4
 	if rows*4*n*k*2 < 1<<16 {
-		tiles(0, rows, m, n, k, a, sa, sk, b, ldb, c, ldc) // small: no goroutines, no closure
+		t.rows(0, rows) // small: no goroutines, no closure
 		return
 	}
-	parallelRows(rows, 4*n*k*2, func(lo, hi int) { tiles(lo, hi, m, n, k, a, sa, sk, b, ldb, c, ldc) })
-}
-
-// tiles computes row blocks [lo, hi) of C (4 rows each), adding A'·B' to C.
-func tiles(lo, hi, m, n, k int, a []float32, sa, sk int, b []float32, ldb int, c []float32, ldc int) {
-	for blk := lo; blk < hi; blk++ {
-		i := blk * 4
-		if i+4 > m {
-			edgeRows(i, m, n, k, a, sa, sk, b, ldb, c, ldc)
-			continue
-		}
-		j := 0
-		for ; j+16 <= n; j += 16 {
-			kern4x16(unsafe.Pointer(&a[i*sa]), sa, sk, unsafe.Pointer(&b[j]), ldb, unsafe.Pointer(&c[i*ldc+j]), ldc, k, 1)
-		}
-		if j < n {
-			edgeCols(i, i+4, j, n, k, a, sa, sk, b, ldb, c, ldc)
-		}
+	// full blocks in parallel; a ragged last block (which may overlap the one before) after
+	full := m / 4
+	parallelRows(full, 4*n*k*2, t.rows)
+	if full < rows {
+		t.rows(full, rows)
 	}
 }
 
-// edgeRows computes rows i..m-1 of C (fewer than 4) in Go, accumulating into C.
-func edgeRows(i, m, n, k int, a []float32, sa, sk int, b []float32, ldb int, c []float32, ldc int) {
-	edgeCols(i, m, 0, n, k, a, sa, sk, b, ldb, c, ldc)
+// tiling is one product being computed tile by tile.
+type tiling struct {
+	m, n, k   int
+	a         []float32
+	sa, sk    int
+	b         []float32
+	ldb       int
+	c         []float32
+	ldc       int
+	overwrite bool
+}
+
+// rows computes row blocks [lo, hi) of C, 4 rows each.
+func (t tiling) rows(lo, hi int) {
+	for blk := lo; blk < hi; blk++ {
+		i := blk * 4
+		if i+4 > t.m {
+			if !t.overwrite {
+				edgeCols(i, t.m, 0, t.n, t.k, t.a, t.sa, t.sk, t.b, t.ldb, t.c, t.ldc)
+				continue
+			}
+			i = t.m - 4 // overlap the previous block
+		}
+		t.block(i)
+	}
+}
+
+// block computes rows i..i+3 of C.
+func (t tiling) block(i int) {
+	acc := 1
+	if t.overwrite {
+		acc = 0
+	}
+	j := 0
+	for ; j+16 <= t.n; j += 16 {
+		kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc)
+	}
+	if j < t.n {
+		if t.overwrite {
+			j = t.n - 16 // overlap the previous tile
+			kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, 0)
+			return
+		}
+		edgeCols(i, i+4, j, t.n, t.k, t.a, t.sa, t.sk, t.b, t.ldb, t.c, t.ldc)
+	}
 }
 
 // edgeCols adds A'·B' into C for rows [r0, r1) and columns [j0, j1) in Go.
