@@ -1,6 +1,7 @@
 package nn
 
 import (
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 	"gonum.org/v1/gonum/blas"
 	"gonum.org/v1/gonum/blas/blas32"
 	"gonum.org/v1/gonum/blas/blas64"
@@ -46,7 +47,7 @@ func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb
 func gemm1[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	switch a := any(a).(type) {
 	case []float32:
-		if haveAsmGemm && alpha == 1 && (beta == 0 || beta == 1) && !(tA && tB) {
+		if BLAS != "openblas" && asm.Available && alpha == 1 && (beta == 0 || beta == 1) && !(tA && tB) {
 			sgemmAsm(tA, tB, m, n, k, a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 			return
 		}

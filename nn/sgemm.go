@@ -1,6 +1,7 @@
 package nn
 
 import (
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 	"sync"
 	"unsafe"
 )
@@ -120,12 +121,12 @@ func (t tiling) block(i int) {
 	}
 	j := 0
 	for ; j+16 <= t.n; j += 16 {
-		kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc)
+		asm.Kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc)
 	}
 	if j < t.n {
 		if t.overwrite {
 			j = t.n - 16 // overlap the previous tile
-			kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, 0)
+			asm.Kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, 0)
 			return
 		}
 		edgeCols(i, i+4, j, t.n, t.k, t.a, t.sa, t.sk, t.b, t.ldb, t.c, t.ldc)

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 	"math"
 	"math/rand/v2"
 	"testing"
@@ -13,7 +14,7 @@ import (
 // TestSgemmAsm compares the assembly kernel path with gonum's reference Sgemm on shapes
 // with ragged edges, every transpose case the kernels use, and both betas.
 func TestSgemmAsm(t *testing.T) {
-	if !haveAsmGemm {
+	if !asm.Available {
 		t.Skip("no AVX2/FMA kernel in this build or on this CPU")
 	}
 	r := rand.New(rand.NewPCG(1, 2))
@@ -66,7 +67,7 @@ func TestSgemmAsm(t *testing.T) {
 }
 
 func BenchmarkSgemmAsmLinear(b *testing.B) {
-	if !haveAsmGemm {
+	if !asm.Available {
 		b.Skip("no kernel")
 	}
 	m, n, k := 1088, 256, 64

@@ -1,15 +1,17 @@
 package nn
 
-// smallGemm is gemm for the attention's tiny per-head products (T x T x dh). With OpenBLAS
-// a cgo call is cheaper than Go loops; the pure-Go build uses the AVX2 kernel where the CPU
-// has it, else the loops below (gonum's pure-Go gemm is not tuned for such sizes).
+import asm "github.com/ofa-go/ofa/nn/internal/kernel"
+
+// smallGemm is gemm for the attention's tiny per-head products (T x T x dh): the AVX2
+// kernel where the CPU has it (in both builds: it beats a cgo call at these sizes), else a
+// cgo call to OpenBLAS, else the loops below (gonum's Go gemm is not tuned for such sizes).
 func smallGemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	if BLAS == "openblas" {
-		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	if af, ok := any(a).([]float32); ok && asm.Available && beta == 0 && !(tA && tB) {
+		sgemmAsmAlpha(tA, tB, m, n, k, float32(alpha), af, lda, any(b).([]float32), ldb, 0, any(c).([]float32), ldc)
 		return
 	}
-	if af, ok := any(a).([]float32); ok && haveAsmGemm && beta == 0 && !(tA && tB) {
-		sgemmAsmAlpha(tA, tB, m, n, k, float32(alpha), af, lda, any(b).([]float32), ldb, 0, any(c).([]float32), ldc)
+	if BLAS == "openblas" {
+		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if beta != 0 {

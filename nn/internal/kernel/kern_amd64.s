@@ -1,4 +1,4 @@
-//go:build !openblas && !noasm
+//go:build amd64 && !noasm
 
 #include "textflag.h"
 
@@ -7,7 +7,7 @@
 // C[i][0:16] = (acc != 0 ? C[i][0:16] : 0) + sum over kk < k of A(i, kk) * B[kk][0:16], i < 4,
 // where A(i, kk) is at a + 4*(i*sa + kk*sk), B[kk][j] at b + 4*(kk*ldb + j), C[i][j] at
 // c + 4*(i*ldc + j). AVX2 + FMA; the caller checks the CPU.
-TEXT ·kern4x16(SB), NOSPLIT, $0-72
+TEXT ·Kern4x16(SB), NOSPLIT, $0-72
 	MOVQ a+0(FP), SI
 	MOVQ sa+8(FP), AX
 	SHLQ $2, AX

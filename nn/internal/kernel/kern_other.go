@@ -1,0 +1,13 @@
+//go:build noasm || !amd64
+
+package kernel
+
+import "unsafe"
+
+// Available is false: there is no assembly kernel for this platform or build.
+const Available = false
+
+// Kern4x16 is not available here.
+func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int) {
+	panic("kernel: no assembly kernel in this build")
+}
