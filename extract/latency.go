@@ -88,7 +88,7 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 	}
 	sort.Ints(grid)
 	t := &LatencyTable{Dim: a.Dim, HeadDim: a.HeadDim, Tokens: a.Tokens(), Patch: a.PatchHeight, Classes: a.Classes,
-		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.BLAS, CPUs: runtime.GOMAXPROCS(0)}
+		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.Backend(), CPUs: runtime.GOMAXPROCS(0)}
 	var stems []float64
 	total, done := maxH*len(grid), 0
 	for h := 1; h <= maxH; h++ {
@@ -169,16 +169,28 @@ func timeModel(a arch.Arch, cfg LatencyConfig) (float64, error) {
 	}
 	vm := G.NewTapeMachine(g)
 	defer vm.Close()
-	times := make([]float64, 0, cfg.Repeats)
-	for i := 0; i < cfg.Repeats+2; i++ {
+	run := func() error {
 		vm.Reset()
-		start := time.Now()
-		if err := vm.RunAll(); err != nil {
+		return vm.RunAll()
+	}
+	for i := 0; i < 3; i++ { // warm up: buffers, caches
+		if err := run(); err != nil {
 			return 0, err
 		}
-		if i >= 2 { // two warm-up runs
-			times = append(times, float64(time.Since(start).Nanoseconds())/1e6)
+	}
+	// each sample averages a few consecutive runs (short runs are noisy), after a collection
+	// so that garbage from earlier work does not land in the timed window
+	runtime.GC()
+	const perSample = 4
+	times := make([]float64, 0, cfg.Repeats)
+	for i := 0; i < cfg.Repeats; i++ {
+		start := time.Now()
+		for j := 0; j < perSample; j++ {
+			if err := run(); err != nil {
+				return 0, err
+			}
 		}
+		times = append(times, float64(time.Since(start).Nanoseconds())/1e6/perSample)
 	}
 	return median(times), nil
 }

@@ -60,3 +60,15 @@ func gemm1[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ld
 		panic("nn: gemm on unsupported element type")
 	}
 }
+
+// Backend describes the matrix code in use: "openblas", "go+avx2" (the assembly kernel)
+// or "gonum" (portable Go).
+func Backend() string {
+	switch {
+	case BLAS == "openblas":
+		return "openblas (+avx2 kernel for small products)"
+	case asm.Available:
+		return "go+avx2"
+	}
+	return "gonum"
+}

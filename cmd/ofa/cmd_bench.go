@@ -148,7 +148,7 @@ func bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps
 		return nil, err
 	}
 	c := ar.SubnetCost(s)
-	res := &benchResult{Subnet: s.Key(), BLAS: nn.BLAS, Ops: opsName, Threads: runtime.GOMAXPROCS(0), TrainBatch: batch,
+	res := &benchResult{Subnet: s.Key(), BLAS: nn.Backend(), Ops: opsName, Threads: runtime.GOMAXPROCS(0), TrainBatch: batch,
 		InferBatch: inferBatch, Params: c.Params, MACs: c.MACs}
 	cfg := train.Default()
 	cfg.BatchSize, cfg.Steps, cfg.WarmupSteps = batch, 1<<30, 0

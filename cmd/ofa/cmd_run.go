@@ -119,7 +119,7 @@ func (a *app) lifecycle(ctx context.Context, cfg Config, targets []budget.Target
 	}
 	a.say("== data: %s", sp.source)
 	rep := &report.Report{Title: "ofa lifecycle report"}
-	rep.Notes = append(rep.Notes, "data: "+sp.source, "BLAS: "+nn.BLAS,
+	rep.Notes = append(rep.Notes, "data: "+sp.source, "BLAS: "+nn.Backend(),
 		fmt.Sprintf("splits: train %d, validation %d, test %d", sp.train.N(), sp.val.N(), sp.test.N()))
 
 	// 1. the supernet
@@ -167,7 +167,17 @@ func (a *app) lifecycle(ctx context.Context, cfg Config, targets []budget.Target
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("latency: batch %d, median of %d runs; the table predicts whole-model latency within %.1f%% on average (%s)",
 		lc.Batch, lc.Repeats, table.MeanAbsErrorPct, latencyPath))
-	measure := func(ar arch.Arch) (float64, error) { return extract.TimeModel(ar, lc) }
+	// identical architectures (an extraction and its baselines) share one measurement
+	timed := map[string]float64{}
+	measure := func(ar arch.Arch) (float64, error) {
+		key := ar.JSON()
+		if ms, ok := timed[key]; ok {
+			return ms, nil
+		}
+		ms, err := extract.TimeModel(ar, lc)
+		timed[key] = ms
+		return ms, err
+	}
 
 	ecfg := cfg
 	ecfg.Extract.LatencyTable = latencyPath

@@ -185,7 +185,7 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	}
 	cost := ar.ModelCost()
 	a.say("supernet: %d layers, dim %d, %d heads, MLP %d, %d tokens: %d params, %.1f MMACs per example; BLAS %s",
-		len(ar.Layers), ar.Dim, ar.Layers[0].Heads, ar.Layers[0].MLP, ar.Tokens(), cost.Params, float64(cost.MACs)/1e6, nn.BLAS)
+		len(ar.Layers), ar.Dim, ar.Layers[0].Heads, ar.Layers[0].MLP, ar.Tokens(), cost.Params, float64(cost.MACs)/1e6, nn.Backend())
 	a.say("training %d steps (%d per epoch), sampler %s; output in %s", tr.TotalSteps(), tr.BatchesPerEpoch(), smp.Name(), out)
 
 	metrics, err := train.NewMetricsHook(filepath.Join(out, fileMetrics), 10)
@@ -249,7 +249,7 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	a.say("supernet: %s", filepath.Join(out, fileSupernet))
 	summary := map[string]any{"command": "train", "out": out, "supernet": filepath.Join(out, fileSupernet),
 		"steps": tr.Step(), "seconds": elapsed, "samples_per_sec": rate, "data": sp.source,
-		"eval": lastEval.Subnets, "blas": nn.BLAS}
+		"eval": lastEval.Subnets, "blas": nn.Backend()}
 	return &trainOutcome{model: model, path: filepath.Join(out, fileSupernet), eval: lastEval.Subnets, curve: curve,
 		summary: summary, steps: tr.Step()}, nil
 }
