@@ -117,11 +117,18 @@ func NewMetricsHook(path string, every int) (*MetricsHook, error) {
 // Close closes the file.
 func (h *MetricsHook) Close() error { return h.f.Close() }
 
-type metricsRecord struct {
+// stepRecord and evalRecord are the lines of the metrics file. (One struct embedding both
+// stats would lose their step and epoch: encoding/json drops fields that collide.)
+type stepRecord struct {
 	Type string `json:"type"`
 	Time string `json:"time"`
-	*StepStats
-	*EvalStats
+	StepStats
+}
+
+type evalRecord struct {
+	Type string `json:"type"`
+	Time string `json:"time"`
+	EvalStats
 }
 
 // OnStep implements Hook.
@@ -129,12 +136,12 @@ func (h *MetricsHook) OnStep(t *Trainer, s StepStats) error {
 	if s.Step%h.Every != 0 && s.Step != t.TotalSteps() {
 		return nil
 	}
-	return h.enc.Encode(metricsRecord{Type: "step", Time: time.Now().UTC().Format(time.RFC3339), StepStats: &s})
+	return h.enc.Encode(stepRecord{Type: "step", Time: time.Now().UTC().Format(time.RFC3339), StepStats: s})
 }
 
 // OnEval implements Hook.
 func (h *MetricsHook) OnEval(t *Trainer, e EvalStats) error {
-	return h.enc.Encode(metricsRecord{Type: "eval", Time: time.Now().UTC().Format(time.RFC3339), EvalStats: &e})
+	return h.enc.Encode(evalRecord{Type: "eval", Time: time.Now().UTC().Format(time.RFC3339), EvalStats: e})
 }
 
 // CheckpointHook saves the resume state every Every steps and when the run is interrupted,

@@ -2,7 +2,9 @@ package train
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"os"
 	"math"
 	"path/filepath"
 	"strings"
@@ -304,5 +306,37 @@ func TestConfigValidate(t *testing.T) {
 	}
 	if err := Default().Validate(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestMetricsLines: every metrics line is JSON with its type, step and epoch.
+func TestMetricsLines(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Steps = 16
+	tr := f.trainer(t, f.params(t))
+	path := filepath.Join(t.TempDir(), "m.jsonl")
+	h, err := NewMetricsHook(path, 4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tr.Run(context.Background(), h); err != nil {
+		t.Fatal(err)
+	}
+	h.Close()
+	b, _ := os.ReadFile(path)
+	types := map[string]int{}
+	for _, line := range strings.Split(strings.TrimSpace(string(b)), "\n") {
+		var r struct {
+			Type  string   `json:"type"`
+			Step  *int     `json:"step"`
+			Epoch *float64 `json:"epoch"`
+		}
+		if err := json.Unmarshal([]byte(line), &r); err != nil || r.Step == nil || r.Epoch == nil {
+			t.Fatalf("line %q: %v", line, err)
+		}
+		types[r.Type]++
+	}
+	if types["step"] != 4 || types["eval"] != 1 {
+		t.Fatalf("record types %v", types)
 	}
 }
