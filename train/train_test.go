@@ -340,3 +340,57 @@ func TestMetricsLines(t *testing.T) {
 		t.Fatalf("record types %v", types)
 	}
 }
+
+// TestTeacherMustMatch: a teacher with other classes or another input is refused.
+func TestTeacherMustMatch(t *testing.T) {
+	f := newFixture(t)
+	for _, mut := range []func(*arch.Arch){
+		func(a *arch.Arch) { a.Classes = 3 },
+		func(a *arch.Arch) { a.InHeight, a.InWidth = 35, 35 },
+	} {
+		ta := f.a.Clone()
+		mut(&ta)
+		tp, err := supernet.NewParams(ta, tensor.Float32, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, _ := data.NewLoader(f.train, data.LoaderConfig{BatchSize: 32, DropLast: true, Mean: 0.3, Std: 0.35})
+		_, err = New(Setup{Arch: f.a, Params: f.params(t), Sampler: Fixed{arch.Largest(f.a)}, Train: l, Ops: nn.Fused{}, Config: f.cfg,
+			Teacher: &Teacher{Arch: ta, Params: tp, Subnet: arch.Largest(ta)}})
+		if err == nil || !strings.Contains(err.Error(), "teacher") {
+			t.Fatalf("mismatched teacher accepted: %v", err)
+		}
+	}
+}
+
+// TestFinetuneWithTeacher: a student distils from an external teacher and improves.
+func TestFinetuneWithTeacher(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Epochs, f.cfg.Alpha, f.cfg.Temperature = 3, 0.5, 2
+	teacher := f.params(t)
+	tt := f.trainer(t, teacher)
+	steps(t, tt, 40)
+	student := f.a.Clone()
+	student.Layers = []arch.Layer{{Heads: 2, MLP: 32}}
+	sp, _ := supernet.NewParams(student, tensor.Float32, 4)
+	l, _ := data.NewLoader(f.train, data.LoaderConfig{BatchSize: 32, Shuffle: true, DropLast: true, Mean: 0.3, Std: 0.35})
+	tr, err := New(Setup{Arch: student, Params: sp, Sampler: Fixed{arch.Largest(student)}, Train: l, Ops: nn.Fused{}, Config: f.cfg,
+		Teacher: &Teacher{Arch: f.a, Params: teacher, Subnet: arch.Largest(f.a)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	first, err := tr.TrainStep()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var last StepStats
+	for i := 0; i < 30; i++ {
+		if last, err = tr.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !(last.Loss < first.Loss) {
+		t.Fatalf("distillation loss did not fall: %.4f -> %.4f", first.Loss, last.Loss)
+	}
+}
