@@ -167,3 +167,56 @@ func TestRun(t *testing.T) {
 		t.Fatalf("existing report: %s", stderr)
 	}
 }
+
+// TestSpeechTask trains, extracts and inspects a tiny spectrogram model on the embedded
+// spoken digits.
+func TestSpeechTask(t *testing.T) {
+	cfg := writeConfig(t, `
+data:
+  task: speech
+model:
+  patch_height: 40
+  patch_width: 10
+  dim: 32
+  head_dim: 8
+  heads: 2
+  mlp: 32
+  depth: 2
+  head_choices: [1, 2]
+  mlp_choices: [16, 32]
+  depth_choices: [1, 2]
+train:
+  steps: 6
+  batch_size: 32
+  warmup_steps: 1
+  eval_batch: 20
+extract:
+  calibration_batches: 1
+  val_examples: 40
+  search:
+    generations: 0
+`)
+	out := filepath.Join(t.TempDir(), "speech")
+	code, stdout, stderr := ofa(t, "train", "--config", cfg, "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("train: %s", stderr)
+	}
+	if !strings.Contains(stderr, "spoken digits") || len(lastJSON(t, stdout)["eval"].([]any)) != 3 {
+		t.Fatalf("speech run: %s", stderr)
+	}
+	sn := filepath.Join(out, "supernet.safetensors")
+	code, stdout, _ = ofa(t, "inspect", "--json", sn)
+	ins := lastJSON(t, stdout)
+	if code != 0 || ins["arch"].(map[string]any)["task"] != "speech" || ins["arch"].(map[string]any)["in_height"].(float64) != 40 {
+		t.Fatalf("inspect: %v", ins)
+	}
+	if code, _, stderr = ofa(t, "extract", "--config", cfg, "--supernet", sn, "--ratios", "0.5", "--out", filepath.Join(t.TempDir(), "x")); code != 0 {
+		t.Fatalf("extract: %s", stderr)
+	}
+	// an image model does not fit speech data
+	img, icfg := trainTiny(t, "")
+	_ = icfg
+	if code, _, stderr = ofa(t, "eval", "--config", cfg, "--model", img); code == 0 || !strings.Contains(stderr, "expects 1x28x28") {
+		t.Fatalf("image model on speech data: %s", stderr)
+	}
+}
