@@ -28,6 +28,7 @@ func (s AttentionSpec) scale() float64 { return 1 / math.Sqrt(float64(s.HeadDim)
 // gathers a head's Q, K and V rows into small contiguous blocks and works there.
 type attentionKernel struct {
 	s     *AttentionSpec // read at every run
+	par   int            // goroutines (see parallelRows)
 	state any            // *attentionState[T], saved by forward for backward
 }
 
@@ -126,7 +127,7 @@ func attentionForward[T Float](k *attentionKernel, in []*tensor.Dense, out *tens
 		st.attn = st.probs
 	}
 	scale := T(k.s.scale())
-	parallelRows(b, h*tt*dh*4, func(lo, hi int) {
+	parallelRows(k.par, b, h*tt*dh*4, func(lo, hi int) {
 		for bi := lo; bi < hi; bi++ {
 			blk := qkv[bi*t*ld : (bi+1)*t*ld] // this example's (T, 3hd) rows
 			probs := st.probs[bi*h*tt : (bi+1)*h*tt]
@@ -227,7 +228,7 @@ func attentionBackward[T Float](k *attentionKernel, in []*tensor.Dense, dOut *te
 		st.dMix = growT(st.dMix, b*2*h*h)
 	}
 	scale := T(k.s.scale())
-	parallelRows(b, h*tt*dh*8, func(lo, hi int) {
+	parallelRows(k.par, b, h*tt*dh*8, func(lo, hi int) {
 		dA, dP := make([]T, h*tt), make([]T, h*tt)
 		for bi := lo; bi < hi; bi++ {
 			blk := qkv[bi*t*ld : (bi+1)*t*ld]

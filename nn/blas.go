@@ -25,30 +25,30 @@ const parallelGemmWork = 1 << 18
 // gemm computes C = alpha * op(A) op(B) + beta * C for row-major matrices, where op(A) is
 // m x k, op(B) is k x n and C is m x n, with leading dimensions lda, ldb, ldc. It calls the
 // BLAS registered with gonum (pure Go by default, OpenBLAS with the openblas build tag).
-func gemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+func gemm[T Float](par int, tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if m == 0 || n == 0 {
 		return
 	}
 	if BLAS == "openblas" && m*n*k >= parallelGemmWork && m >= 64 {
 		// rows [lo, hi) of op(A) and C: for a transposed A those are columns of the stored A
-		parallelRows(m, n*k, func(lo, hi int) {
+		parallelRows(par, m, n*k, func(lo, hi int) {
 			aOff := lo * lda
 			if tA {
 				aOff = lo
 			}
-			gemm1(tA, tB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
+			gemm1(1, tA, tB, hi-lo, n, k, alpha, a[aOff:], lda, b, ldb, beta, c[lo*ldc:], ldc)
 		})
 		return
 	}
-	gemm1(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+	gemm1(par, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // gemm1 is one BLAS call.
-func gemm1[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
+func gemm1[T Float](par int, tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	switch a := any(a).(type) {
 	case []float32:
 		if BLAS != "openblas" && asm.Available && alpha == 1 && (beta == 0 || beta == 1) && !(tA && tB) {
-			sgemmAsm(tA, tB, m, n, k, a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+			sgemmAsm(par, tA, tB, m, n, k, a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 			return
 		}
 		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), a, lda,

@@ -15,7 +15,7 @@ const (
 	geluA = 0.044715
 )
 
-type geluKernel struct{}
+type geluKernel struct{ par int }
 
 func (geluKernel) name() string     { return "GELU{tanh}" }
 func (geluKernel) inputDims() []int { return []int{2} }
@@ -25,26 +25,26 @@ func (geluKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
 	return in[0].Clone(), nil
 }
 
-func (geluKernel) forward(in []*tensor.Dense, out *tensor.Dense) error {
+func (k geluKernel) forward(in []*tensor.Dense, out *tensor.Dense) error {
 	if isF32(out) {
-		geluForward32(data[float32](in[0]), data[float32](out))
+		geluForward32(k.par, data[float32](in[0]), data[float32](out))
 	} else {
-		geluForward(data[float64](in[0]), data[float64](out))
+		geluForward(k.par, data[float64](in[0]), data[float64](out))
 	}
 	return nil
 }
 
-func (geluKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense, grads []*tensor.Dense) error {
+func (k geluKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense, grads []*tensor.Dense) error {
 	if isF32(out) {
-		geluBackward32(data[float32](in[0]), data[float32](dOut), data[float32](grads[0]))
+		geluBackward32(k.par, data[float32](in[0]), data[float32](dOut), data[float32](grads[0]))
 	} else {
-		geluBackward(data[float64](in[0]), data[float64](dOut), data[float64](grads[0]))
+		geluBackward(k.par, data[float64](in[0]), data[float64](dOut), data[float64](grads[0]))
 	}
 	return nil
 }
 
-func geluForward[T Float](x, y []T) {
-	parallelRows(len(x), 30, func(lo, hi int) {
+func geluForward[T Float](par int, x, y []T) {
+	parallelRows(par, len(x), 30, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := x[i]
 			y[i] = 0.5 * v * (1 + tanh(T(geluC)*(v+T(geluA)*v*v*v)))
@@ -52,8 +52,8 @@ func geluForward[T Float](x, y []T) {
 	})
 }
 
-func geluBackward[T Float](x, dy, dx []T) {
-	parallelRows(len(x), 40, func(lo, hi int) {
+func geluBackward[T Float](par int, x, dy, dx []T) {
+	parallelRows(par, len(x), 40, func(lo, hi int) {
 		for i := lo; i < hi; i++ {
 			v := x[i]
 			t := tanh(T(geluC) * (v + T(geluA)*v*v*v))
@@ -94,9 +94,9 @@ func lookup(y []float32, x float32) float32 {
 }
 
 // geluForward32 is geluForward for float32 by table interpolation.
-func geluForward32(x, y []float32) {
+func geluForward32(par int, x, y []float32) {
 	tab := geluTab()
-	parallelRows(len(x), 8, func(lo, hi int) {
+	parallelRows(par, len(x), 8, func(lo, hi int) {
 		xs, ys := x[lo:hi], y[lo:hi]
 		ys = ys[:len(xs)]
 		for i, v := range xs {
@@ -115,9 +115,9 @@ func geluForward32(x, y []float32) {
 }
 
 // geluBackward32 is geluBackward for float32 by table interpolation.
-func geluBackward32(x, dy, dx []float32) {
+func geluBackward32(par int, x, dy, dx []float32) {
 	tab := geluTab()
-	parallelRows(len(x), 8, func(lo, hi int) {
+	parallelRows(par, len(x), 8, func(lo, hi int) {
 		xs, gs, ds := x[lo:hi], dy[lo:hi], dx[lo:hi]
 		gs, ds = gs[:len(xs)], ds[:len(xs)]
 		for i, v := range xs {

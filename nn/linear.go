@@ -34,6 +34,7 @@ func (s LinearSpec) groups() int {
 type linearKernel struct {
 	s       *LinearSpec // read at every run: a graph can be resized between runs
 	hasBias bool
+	par     int // goroutines (see parallelRows)
 }
 
 func (k *linearKernel) name() string {
@@ -108,7 +109,7 @@ func linearForward[T Float](k *linearKernel, in []*tensor.Dense, out *tensor.Den
 	}
 	for gi := 0; gi < g; gi++ {
 		// (n, i) x (o, i)ᵀ -> (n, o) block of y with row stride ldy
-		gemm(false, true, n, o, i, 1, x, i, w[gi*f*inFull:], inFull, beta, y[gi*o:], ldy)
+		gemm(k.par, false, true, n, o, i, 1, x, i, w[gi*f*inFull:], inFull, beta, y[gi*o:], ldy)
 	}
 }
 
@@ -125,14 +126,14 @@ func linearBackward[T Float](k *linearKernel, in []*tensor.Dense, dOut *tensor.D
 				beta = 1
 			}
 			// (n, o) x (o, i) -> (n, i)
-			gemm(false, false, n, i, o, 1, dy[gi*o:], ldy, w[gi*f*inFull:], inFull, beta, dx, i)
+			gemm(k.par, false, false, n, i, o, 1, dy[gi*o:], ldy, w[gi*f*inFull:], inFull, beta, dx, i)
 		}
 	}
 	dw := data[T](grads[1])
 	clear(dw)
 	for gi := 0; gi < g; gi++ {
 		// (o, n) x (n, i) -> (o, i) block of dW with row stride inFull
-		gemm(true, false, o, i, n, 1, dy[gi*o:], ldy, x, i, 0, dw[gi*f*inFull:], inFull)
+		gemm(k.par, true, false, o, i, n, 1, dy[gi*o:], ldy, x, i, 0, dw[gi*f*inFull:], inFull)
 	}
 	if k.hasBias {
 		db := data[T](grads[2])

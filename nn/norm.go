@@ -11,6 +11,7 @@ import (
 // variance, as PyTorch's nn.LayerNorm) and applies a per-column scale and shift.
 type layerNormKernel struct {
 	eps  float64
+	par  int       // goroutines (see parallelRows)
 	mean []float64 // per row, saved by forward for backward
 	rstd []float64
 }
@@ -52,7 +53,7 @@ func layerNormForward[T Float](k *layerNormKernel, in []*tensor.Dense, out *tens
 		k.mean, k.rstd = make([]float64, n), make([]float64, n)
 	}
 	k.mean, k.rstd = k.mean[:n], k.rstd[:n]
-	parallelRows(n, d*8, func(lo, hi int) {
+	parallelRows(k.par, n, d*8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := x[r*d : (r+1)*d]
 			var s float64
@@ -80,7 +81,7 @@ func layerNormBackward[T Float](k *layerNormKernel, in []*tensor.Dense, dOut *te
 	x, gamma, dy := data[T](in[0]), data[T](in[1]), data[T](dOut)
 	dx, dgamma, dbeta := data[T](grads[0]), data[T](grads[1]), data[T](grads[2])
 	n, d := in[0].Shape()[0], in[0].Shape()[1]
-	parallelRows(n, d*16, func(lo, hi int) {
+	parallelRows(k.par, n, d*16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
 			m, rs := T(k.mean[r]), T(k.rstd[r])

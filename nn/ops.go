@@ -35,40 +35,50 @@ type Ops interface {
 	Gate(x, g *G.Node, blk int) (*G.Node, error)
 }
 
-// Fused is the fast implementation: one custom op per operation. Its linear and attention
+// Fused is the fast implementation: one custom op per operation. With Serial set its
+// kernels stay on the calling goroutine (for graphs that run side by side, one per core). Its linear and attention
 // ops read their spec through the pointer at every run, so a graph built for the largest
 // subnet of a depth can run any width of that depth after the specs are changed (see
 // supernet.Net.Resize); Composed graphs are fixed when built.
-type Fused struct{}
+type Fused struct {
+	Serial bool
+}
+
+func (f Fused) par() int {
+	if f.Serial {
+		return 1
+	}
+	return 0
+}
 
 // Resizable reports that fused graphs read their sizes at run time.
 func (Fused) Resizable() bool { return true }
 
 // Linear implements Ops.
-func (Fused) Linear(x, w, b *G.Node, s *LinearSpec) (*G.Node, error) {
+func (f Fused) Linear(x, w, b *G.Node, s *LinearSpec) (*G.Node, error) {
 	if b == nil {
-		return apply(&linearKernel{s: s}, x, w)
+		return apply(&linearKernel{s: s, par: f.par()}, x, w)
 	}
-	return apply(&linearKernel{s: s, hasBias: true}, x, w, b)
+	return apply(&linearKernel{s: s, hasBias: true, par: f.par()}, x, w, b)
 }
 
 // LayerNorm implements Ops.
-func (Fused) LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
-	return apply(&layerNormKernel{eps: eps}, x, gamma, beta)
+func (f Fused) LayerNorm(x, gamma, beta *G.Node, eps float64) (*G.Node, error) {
+	return apply(&layerNormKernel{eps: eps, par: f.par()}, x, gamma, beta)
 }
 
 // GELU implements Ops.
-func (Fused) GELU(x *G.Node) (*G.Node, error) { return apply(geluKernel{}, x) }
+func (f Fused) GELU(x *G.Node) (*G.Node, error) { return apply(geluKernel{par: f.par()}, x) }
 
 // Attention implements Ops.
-func (Fused) Attention(qkv *G.Node, s *AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error) {
+func (f Fused) Attention(qkv *G.Node, s *AttentionSpec, mixPre, mixPost *G.Node) (*G.Node, error) {
 	if err := s.check(mixPre, mixPost); err != nil {
 		return nil, err
 	}
 	if s.HeadMix {
-		return apply(&attentionKernel{s: s}, qkv, mixPre, mixPost)
+		return apply(&attentionKernel{s: s, par: f.par()}, qkv, mixPre, mixPost)
 	}
-	return apply(&attentionKernel{s: s}, qkv)
+	return apply(&attentionKernel{s: s, par: f.par()}, qkv)
 }
 
 func (s AttentionSpec) check(mixPre, mixPost *G.Node) error {

@@ -335,8 +335,8 @@ func TestGELUTable(t *testing.T) {
 	for i := range ones {
 		ones[i] = 1
 	}
-	geluForward32(xs, y)
-	geluBackward32(xs, ones, dx)
+	geluForward32(0, xs, y)
+	geluBackward32(0, xs, ones, dx)
 	for i, x := range xs {
 		v := float64(x)
 		th := math.Tanh(geluC * (v + geluA*v*v*v))

@@ -7,9 +7,14 @@ import (
 
 // parallelRows splits rows [0, n) into contiguous chunks and runs f on each, in parallel
 // when the work (n * costPerRow, in rough flops) is large enough to pay for goroutines.
-// Each row is written by exactly one chunk, so results do not depend on the split.
-func parallelRows(n, costPerRow int, f func(lo, hi int)) {
+// par bounds the goroutines (0: GOMAXPROCS; 1: run serially, for graphs that already run
+// side by side). Each row is written by exactly one chunk, so results do not depend on the
+// split.
+func parallelRows(par, n, costPerRow int, f func(lo, hi int)) {
 	workers := runtime.GOMAXPROCS(0)
+	if par > 0 && par < workers {
+		workers = par
+	}
 	if workers > n {
 		workers = n
 	}

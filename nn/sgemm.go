@@ -12,17 +12,17 @@ import (
 // into a scratch buffer first, so the kernel always streams rows of B. Rows of C are split
 // across goroutines; every element of C is computed by exactly one of them, in a fixed
 // order, so results do not depend on the number of threads.
-func sgemmAsm(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmAsmAlpha(tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
+func sgemmAsm(par int, tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmAsmAlpha(par, tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
 }
 
 // sgemmAsmAlpha is sgemmAsm with C = alpha·A'·B' when beta is 0 (the product is scaled
 // after the kernel).
-func sgemmAsmAlpha(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmAsmAlpha(par int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if alpha != 1 && beta != 0 {
 		panic("nn: sgemmAsm scales only fresh products (beta 0)")
 	}
-	sgemmAsmBeta(tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	sgemmAsmBeta(par, tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
 	if alpha != 1 {
 		for i := 0; i < m; i++ {
 			row := c[i*ldc : i*ldc+n]
@@ -33,7 +33,7 @@ func sgemmAsmAlpha(tA, tB bool, m, n, k int, alpha float32, a []float32, lda int
 	}
 }
 
-func sgemmAsmBeta(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+func sgemmAsmBeta(par int, tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if tB {
 		// Bᵀ is (k, n): copy it row-major into scratch
 		buf := scratch.get(k * n)
@@ -80,7 +80,7 @@ func sgemmAsmBeta(tA, tB bool, m, n, k int, a []float32, lda int, b []float32, l
 	}
 	// full blocks in parallel; a ragged last block (which may overlap the one before) after
 	full := m / 4
-	parallelRows(full, 4*n*k*2, t.rows)
+	parallelRows(par, full, 4*n*k*2, t.rows)
 	if full < rows {
 		t.rows(full, rows)
 	}

@@ -48,7 +48,7 @@ func TestSgemmAsm(t *testing.T) {
 				c := fill(m * ldc)
 				want := append([]float32(nil), c...)
 				gonum.Implementation{}.Sgemm(trans(tr[0]), trans(tr[1]), m, n, k, 1, a, lda, b, ldb, beta, want, ldc)
-				sgemmAsm(tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+				sgemmAsm(0, tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
 				for i := 0; i < m; i++ {
 					for j := 0; j < ldc; j++ {
 						g, w := c[i*ldc+j], want[i*ldc+j]
@@ -74,7 +74,7 @@ func BenchmarkSgemmAsmLinear(b *testing.B) {
 	a, w, c := make([]float32, m*k), make([]float32, n*k), make([]float32, m*n)
 	b.SetBytes(int64(2 * m * n * k)) // "bytes" = flops, so MB/s reads as MFLOP/s
 	for i := 0; i < b.N; i++ {
-		sgemmAsm(false, true, m, n, k, a, k, w, k, 0, c, n)
+		sgemmAsm(0, false, true, m, n, k, a, k, w, k, 0, c, n)
 	}
 }
 

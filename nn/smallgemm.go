@@ -7,11 +7,11 @@ import asm "github.com/ofa-go/ofa/nn/internal/kernel"
 // cgo call to OpenBLAS, else the loops below (gonum's Go gemm is not tuned for such sizes).
 func smallGemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	if af, ok := any(a).([]float32); ok && asm.Available && beta == 0 && !(tA && tB) {
-		sgemmAsmAlpha(tA, tB, m, n, k, float32(alpha), af, lda, any(b).([]float32), ldb, 0, any(c).([]float32), ldc)
+		sgemmAsmAlpha(1, tA, tB, m, n, k, float32(alpha), af, lda, any(b).([]float32), ldb, 0, any(c).([]float32), ldc)
 		return
 	}
 	if BLAS == "openblas" {
-		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		gemm(1, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 		return
 	}
 	if beta != 0 {
@@ -64,6 +64,6 @@ func smallGemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T
 			}
 		}
 	default:
-		gemm(tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
+		gemm(1, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 	}
 }

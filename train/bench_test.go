@@ -1,6 +1,7 @@
 package train
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/ofa-go/ofa/arch"
@@ -13,8 +14,18 @@ import (
 
 var _ sampler.Sampler = Fixed(nil)
 
+// BenchmarkTrainStepShards compares one shard (kernels use both cores) with two shards
+// (one per core, kernels serial) on the largest subnet.
+func BenchmarkTrainStepShards(b *testing.B) {
+	for _, n := range []int{1, 2} {
+		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) { benchLargest(b, n) })
+	}
+}
+
 // BenchmarkTrainStepLargest: one training step of the reference ViT's largest subnet at batch 64.
-func BenchmarkTrainStepLargest(b *testing.B) {
+func BenchmarkTrainStepLargest(b *testing.B) { benchLargest(b, Default().Shards) }
+
+func benchLargest(b *testing.B, shards int) {
 	trainSet, _, err := data.LoadEmbeddedFashionMNIST()
 	if err != nil {
 		b.Fatal(err)
@@ -22,6 +33,7 @@ func BenchmarkTrainStepLargest(b *testing.B) {
 	a := arch.Default()
 	p, _ := supernet.NewParams(a, tensor.Float32, 1)
 	cfg := Default()
+	cfg.Shards = shards
 	lc := data.DefaultLoaderConfig()
 	lc.BatchSize, lc.DropLast = cfg.BatchSize, true
 	tl, _ := data.NewLoader(trainSet, lc)

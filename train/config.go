@@ -45,6 +45,10 @@ type Config struct {
 	GraphCache int `mapstructure:"graph_cache" json:"graph_cache"`
 	// Seed drives data order and augmentation (the sampler has its own seed).
 	Seed uint64 `mapstructure:"seed" json:"seed"`
+	// Shards splits every batch into this many slices that run side by side (one per core)
+	// with single-threaded kernels; their gradients are summed in a fixed order. Results
+	// depend on the shard count (float summation order), not on the machine. 0 means 1.
+	Shards int `mapstructure:"shards" json:"shards"`
 }
 
 // Default returns the configuration used by `ofa train` without overrides.
@@ -52,7 +56,7 @@ func Default() Config {
 	return Config{
 		Epochs: 10, BatchSize: 64, LR: 2e-3, MinLR: 1e-5, WarmupSteps: 200, WeightDecay: 0.05,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1, LabelSmoothing: 0,
-		Temperature: 1, Alpha: 1, EvalBatch: 250, GraphCache: 8, Seed: 1,
+		Temperature: 1, Alpha: 1, EvalBatch: 250, GraphCache: 8, Seed: 1, Shards: 2,
 	}
 }
 
@@ -101,6 +105,10 @@ func (c Config) Validate() error {
 		return bad("checkpoint_every", "got %d, want >= 0", c.CheckpointEvery)
 	case c.GraphCache < 1 || c.GraphCache > 1024:
 		return bad("graph_cache", "got %d, want 1..1024", c.GraphCache)
+	case c.Shards < 0 || c.Shards > 64:
+		return bad("shards", "got %d, want 1..64 (0 means 1)", c.Shards)
+	case c.Shards > 1 && c.BatchSize%c.Shards != 0:
+		return bad("shards", "%d shards do not divide batch_size %d", c.Shards, c.BatchSize)
 	}
 	return nil
 }

@@ -53,29 +53,47 @@ func (e *Evaluator) Evaluate(s arch.Subnet) (accuracy, loss float64, err error) 
 func (e *Evaluator) Close() { e.e.close() }
 
 // evaluator runs forward-only graphs (a separate graph per subnet: gorgonia's TapeMachine
-// cannot run a training graph forward-only) over an ordered split.
+// cannot run a training graph forward-only) over an ordered split. Like training, each
+// batch is cut into shards that run side by side.
 type evaluator struct {
 	arch   arch.Arch
 	data   data.Batcher
-	cache  *graphCache
-	in     graphInputs
+	shards []*shard
 	batch  data.Batch
 	evalBS int
 }
 
+// evalShards is how many shards evaluation uses when the batch allows it.
+const evalShards = 2
+
 func newEvaluator(a arch.Arch, p *supernet.Params, ops nn.Ops, d data.Batcher, batch, capacity int) *evaluator {
-	in := graphInputs{patches: supernet.NewPatches(a, batch, p.Dtype())}
-	return &evaluator{arch: a, data: d, in: in, evalBS: batch,
-		cache: newGraphCache(a, p, ops, in, lossSpec{}, capacity)}
+	want := evalShards
+	if batch%want != 0 {
+		want = 1
+	}
+	n, sops := shardOps(ops, want)
+	e := &evaluator{arch: a, data: d, evalBS: batch}
+	for i := 0; i < n; i++ {
+		in := graphInputs{patches: supernet.NewPatches(a, batch/n, p.Dtype())}
+		e.shards = append(e.shards, &shard{in: in, lo: i * batch / n, n: batch / n,
+			cache: newGraphCache(a, p, sops, in, lossSpec{}, capacity)})
+	}
+	return e
 }
 
-func (e *evaluator) close() { e.cache.close() }
+func (e *evaluator) close() {
+	for _, sh := range e.shards {
+		sh.cache.close()
+	}
+}
 
 // evaluate computes accuracy and loss of subnet s over every batch of the split.
 func (e *evaluator) evaluate(s arch.Subnet) (acc, loss float64, n int, err error) {
-	g, err := e.cache.get(s, roleForward)
-	if err != nil {
-		return 0, 0, 0, err
+	graphs := make([]*subnetGraph, len(e.shards))
+	for i, sh := range e.shards {
+		if graphs[i], err = sh.cache.get(s, roleForward); err != nil {
+			return 0, 0, 0, err
+		}
 	}
 	c := e.arch.Classes
 	correct := 0
@@ -85,20 +103,30 @@ func (e *evaluator) evaluate(s arch.Subnet) (acc, loss float64, n int, err error
 		if len(e.batch.Labels) != e.evalBS {
 			return 0, 0, 0, fmt.Errorf("train: evaluation batches hold %d examples, graphs expect %d", len(e.batch.Labels), e.evalBS)
 		}
-		if err := supernet.Patchify(e.arch, e.batch.X, e.batch.Size, e.in.patches); err != nil {
+		size := len(e.batch.X) / len(e.batch.Labels)
+		err := runShards(e.shards, func(k int, sh *shard) error {
+			real := min(sh.n, max(0, e.batch.Size-sh.lo)) // padding examples are zero
+			if err := supernet.Patchify(e.arch, e.batch.X[sh.lo*size:], real, sh.in.patches); err != nil {
+				return err
+			}
+			if err := graphs[k].run(); err != nil {
+				return fmt.Errorf("train: evaluating %s: %w", s.Key(), err)
+			}
+			return nil
+		})
+		if err != nil {
 			return 0, 0, 0, err
 		}
-		if err := g.run(); err != nil {
-			return 0, 0, 0, fmt.Errorf("train: evaluating %s: %w", s.Key(), err)
-		}
-		z := floats32(g.net.Logits.Value().Data())
-		for b := 0; b < e.batch.Size; b++ {
-			row := z[b*c : (b+1)*c]
-			y := e.batch.Labels[b]
-			if argmax(row) == y {
-				correct++
+		for k, sh := range e.shards {
+			z := floats32(graphs[k].net.Logits.Value().Data())
+			for b := 0; b < sh.n && sh.lo+b < e.batch.Size; b++ {
+				row := z[b*c : (b+1)*c]
+				y := e.batch.Labels[sh.lo+b]
+				if argmax(row) == y {
+					correct++
+				}
+				total += crossEntropy(row, y)
 			}
-			total += crossEntropy(row, y)
 		}
 		n += e.batch.Size
 	}

@@ -49,6 +49,7 @@ type graphInputs struct {
 type lossSpec struct {
 	temperature float64
 	alpha       float64 // weight of distillation for students
+	scale       float64 // multiplies the whole loss (1/shards); 0 means 1
 }
 
 // graphCache keeps the most recently used compiled graphs (building and compiling one costs
@@ -124,14 +125,18 @@ func (c *graphCache) build(s arch.Subnet, r role) (*subnetGraph, error) {
 	if r != roleForward {
 		b := nn.Builder{Ops: c.ops}
 		labels := G.NodeFromAny(g, c.in.labels, G.WithName("labels"))
-		ceWeight := 1.0
+		scale := c.loss.scale
+		if scale == 0 {
+			scale = 1
+		}
+		ceWeight := scale
 		if r == roleStudent {
-			ceWeight = 1 - c.loss.alpha
+			ceWeight = scale * (1 - c.loss.alpha)
 		}
 		sg.loss = b.SoftCrossEntropy("loss.labels", net.Logits, labels, 1, ceWeight)
 		if r == roleStudent && c.loss.alpha > 0 {
 			soft := G.NodeFromAny(g, c.in.soft, G.WithName("teacher"))
-			kd := b.SoftCrossEntropy("loss.distill", net.Logits, soft, c.loss.temperature, c.loss.alpha)
+			kd := b.SoftCrossEntropy("loss.distill", net.Logits, soft, c.loss.temperature, scale*c.loss.alpha)
 			sg.loss = b.Add("loss", sg.loss, kd)
 		}
 		if err := b.Err(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"sync"
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
@@ -60,19 +61,17 @@ type Setup struct {
 
 // Trainer runs the loop. It is not safe for concurrent use.
 type Trainer struct {
-	s       Setup
-	cfg     Config
-	opt     *AdamW
-	sched   Schedule
-	total   int
-	step    int
-	cache   *graphCache
-	teacher *graphCache
-	in      graphInputs
-	batch   data.Batch
-	values  [][]float32 // parameter values, in parameter order
-	grads   [][]float32 // summed gradients of the current step
-	eval    *evaluator
+	s      Setup
+	cfg    Config
+	opt    *AdamW
+	sched  Schedule
+	total  int
+	step   int
+	shards []*shard
+	batch  data.Batch
+	values [][]float32 // parameter values, in parameter order
+	grads  [][]float32 // summed gradients of the current step
+	eval   *evaluator
 }
 
 // New checks the setup and prepares a trainer at step 0.
@@ -122,16 +121,22 @@ func New(s Setup) (*Trainer, error) {
 		decay = append(decay, specs[name].Decay)
 	}
 	t.opt = NewAdamW(sizes, decay, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
+	n, ops := shardOps(s.Ops, cfg.Shards)
 	c := s.Arch.Classes
-	t.in = graphInputs{
-		patches: supernet.NewPatches(s.Arch, cfg.BatchSize, tensor.Float32),
-		labels:  tensor.New(tensor.WithShape(cfg.BatchSize, c), tensor.Of(tensor.Float32)),
-		soft:    tensor.New(tensor.WithShape(cfg.BatchSize, c), tensor.Of(tensor.Float32)),
-	}
-	loss := lossSpec{temperature: cfg.Temperature, alpha: cfg.Alpha}
-	t.cache = newGraphCache(s.Arch, s.Params, s.Ops, t.in, loss, cfg.GraphCache)
-	if s.Teacher != nil {
-		t.teacher = newGraphCache(s.Teacher.Arch, s.Teacher.Params, s.Ops, t.in, loss, 1)
+	per := cfg.BatchSize / n
+	// each shard's loss is its mean times 1/n, so the summed gradients are the full batch's
+	loss := lossSpec{temperature: cfg.Temperature, alpha: cfg.Alpha, scale: 1 / float64(n)}
+	for i := 0; i < n; i++ {
+		in := graphInputs{
+			patches: supernet.NewPatches(s.Arch, per, tensor.Float32),
+			labels:  tensor.New(tensor.WithShape(per, c), tensor.Of(tensor.Float32)),
+			soft:    tensor.New(tensor.WithShape(per, c), tensor.Of(tensor.Float32)),
+		}
+		sh := &shard{in: in, cache: newGraphCache(s.Arch, s.Params, ops, in, loss, cfg.GraphCache)}
+		if s.Teacher != nil {
+			sh.teacher = newGraphCache(s.Teacher.Arch, s.Teacher.Params, ops, in, loss, 1)
+		}
+		t.shards = append(t.shards, sh)
 	}
 	if s.Eval != nil {
 		t.eval = newEvaluator(s.Arch, s.Params, s.Ops, s.Eval, cfg.EvalBatch, cfg.GraphCache)
@@ -141,9 +146,11 @@ func New(s Setup) (*Trainer, error) {
 
 // Close releases the compiled graphs.
 func (t *Trainer) Close() {
-	t.cache.close()
-	if t.teacher != nil {
-		t.teacher.close()
+	for _, sh := range t.shards {
+		sh.cache.close()
+		if sh.teacher != nil {
+			sh.teacher.close()
+		}
 	}
 	if t.eval != nil {
 		t.eval.close()
@@ -175,7 +182,45 @@ func (t *Trainer) Config() Config { return t.cfg }
 func (t *Trainer) SetStep(step int) { t.step = step }
 
 // GraphsBuilt counts the training graphs compiled so far.
-func (t *Trainer) GraphsBuilt() int { return t.cache.builds }
+func (t *Trainer) GraphsBuilt() int { return t.shards[0].cache.builds }
+
+// shard is one slice of every batch with its own graphs: the shards of a step run side by
+// side, one per core, and their gradients are summed in shard order.
+type shard struct {
+	in      graphInputs
+	cache   *graphCache
+	teacher *graphCache
+	lo, n   int // the shard's examples in the batch
+}
+
+// shardOps returns how many shards to use and the ops their graphs use: fused ops run
+// serially inside each shard (the shards are the parallelism); other ops are not sharded.
+func shardOps(ops nn.Ops, shards int) (int, nn.Ops) {
+	if f, ok := ops.(nn.Fused); ok && shards > 1 {
+		f.Serial = true
+		return shards, f
+	}
+	return 1, ops
+}
+
+// runShards runs f for every shard, concurrently when there are several, and returns the
+// first error in shard order.
+func runShards(shards []*shard, f func(i int, sh *shard) error) error {
+	if len(shards) == 1 {
+		return f(0, shards[0])
+	}
+	errs := make([]error, len(shards))
+	var wg sync.WaitGroup
+	for i, sh := range shards {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = f(i, sh)
+		}()
+	}
+	wg.Wait()
+	return errors.Join(errs...)
+}
 
 // SubnetLoss is one subnet's result in a step.
 type SubnetLoss struct {
@@ -206,38 +251,67 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		return StepStats{}, fmt.Errorf("train: batch %d of epoch %d has %d examples, want %d (use drop_last for training)",
 			index, epoch, t.batch.Size, t.cfg.BatchSize)
 	}
-	if err := supernet.Patchify(t.s.Arch, t.batch.X, t.batch.Size, t.in.patches); err != nil {
-		return StepStats{}, err
+	per := t.batch.Size / len(t.shards)
+	size := len(t.batch.X) / len(t.batch.Labels)
+	for i, sh := range t.shards {
+		sh.lo, sh.n = i*per, per
+		if err := supernet.Patchify(t.s.Arch, t.batch.X[sh.lo*size:], per, sh.in.patches); err != nil {
+			return StepStats{}, err
+		}
+		t.fillLabels(sh)
 	}
-	t.fillLabels()
 	for _, g := range t.grads {
 		clear(g)
 	}
 	subnets := t.s.Sampler.Sample(t.step)
 	st := StepStats{Step: t.step + 1, Epoch: float64(t.step+1) / float64(bpe), LR: t.sched.At(t.step), Samples: t.batch.Size}
-	if t.teacher != nil {
-		tg, err := t.teacher.get(t.s.Teacher.Subnet, roleForward)
-		if err != nil {
+	if t.s.Teacher != nil {
+		graphs := make([]*subnetGraph, len(t.shards))
+		for i, sh := range t.shards { // graphs are built on this goroutine, run in parallel
+			g, err := sh.teacher.get(t.s.Teacher.Subnet, roleForward)
+			if err != nil {
+				return st, err
+			}
+			graphs[i] = g
+		}
+		if err := runShards(t.shards, func(i int, sh *shard) error {
+			if err := graphs[i].run(); err != nil {
+				return fmt.Errorf("train: teacher forward: %w", err)
+			}
+			t.softTargets(sh, graphs[i])
+			return nil
+		}); err != nil {
 			return st, err
 		}
-		if err := tg.run(); err != nil {
-			return st, fmt.Errorf("train: teacher forward: %w", err)
-		}
-		t.softTargets(tg)
 	}
+	graphs := make([]*subnetGraph, len(t.shards))
 	for i, s := range subnets {
 		r := roleStudent
-		if i == 0 && t.teacher == nil {
+		if i == 0 && t.s.Teacher == nil {
 			r = roleTeacher
 		}
-		g, err := t.cache.get(s, r)
-		if err != nil {
+		for k, sh := range t.shards {
+			g, err := sh.cache.get(s, r)
+			if err != nil {
+				return st, err
+			}
+			graphs[k] = g
+		}
+		if err := runShards(t.shards, func(k int, sh *shard) error {
+			if err := graphs[k].run(); err != nil {
+				return fmt.Errorf("train: step %d, subnet %s: %w", t.step+1, s.Key(), err)
+			}
+			if r == roleTeacher {
+				t.softTargets(sh, graphs[k])
+			}
+			return nil
+		}); err != nil {
 			return st, err
 		}
-		if err := g.run(); err != nil {
-			return st, fmt.Errorf("train: step %d, subnet %s: %w", t.step+1, s.Key(), err)
+		loss := 0.0
+		for _, g := range graphs {
+			loss += scalar(g.loss) // each shard's loss is already divided by the shard count
 		}
-		loss := scalar(g.loss)
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return st, fmt.Errorf("%w: loss %v at step %d (subnet %s); weights kept from step %d",
 				ErrNonFinite, loss, t.step+1, s.Key(), t.step)
@@ -245,15 +319,14 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		st.Losses = append(st.Losses, SubnetLoss{Key: s.Key(), Loss: loss})
 		if i == 0 {
 			st.Loss = loss
-			st.TrainAcc = t.accuracy(g)
-			if r == roleTeacher {
-				t.softTargets(g)
-			}
+			st.TrainAcc = t.accuracy(graphs)
 		}
-		for k, gn := range g.grads {
-			dst := t.grads[g.index[k]]
-			for j, v := range gn.Value().(*tensor.Dense).Float32s() {
-				dst[j] += v
+		for _, g := range graphs { // shard order: deterministic
+			for k, gn := range g.grads {
+				dst := t.grads[g.index[k]]
+				for j, v := range gn.Value().(*tensor.Dense).Float32s() {
+					dst[j] += v
+				}
 			}
 		}
 	}
@@ -280,13 +353,13 @@ func scalar(n *G.Node) float64 {
 	return math.NaN()
 }
 
-// fillLabels writes the (smoothed) one-hot labels of the current batch.
-func (t *Trainer) fillLabels() {
+// fillLabels writes the (smoothed) one-hot labels of a shard's examples.
+func (t *Trainer) fillLabels(sh *shard) {
 	c := t.s.Arch.Classes
-	l := t.in.labels.Data().([]float32)
+	l := sh.in.labels.Float32s()
 	off := float32(t.cfg.LabelSmoothing / float64(c))
 	on := float32(1-t.cfg.LabelSmoothing) + off
-	for b, y := range t.batch.Labels {
+	for b, y := range t.batch.Labels[sh.lo : sh.lo+sh.n] {
 		row := l[b*c : (b+1)*c]
 		for j := range row {
 			row[j] = off
@@ -295,11 +368,11 @@ func (t *Trainer) fillLabels() {
 	}
 }
 
-// softTargets writes softmax(logits/τ) of a teacher graph into the shared soft targets.
-func (t *Trainer) softTargets(g *subnetGraph) {
+// softTargets writes softmax(logits/τ) of a teacher graph into the shard's soft targets.
+func (t *Trainer) softTargets(sh *shard, g *subnetGraph) {
 	c := t.s.Arch.Classes
-	z := g.net.Logits.Value().Data().([]float32)
-	dst := t.in.soft.Data().([]float32)
+	z := g.net.Logits.Value().(*tensor.Dense).Float32s()
+	dst := sh.in.soft.Float32s()
 	tau := t.cfg.Temperature
 	for b := 0; b < len(z)/c; b++ {
 		softmaxInto(z[b*c:(b+1)*c], dst[b*c:(b+1)*c], tau)
@@ -322,14 +395,17 @@ func softmaxInto(z, dst []float32, tau float64) {
 	}
 }
 
-// accuracy of a graph's logits on the current batch.
-func (t *Trainer) accuracy(g *subnetGraph) float64 {
-	z := g.net.Logits.Value().Data().([]float32)
+// accuracy of the shards' logits on the current batch.
+func (t *Trainer) accuracy(graphs []*subnetGraph) float64 {
 	c := t.s.Arch.Classes
 	correct := 0
-	for b := 0; b < t.batch.Size; b++ {
-		if argmax(z[b*c:(b+1)*c]) == t.batch.Labels[b] {
-			correct++
+	for k, g := range graphs {
+		z := g.net.Logits.Value().(*tensor.Dense).Float32s()
+		sh := t.shards[k]
+		for b := 0; b < sh.n; b++ {
+			if argmax(z[b*c:(b+1)*c]) == t.batch.Labels[sh.lo+b] {
+				correct++
+			}
 		}
 	}
 	return float64(correct) / float64(t.batch.Size)
