@@ -220,3 +220,28 @@ extract:
 		t.Fatalf("image model on speech data: %s", stderr)
 	}
 }
+
+// TestBenchAndLatencyJSON: the measuring commands end with one JSON object too.
+func TestBenchAndLatencyJSON(t *testing.T) {
+	code, stdout, stderr := ofa(t, "bench", "--steps", "2", "--repeats", "1", "--infer-batch", "32", "--subnet", "smallest", "--json")
+	if code != 0 {
+		t.Fatalf("bench: %s", stderr)
+	}
+	b := lastJSON(t, stdout)
+	if b["train_samples_per_sec"].(float64) <= 0 || b["infer_samples_per_sec"].(float64) <= 0 {
+		t.Fatalf("bench %v", b)
+	}
+	sn, _ := trainTiny(t, "")
+	out := filepath.Join(t.TempDir(), "lat.json")
+	code, stdout, stderr = ofa(t, "latency-table", "--supernet", sn, "--repeats", "3", "--checks", "2", "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("latency-table: %s", stderr)
+	}
+	tab := lastJSON(t, stdout)["table"].(map[string]any)
+	if len(tab["blocks"].([]any)) == 0 || len(tab["checks"].([]any)) != 3 {
+		t.Fatalf("table %v", tab)
+	}
+	if _, err := os.Stat(out); err != nil {
+		t.Fatal(err)
+	}
+}
