@@ -3,6 +3,7 @@ package nn
 import (
 	"fmt"
 	"math"
+	"unsafe"
 
 	"gorgonia.org/tensor"
 )
@@ -194,7 +195,8 @@ func mixHeadsT[T Float](m, src, dst []T, h, n int) {
 	}
 }
 
-// softmaxRow replaces x by softmax(x), accumulating in float64.
+// softmaxRow replaces x by softmax(x), accumulating in float64. float32 rows use
+// expShift32 (within 2 float32 ulps of exp); float64 rows use math.Exp.
 func softmaxRow[T Float](x []T) {
 	m := x[0]
 	for _, v := range x {
@@ -203,10 +205,15 @@ func softmaxRow[T Float](x []T) {
 		}
 	}
 	var s float64
-	for i, v := range x {
-		e := math.Exp(float64(v - m))
-		x[i] = T(e)
-		s += e
+	if unsafe.Sizeof(m) == 4 {
+		x32 := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x)) // T is float32
+		s = expShift32(x32, x32, float32(m))
+	} else {
+		for i, v := range x {
+			e := math.Exp(float64(v - m))
+			x[i] = T(e)
+			s += e
+		}
 	}
 	inv := T(1 / s)
 	for i := range x {
@@ -302,4 +309,37 @@ func mixGrad[T Float](g, a, b []T, h, n int) {
 			g[i*h+j] = T(s)
 		}
 	}
+}
+
+// expShift32 writes y[i] = e^(x[i]-m) and returns Σ y[i] in float64, for softmax rows
+// (m is the row's maximum, so every argument is ≤ 0). x - m = n·ln2 + r with
+// |r| ≤ ln2/2; e^r comes from Cephes' expf polynomial and 2^n from the exponent bits.
+// Within 2 float32 ulps of exp; arguments below -87.3 give about the smallest normal
+// float32 (1.2e-38) instead of underflowing further; NaN stays NaN. One loop without calls, so
+// the compiler keeps everything in registers.
+func expShift32(x, y []float32, m float32) float64 {
+	const (
+		log2e = 1.44269504088896341
+		c1    = 0.693359375
+		c2    = -2.12194440e-4
+		lo    = -87.33654
+		round = 1 << 23 * 1.5 // adding and subtracting it rounds to an integer
+	)
+	y = y[:len(x)]
+	var s float64
+	for i, v := range x {
+		v = max(v-m, lo)
+		fn := (v*log2e + round) - round // n = round(v·log2 e)
+		r := v - fn*c1 - fn*c2
+		p := float32(1.9875691500e-4)
+		p = p*r + 1.3981999507e-3
+		p = p*r + 8.3334519073e-3
+		p = p*r + 4.1665795894e-2
+		p = p*r + 1.6666665459e-1
+		p = p*r + 5.0000001201e-1
+		e := (p*r*r + r + 1) * math.Float32frombits(uint32(int32(fn)+127)<<23)
+		y[i] = e
+		s += float64(e)
+	}
+	return s
 }

@@ -1,6 +1,7 @@
 package nn
 
 import (
+	"math"
 	"testing"
 
 	G "gorgonia.org/gorgonia"
@@ -105,4 +106,28 @@ func BenchmarkOps(b *testing.B) {
 			})
 		}
 	}
+}
+
+// BenchmarkExp compares the softmax's float32 exponential with math.Exp on one row.
+func BenchmarkExp(b *testing.B) {
+	x := make([]float32, 1024)
+	for i := range x {
+		x[i] = -float32(i) * 0.01
+	}
+	y := make([]float32, 1024)
+	b.Run("expShift32", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			expShift32(x, y, 0)
+		}
+	})
+	b.Run("math.Exp", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			var s float64
+			for j, v := range x {
+				e := math.Exp(float64(v))
+				y[j] = float32(e)
+				s += e
+			}
+		}
+	})
 }

@@ -56,22 +56,16 @@ func layerNormForward[T Float](k *layerNormKernel, in []*tensor.Dense, out *tens
 	parallelRows(k.par, n, d*8, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			row := x[r*d : (r+1)*d]
-			var s float64
-			for _, v := range row {
-				s += float64(v)
-			}
-			mean := s / float64(d)
-			var ss float64
-			for _, v := range row {
-				c := float64(v) - mean
-				ss += c * c
-			}
+			mean := sum4(row) / float64(d)
+			ss := sqDev4(row, mean)
 			rstd := 1 / math.Sqrt(ss/float64(d)+k.eps)
 			k.mean[r], k.rstd[r] = mean, rstd
 			yr := y[r*d : (r+1)*d]
+			g, bt := gamma[:len(row)], beta[:len(row)] // bounds hints
+			yr = yr[:len(row)]
 			m, rs := T(mean), T(rstd)
 			for j, v := range row {
-				yr[j] = (v-m)*rs*gamma[j] + beta[j]
+				yr[j] = (v-m)*rs*g[j] + bt[j]
 			}
 		}
 	})
@@ -110,4 +104,39 @@ func layerNormBackward[T Float](k *layerNormKernel, in []*tensor.Dense, dOut *te
 			dbeta[j] += dyr[j]
 		}
 	}
+}
+
+// sum4 returns Σ x in float64 with four independent accumulators (a fixed order).
+func sum4[T Float](x []T) float64 {
+	var a, b, c, d float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		a += float64(x[i])
+		b += float64(x[i+1])
+		c += float64(x[i+2])
+		d += float64(x[i+3])
+	}
+	for ; i < len(x); i++ {
+		a += float64(x[i])
+	}
+	return (a + b) + (c + d)
+}
+
+// sqDev4 returns Σ (x-m)² in float64 with four independent accumulators (a fixed order).
+func sqDev4[T Float](x []T, m float64) float64 {
+	var a, b, c, d float64
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		e0, e1 := float64(x[i])-m, float64(x[i+1])-m
+		e2, e3 := float64(x[i+2])-m, float64(x[i+3])-m
+		a += e0 * e0
+		b += e1 * e1
+		c += e2 * e2
+		d += e3 * e3
+	}
+	for ; i < len(x); i++ {
+		e := float64(x[i]) - m
+		a += e * e
+	}
+	return (a + b) + (c + d)
 }

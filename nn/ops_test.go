@@ -323,6 +323,39 @@ func TestFastTanh(t *testing.T) {
 	}
 }
 
+// TestExpShift32: the softmax's float32 exp stays within 2 ulps of exp rounded to float32
+// over [-87.3, 0], clamps below that to about the smallest normal float32, and keeps NaN.
+func TestExpShift32(t *testing.T) {
+	var xs []float32
+	for x := -87.3; x <= 0; x += 0.00071 {
+		xs = append(xs, float32(x)+3)
+	}
+	ys := make([]float32, len(xs))
+	sum := expShift32(xs, ys, 3)
+	worst, want := 0.0, 0.0
+	for i, x := range xs {
+		w := float32(math.Exp(float64(x - 3)))
+		ulp := float64(math.Nextafter32(w, float32(math.Inf(1))) - w)
+		if d := math.Abs(float64(ys[i])-float64(w)) / ulp; d > worst {
+			worst = d
+		}
+		want += float64(ys[i])
+	}
+	if worst > 2 {
+		t.Fatalf("expShift32 is off by %.2f ulps", worst)
+	}
+	if sum != want {
+		t.Fatalf("sum %g, want %g", sum, want)
+	}
+	special := []float32{0, -100, float32(math.Inf(-1)), float32(math.NaN())}
+	out := make([]float32, len(special))
+	expShift32(special, out, 0)
+	if out[0] != 1 || out[1] < math.Float32frombits(1<<23) || out[1] > 1.1755e-38 || out[2] != out[1] || out[3] == out[3] {
+		t.Fatalf("exp of 0, -100, -Inf, NaN = %v", out)
+	}
+	t.Logf("largest error %.2f ulps", worst)
+}
+
 // TestGELUTable: the float32 table interpolation stays within 2e-6 of the exact function
 // and its derivative, including at and beyond the table's ends.
 func TestGELUTable(t *testing.T) {
