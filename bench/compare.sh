@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs ofa bench and the PyTorch reference (1 and 2 threads) on the same machine,
-# alternating, and prints the medians and the ratios against PyTorch's faster setting. Needs Debian's python3-torch (and libopenblas-dev for the
+# alternating (for the reference config also ofa with gorgonia's stock ops, "-stock": the
+# starting point before the fused ops), and prints the medians and the ratios against
+# PyTorch's faster setting. Needs Debian's python3-torch (and libopenblas-dev for the
 # OpenBLAS build of ofa).
 #
 #   bash bench/compare.sh [ROUNDS]
@@ -25,6 +27,12 @@ for ((r = 1; r <= ROUNDS; r++)); do
       bench/out/ofa-$build bench --json $oflags 2>/dev/null | tail -1 |
         sed "s/^{/{\"name\":\"$name\",\"impl\":\"ofa-$build\",\"round\":$r,/" >> bench/out/results.jsonl
     done
+    if [ -z "$oflags" ]; then # before: the same tool with gorgonia's stock ops (reference config only; slow)
+      for build in openblas purego; do
+        bench/out/ofa-$build bench --json --ops composed --steps 5 --repeats 3 2>/dev/null | tail -1 |
+          sed "s/^{/{\"name\":\"$name\",\"impl\":\"ofa-$build-stock\",\"round\":$r,/" >> bench/out/results.jsonl
+      done
+    fi
     for th in 1 2; do
       $PY bench/pytorch_vit.py --threads $th $pflags |
         sed "s/^{/{\"name\":\"$name\",\"impl\":\"pytorch-${th}t\",\"round\":$r,/" >> bench/out/results.jsonl
@@ -39,7 +47,7 @@ print("ratios are against the faster PyTorch thread setting (and the smaller PyT
 print(f"{'config':22} {'impl':14} {'train/s':>9} {'infer/s':>9} {'peak MB':>8} {'train x':>8} {'infer x':>8} {'memory x':>8}")
 for n in names:
     med = {}
-    for impl in ("pytorch-1t", "pytorch-2t", "ofa-openblas", "ofa-purego"):
+    for impl in ("pytorch-1t", "pytorch-2t", "ofa-openblas-stock", "ofa-purego-stock", "ofa-openblas", "ofa-purego"):
         rs = [r for r in rows if r["name"] == n and r["impl"] == impl]
         if rs:
             med[impl] = {k: statistics.median(r[k] for r in rs) for k in ("train_samples_per_sec", "infer_samples_per_sec", "peak_rss_mb")}
