@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -76,7 +77,7 @@ func sameFile(t testing.TB, got, want *File) {
 		if g.Name != w.Name {
 			t.Errorf("tensor %d: name %q, want %q", i, g.Name, w.Name)
 		}
-		if !equalInts(g.Shape, w.Shape) || g.Shape == nil {
+		if !slices.Equal(g.Shape, w.Shape) || g.Shape == nil {
 			t.Errorf("tensor %q: shape %v (nil %t), want %v", w.Name, g.Shape, g.Shape == nil, w.Shape)
 		}
 		if len(g.Data) != len(w.Data) || g.Data == nil {
@@ -90,18 +91,6 @@ func sameFile(t testing.TB, got, want *File) {
 			}
 		}
 	}
-}
-
-func equalInts(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func TestRoundTrip(t *testing.T) {

@@ -118,7 +118,7 @@ func NewLoader(set *Images, cfg LoaderConfig) (*Loader, error) {
 		return nil, fmt.Errorf("data: %w: crop padding %d exceeds the %dx%d images of %s",
 			ErrLoaderConfig, p, set.Height, set.Width, set.Name)
 	}
-	if _, ok := mulInts(cfg.BatchSize, set.ImageSize()); !ok {
+	if _, ok := MulInts(cfg.BatchSize, set.ImageSize()); !ok {
 		return nil, fmt.Errorf("data: %w: batch size %d of %s overflows int", ErrLoaderConfig, cfg.BatchSize, set.Name)
 	}
 	l := &Loader{set: set, cfg: cfg, epochs: NewEpochs(set.N, cfg.BatchSize, cfg.Seed, streamPerm, cfg.Shuffle, cfg.DropLast)}

@@ -67,7 +67,7 @@ func (s *Images) Validate() error {
 	case len(s.Labels) != s.N:
 		return bad("%d labels for %d examples", len(s.Labels), s.N)
 	}
-	size, ok := mulInts(s.N, s.Channels, s.Height, s.Width)
+	size, ok := MulInts(s.N, s.Channels, s.Height, s.Width)
 	if !ok {
 		return bad("%d examples of %dx%dx%d overflow int", s.N, s.Channels, s.Height, s.Width)
 	}
@@ -83,10 +83,14 @@ func (s *Images) Validate() error {
 	return nil
 }
 
-// mulInts multiplies non-negative ints, reporting false on overflow.
-func mulInts(xs ...int) (int, bool) {
+// MulInts multiplies non-negative ints, reporting false on overflow or a negative factor
+// (for sizes read from untrusted headers, checked before allocating).
+func MulInts(xs ...int) (int, bool) {
 	p := uint64(1)
 	for _, x := range xs {
+		if x < 0 {
+			return 0, false
+		}
 		hi, lo := bits.Mul64(p, uint64(x))
 		if hi != 0 || lo > math.MaxInt {
 			return 0, false

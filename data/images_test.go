@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"io/fs"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -265,5 +266,21 @@ func TestImagesHeadSplit(t *testing.T) {
 			}()
 			bad()
 		}()
+	}
+}
+
+// TestMulInts: products that fit are exact; overflow and negative factors are refused.
+func TestMulInts(t *testing.T) {
+	for _, c := range []struct {
+		xs   []int
+		want int
+		ok   bool
+	}{
+		{nil, 1, true}, {[]int{6000, 28, 28}, 4704000, true}, {[]int{0, math.MaxInt}, 0, true},
+		{[]int{1 << 32, 1 << 32}, 0, false}, {[]int{math.MaxInt, 2}, 0, false}, {[]int{3, -1}, 0, false},
+	} {
+		if got, ok := MulInts(c.xs...); got != c.want || ok != c.ok {
+			t.Errorf("MulInts(%v) = %d, %v; want %d, %v", c.xs, got, ok, c.want, c.ok)
+		}
 	}
 }

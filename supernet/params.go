@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strconv"
 
 	"github.com/ofa-go/ofa/arch"
@@ -247,7 +248,7 @@ func FromTensors(a arch.Arch, get func(name string) (shape []int, values []float
 		if !ok {
 			return nil, fmt.Errorf("%w: tensor %q is missing", ErrParams, s.Name)
 		}
-		if !equalShape(shape, s.Shape) {
+		if !slices.Equal(shape, s.Shape) {
 			return nil, fmt.Errorf("%w: tensor %q has shape %v, the architecture needs %v", ErrParams, s.Name, shape, s.Shape)
 		}
 		t := tensor.New(tensor.WithShape(s.Shape...), tensor.WithBacking(append([]float32(nil), values...)))
@@ -260,16 +261,4 @@ func FromTensors(a arch.Arch, get func(name string) (shape []int, values []float
 		}
 	}
 	return p, nil
-}
-
-func equalShape(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

@@ -5,7 +5,6 @@ import (
 	"io"
 	"io/fs"
 	"math"
-	"math/bits"
 	"os"
 	"path"
 	"path/filepath"
@@ -60,7 +59,7 @@ func (s *Set) Validate() error {
 	case len(s.ClassNames) < 1 || len(s.ClassNames) > 256:
 		return bad("%d class names, want 1 to 256 (labels are bytes)", len(s.ClassNames))
 	}
-	size, ok := mulInts(s.N, s.Mels, s.Frames)
+	size, ok := data.MulInts(s.N, s.Mels, s.Frames)
 	if !ok {
 		return bad("%d examples of %dx%d overflow int", s.N, s.Mels, s.Frames)
 	}
@@ -87,22 +86,6 @@ func (s *Set) Validate() error {
 		}
 	}
 	return nil
-}
-
-// mulInts multiplies non-negative ints, reporting false on overflow.
-func mulInts(xs ...int) (int, bool) {
-	p := uint64(1)
-	for _, x := range xs {
-		if x < 0 {
-			return 0, false
-		}
-		hi, lo := bits.Mul64(p, uint64(x))
-		if hi != 0 || lo > math.MaxInt {
-			return 0, false
-		}
-		p = lo
-	}
-	return int(p), true
 }
 
 // FeatureSize returns Mels*Frames, the number of values per example.

@@ -128,7 +128,7 @@ func NewLoader(set *Set, cfg LoaderConfig) (*Loader, error) {
 		return nil, fmt.Errorf("speech: %w: Augment.TimeShift %d exceeds the %d frames of %s",
 			data.ErrLoaderConfig, a.TimeShift, set.Frames, set.Name)
 	}
-	if _, ok := mulInts(cfg.BatchSize, set.FeatureSize()); !ok {
+	if _, ok := data.MulInts(cfg.BatchSize, set.FeatureSize()); !ok {
 		return nil, fmt.Errorf("speech: %w: batch size %d of %s overflows int", data.ErrLoaderConfig, cfg.BatchSize, set.Name)
 	}
 	l := &Loader{set: set, cfg: cfg, epochs: data.NewEpochs(set.N, cfg.BatchSize, cfg.Seed, streamPerm, cfg.Shuffle, cfg.DropLast)}
