@@ -18,14 +18,32 @@ var _ sampler.Sampler = Fixed(nil)
 // (one per core, kernels serial) on the largest subnet.
 func BenchmarkTrainStepShards(b *testing.B) {
 	for _, n := range []int{1, 2} {
-		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) { benchLargest(b, n) })
+		b.Run(fmt.Sprintf("shards=%d", n), func(b *testing.B) {
+			benchSteps(b, n, func(a arch.Arch) sampler.Sampler { return Fixed{arch.Largest(a)} })
+		})
 	}
 }
 
 // BenchmarkTrainStepLargest: one training step of the reference ViT's largest subnet at batch 64.
-func BenchmarkTrainStepLargest(b *testing.B) { benchLargest(b, Default().Shards) }
+func BenchmarkTrainStepLargest(b *testing.B) {
+	benchSteps(b, Default().Shards, func(a arch.Arch) sampler.Sampler { return Fixed{arch.Largest(a)} })
+}
 
-func benchLargest(b *testing.B, shards int) {
+// BenchmarkTrainStepSandwich: a sandwich step (largest, smallest, two random subnets).
+func BenchmarkTrainStepSandwich(b *testing.B) {
+	benchSteps(b, Default().Shards, func(arch.Arch) sampler.Sampler {
+		smp, err := sampler.New(sampler.DefaultConfig(), arch.DefaultSpace())
+		if err != nil {
+			b.Fatal(err)
+		}
+		return smp
+	})
+}
+
+// benchSteps times training steps of the reference ViT on the embedded data with the
+// subnets newSampler draws, reporting samples per second (examples of the batch, not
+// counting each sampled subnet).
+func benchSteps(b *testing.B, shards int, newSampler func(arch.Arch) sampler.Sampler) {
 	trainSet, _, err := data.LoadEmbeddedFashionMNIST()
 	if err != nil {
 		b.Fatal(err)
@@ -37,35 +55,7 @@ func benchLargest(b *testing.B, shards int) {
 	lc := data.DefaultLoaderConfig()
 	lc.BatchSize, lc.DropLast = cfg.BatchSize, true
 	tl, _ := data.NewLoader(trainSet, lc)
-	tr, err := New(Setup{Arch: a, Params: p, Sampler: Fixed{arch.Largest(a)}, Train: tl, Ops: nn.Fused{}, Config: cfg})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer tr.Close()
-	tr.TrainStep()
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		if _, err := tr.TrainStep(); err != nil {
-			b.Fatal(err)
-		}
-	}
-	b.ReportMetric(float64(b.N*cfg.BatchSize)/b.Elapsed().Seconds(), "samples/s")
-}
-
-// BenchmarkTrainStepSandwich: a sandwich step (largest, smallest, two random subnets).
-func BenchmarkTrainStepSandwich(b *testing.B) {
-	trainSet, _, err := data.LoadEmbeddedFashionMNIST()
-	if err != nil {
-		b.Fatal(err)
-	}
-	a := arch.Default()
-	p, _ := supernet.NewParams(a, tensor.Float32, 1)
-	cfg := Default()
-	lc := data.DefaultLoaderConfig()
-	lc.BatchSize, lc.DropLast = cfg.BatchSize, true
-	tl, _ := data.NewLoader(trainSet, lc)
-	smp, _ := sampler.New(sampler.DefaultConfig(), arch.DefaultSpace())
-	tr, err := New(Setup{Arch: a, Params: p, Sampler: smp, Train: tl, Ops: nn.Fused{}, Config: cfg})
+	tr, err := New(Setup{Arch: a, Params: p, Sampler: newSampler(a), Train: tl, Ops: nn.Fused{}, Config: cfg})
 	if err != nil {
 		b.Fatal(err)
 	}
