@@ -77,8 +77,8 @@ func (a *app) expandCmd() *cobra.Command {
 					return err
 				}
 			}
-			if _, err := os.Stat(filepath.Join(out, fileModel)); err == nil && !force {
-				return fmt.Errorf("%w: %s already holds a model: use --force to replace it", errUsage, out)
+			if err := refuseExistingModel(out, force); err != nil {
+				return err
 			}
 			m, err := checkpoint.LoadModel(modelPath)
 			if err != nil {

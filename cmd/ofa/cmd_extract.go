@@ -170,8 +170,8 @@ func (a *app) extractCmd() *cobra.Command {
 					return fmt.Errorf("%w: --target: %w", errUsage, err)
 				}
 			}
-			if _, err := os.Stat(filepath.Join(out, fileModel)); err == nil && !force {
-				return fmt.Errorf("%w: %s already holds a model: use --force to replace it", errUsage, out)
+			if err := refuseExistingModel(out, force); err != nil {
+				return err
 			}
 			res, err := a.extract(cmd.Context(), cfg, m, supernetPath, out)
 			if err != nil {

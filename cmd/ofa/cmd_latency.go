@@ -2,13 +2,10 @@ package main
 
 import (
 	"fmt"
-	"os"
 
 	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/extract"
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 )
 
 func (a *app) latencyCmd() *cobra.Command {
@@ -54,27 +51,4 @@ func (a *app) latencyCmd() *cobra.Command {
 	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "timed runs per shape (the median is kept)")
 	fs.IntVar(&cfg.Checks, "checks", cfg.Checks, "random subnets whose predicted latency is checked against a measurement")
 	return cmd
-}
-
-// progress returns a callback that shows done/total as a bar on a terminal and, when
-// standard error is a file or pipe (logs, CI), as a plain line at every quarter.
-func (a *app) progress(title string) func(done, total int) {
-	if f, ok := a.stderr.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
-		last := -1
-		return func(done, total int) {
-			if q := 4 * done / max(1, total); q > last || done == total {
-				if done == total && last == 4 {
-					return
-				}
-				last = q
-				fmt.Fprintf(a.stderr, "%s %d/%d\n", title, done, total)
-			}
-		}
-	}
-	bar := progressbar.NewOptions(1, progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetDescription(title),
-		progressbar.OptionShowCount(), progressbar.OptionOnCompletion(func() { fmt.Fprintln(a.stderr) }))
-	return func(done, total int) {
-		bar.ChangeMax(total)
-		_ = bar.Set(done)
-	}
 }

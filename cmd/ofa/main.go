@@ -10,10 +10,13 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 
 	"github.com/ofa-go/ofa/train"
+	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
+	"golang.org/x/term"
 )
 
 // exit codes
@@ -92,4 +95,33 @@ func (a *app) say(format string, args ...any) {
 		w = a.stderr
 	}
 	fmt.Fprintf(w, format+"\n", args...)
+}
+
+// refuseExistingModel is a usage error when out already holds a model and force is not set,
+// so that a command never silently replaces a result.
+func refuseExistingModel(out string, force bool) error {
+	if _, err := os.Stat(filepath.Join(out, fileModel)); err == nil && !force {
+		return fmt.Errorf("%w: %s already holds a model: use --force to replace it", errUsage, out)
+	}
+	return nil
+}
+
+// progress returns a callback that shows done/total as a bar on a terminal and, when
+// standard error is a file or pipe (logs, CI), as a plain line at every quarter.
+func (a *app) progress(title string) func(done, total int) {
+	if f, ok := a.stderr.(*os.File); !ok || !term.IsTerminal(int(f.Fd())) {
+		last := -1
+		return func(done, total int) {
+			if q := 4 * done / max(1, total); q > last {
+				last = q
+				fmt.Fprintf(a.stderr, "%s %d/%d\n", title, done, total)
+			}
+		}
+	}
+	bar := progressbar.NewOptions(1, progressbar.OptionSetWriter(a.stderr), progressbar.OptionSetDescription(title),
+		progressbar.OptionShowCount(), progressbar.OptionOnCompletion(func() { fmt.Fprintln(a.stderr) }))
+	return func(done, total int) {
+		bar.ChangeMax(total)
+		_ = bar.Set(done)
+	}
 }
