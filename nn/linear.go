@@ -137,24 +137,23 @@ func linearBackward[T Float](k *linearKernel, in []*tensor.Dense, dOut *tensor.D
 	}
 	if k.hasBias {
 		db := data[T](grads[2])
-		clear(db) // the inactive tail of each group gets zero gradient
+		clear(db) // sumRows adds; the inactive tail of each group keeps a zero gradient
 		for gi := 0; gi < g; gi++ {
 			sumRows(db[gi*f:gi*f+o], dy[gi*o:], n, ldy)
 		}
 	}
 }
 
-// sumRows writes dst[j] = Σ_r src[r*ld+j] for the n rows of a strided matrix, adding four
-// rows per pass so that dst is loaded and stored once per four rows (a fixed order: the
-// result does not depend on anything but the inputs).
+// sumRows adds Σ_r src[r*ld+j] to dst[j] for the n rows of a strided matrix, four rows
+// per pass so that dst is loaded and stored once per four rows (a fixed order: the result
+// does not depend on anything but the inputs).
 func sumRows[T Float](dst, src []T, n, ld int) {
-	clear(dst)
 	o := len(dst)
 	r := 0
 	for ; r+4 <= n; r += 4 {
 		r0, r1 := src[r*ld:r*ld+o], src[(r+1)*ld:(r+1)*ld+o]
 		r2, r3 := src[(r+2)*ld:(r+2)*ld+o], src[(r+3)*ld:(r+3)*ld+o]
-		r0, r1, r2, r3 = r0[:len(dst)], r1[:len(dst)], r2[:len(dst)], r3[:len(dst)] // bounds hints
+		r0, r1, r2, r3 = r0[:len(dst)], r1[:len(dst)], r2[:len(dst)], r3[:len(dst)] // bounds hints for the loop
 		for j := range dst {
 			dst[j] += (r0[j] + r1[j]) + (r2[j] + r3[j])
 		}
