@@ -266,6 +266,15 @@ func (a *app) runBudget(ctx context.Context, cfg Config, env *extractEnv, sn *ch
 		a.say("   %-22s params %7d  MACs %9d  test %6.2f%%", variant, c.Params, c.MACs, 100*acc)
 		return nil
 	}
+	// trained fine-tunes m (from teacher; from the labels alone when teacher is nil) into
+	// dir/sub and reports it as variant.
+	trained := func(variant, sub, title string, c Config, m, teacher *checkpoint.Model) (*finetuneResult, error) {
+		r, err := a.finetune(ctx, c, m, teacher, sp, filepath.Join(dir, sub), name+" "+title)
+		if err != nil {
+			return nil, err
+		}
+		return r, row(variant, r.Model, r.Test, r.Steps, r.Path)
+	}
 	core := cfg.Extract.Core()
 	tt := t
 	res, err := env.run(core, extract.Selection{Target: &tt, TargetFrom: "run.budgets"}, nil)
@@ -310,11 +319,8 @@ func (a *app) runBudget(ctx context.Context, cfg Config, env *extractEnv, sn *ch
 			}
 		}
 	}
-	ft, err := a.finetune(ctx, cfg, extracted, sn, sp, filepath.Join(dir, "finetuned"), name+" finetune")
+	ft, err := trained("extracted+finetune", "finetuned", "finetune", cfg, extracted, sn)
 	if err != nil {
-		return nil, nil, err
-	}
-	if err := row("extracted+finetune", ft.Model, ft.Test, ft.Steps, ft.Path); err != nil {
 		return nil, nil, err
 	}
 	curves = append(curves, valCurve(name+" extracted+finetune (val)", ft))
@@ -323,11 +329,8 @@ func (a *app) runBudget(ctx context.Context, cfg Config, env *extractEnv, sn *ch
 		if err != nil {
 			return nil, nil, err
 		}
-		eft, err := a.finetune(ctx, cfg, em, sn, sp, filepath.Join(dir, "expanded-finetuned"), name+" expanded")
+		eft, err := trained("expanded+finetune", "expanded-finetuned", "expanded", cfg, em, sn)
 		if err != nil {
-			return nil, nil, err
-		}
-		if err := row("expanded+finetune", eft.Model, eft.Test, eft.Steps, eft.Path); err != nil {
 			return nil, nil, err
 		}
 		curves = append(curves, valCurve(name+" expanded+finetune (val)", eft))
@@ -342,11 +345,7 @@ func (a *app) runBudget(ctx context.Context, cfg Config, env *extractEnv, sn *ch
 		sc := cfg
 		sc.Finetune.Steps = ft.Steps // the same number of steps as fine-tuning
 		sc.Finetune.LR = cfg.Train.LR
-		sr, err := a.finetune(ctx, sc, fresh, nil, sp, filepath.Join(dir, "scratch"), name+" scratch")
-		if err != nil {
-			return nil, nil, err
-		}
-		if err := row("scratch (same size)", sr.Model, sr.Test, sr.Steps, sr.Path); err != nil {
+		if _, err := trained("scratch (same size)", "scratch", "scratch", sc, fresh, nil); err != nil {
 			return nil, nil, err
 		}
 	}
