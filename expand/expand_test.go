@@ -9,6 +9,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/checkpoint"
+	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/supernet"
 	G "gorgonia.org/gorgonia"
@@ -192,8 +193,8 @@ func TestSharedTensorsStoredOnce(t *testing.T) {
 		t.Fatal(err)
 	}
 	path := filepath.Join(t.TempDir(), "e.safetensors")
-	if err := checkpoint.SaveModel(path, &checkpoint.Model{Kind: checkpoint.KindExpanded, Arch: ea, Params: ep,
-		Preprocess: checkpoint.Preprocess{Mean: 0, Std: 1}}); err != nil {
+	if err := modelfile.Save(path, &modelfile.Model{Kind: modelfile.KindExpanded, Arch: ea, Params: ep,
+		Preprocess: modelfile.Preprocess{Mean: 0, Std: 1}}); err != nil {
 		t.Fatal(err)
 	}
 	f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
@@ -221,7 +222,7 @@ func TestSharedTensorsStoredOnce(t *testing.T) {
 	if ea.ModelCost().MACs <= a.ModelCost().MACs || ea.ModelCost().Params-a.ModelCost().Params > a.ModelCost().Params/2 {
 		t.Fatalf("expanded cost %+v vs original %+v", ea.ModelCost(), a.ModelCost())
 	}
-	m, err := checkpoint.LoadModel(path)
+	m, err := modelfile.Load(path)
 	if err != nil || !m.Arch.Expanded() {
 		t.Fatalf("reload: %v", err)
 	}

@@ -60,10 +60,11 @@ func Default() Config {
 	}
 }
 
-// Validate checks ranges; errors name the key as it appears in a config file.
-func (c Config) Validate() error {
+// Validate checks ranges; errors name the key as it appears in a config file, under the
+// section the configuration came from (section "train" or "finetune").
+func (c Config) Validate(section string) error {
 	bad := func(key, format string, args ...any) error {
-		return fmt.Errorf("%w: train.%s: %s", ErrConfig, key, fmt.Sprintf(format, args...))
+		return fmt.Errorf("%w: %s.%s: %s", ErrConfig, section, key, fmt.Sprintf(format, args...))
 	}
 	finite := func(x float64) bool { return !math.IsNaN(x) && !math.IsInf(x, 0) }
 	switch {
@@ -105,8 +106,8 @@ func (c Config) Validate() error {
 		return bad("checkpoint_every", "got %d, want >= 0", c.CheckpointEvery)
 	case c.GraphCache < 1 || c.GraphCache > 1024:
 		return bad("graph_cache", "got %d, want 1..1024", c.GraphCache)
-	case c.Shards < 0 || c.Shards > 64:
-		return bad("shards", "got %d, want 1..64 (0 means 1)", c.Shards)
+	case c.Shards < 1 || c.Shards > 64:
+		return bad("shards", "got %d, want 1..64", c.Shards)
 	case c.Shards > 1 && c.BatchSize%c.Shards != 0:
 		return bad("shards", "%d shards do not divide batch_size %d", c.Shards, c.BatchSize)
 	}

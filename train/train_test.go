@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/ofa-go/ofa/arch"
-	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/sampler"
 	"github.com/ofa-go/ofa/supernet"
@@ -130,12 +130,14 @@ func TestStopResume(t *testing.T) {
 	tr := f.trainer(t, first)
 	steps(t, tr, n)
 	path := filepath.Join(t.TempDir(), "resume.safetensors")
-	model := &checkpoint.Model{Kind: checkpoint.KindSupernet, Arch: f.a, Space: &f.sp,
-		Preprocess: checkpoint.Preprocess{Mean: data.FashionMNISTMean, Std: data.FashionMNISTStd}}
-	if err := SaveResume(path, tr, model, `{"note":"test"}`); err != nil {
+	model := &modelfile.Model{Kind: modelfile.KindSupernet, Arch: f.a, Space: &f.sp, Params: tr.Params(),
+		Preprocess: modelfile.Preprocess{Mean: data.FashionMNISTMean, Std: data.FashionMNISTStd}}
+	st := tr.State()
+	if err := modelfile.SaveResume(path, &modelfile.Resume{Model: model, Step: st.Step, OptimT: st.OptimT, M: st.M, V: st.V,
+		RunConfig: `{"note":"test"}`}); err != nil {
 		t.Fatal(err)
 	}
-	r, err := LoadResume(path)
+	r, err := modelfile.LoadResume(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -143,7 +145,7 @@ func TestStopResume(t *testing.T) {
 		t.Fatalf("resume step %d config %q", r.Step, r.RunConfig)
 	}
 	tr2 := f.trainer(t, r.Model.Params)
-	if err := tr2.Restore(r); err != nil {
+	if err := tr2.Restore(State{Step: r.Step, OptimT: r.OptimT, M: r.M, V: r.V}); err != nil {
 		t.Fatal(err)
 	}
 	steps(t, tr2, m)
@@ -300,11 +302,11 @@ func TestConfigValidate(t *testing.T) {
 	} {
 		cfg := Default()
 		c.mut(&cfg)
-		if err := cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
+		if err := cfg.Validate("train"); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("error %v, want it to name %s", err, c.want)
 		}
 	}
-	if err := Default().Validate(); err != nil {
+	if err := Default().Validate("finetune"); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -77,7 +77,7 @@ type Trainer struct {
 // New checks the setup and prepares a trainer at step 0.
 func New(s Setup) (*Trainer, error) {
 	cfg := s.Config
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate("train"); err != nil {
 		return nil, err
 	}
 	if err := s.Arch.Validate(); err != nil {

@@ -1,4 +1,4 @@
-package checkpoint
+package modelfile
 
 import (
 	"errors"
@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/supernet"
 	"gorgonia.org/tensor"
 )
@@ -26,10 +27,10 @@ func testModel(t *testing.T) *Model {
 func TestModelRoundTrip(t *testing.T) {
 	m := testModel(t)
 	path := filepath.Join(t.TempDir(), "m.safetensors")
-	if err := SaveModel(path, m); err != nil {
+	if err := Save(path, m); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadModel(path)
+	got, err := Load(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -51,30 +52,30 @@ func TestModelRoundTrip(t *testing.T) {
 func TestModelMismatch(t *testing.T) {
 	for _, c := range []struct {
 		name string
-		mut  func(f *File)
+		mut  func(f *checkpoint.File)
 		want string
 	}{
-		{"wrong shape", func(f *File) {
+		{"wrong shape", func(f *checkpoint.File) {
 			tt, _ := f.Get("blocks.1.mlp.fc1.weight")
 			tt.Shape = []int{8, 128}
 		}, `"blocks.1.mlp.fc1.weight" has shape [8 128], the architecture needs [16 64]`},
-		{"missing tensor", func(f *File) {
+		{"missing tensor", func(f *checkpoint.File) {
 			f.Tensors = f.Tensors[:len(f.Tensors)-1]
 		}, `"head.bias" is missing`},
-		{"extra tensor", func(f *File) {
-			f.Tensors = append(f.Tensors, Tensor{Name: "blocks.9.attn.qkv.weight", Shape: []int{1}, Data: []float32{0}})
+		{"extra tensor", func(f *checkpoint.File) {
+			f.Tensors = append(f.Tensors, checkpoint.Tensor{Name: "blocks.9.attn.qkv.weight", Shape: []int{1}, Data: []float32{0}})
 		}, `unexpected tensor "blocks.9.attn.qkv.weight"`},
-		{"not a model", func(f *File) { f.Metadata[KeyFormat] = "pt" }, `metadata "format" is "pt"`},
-		{"bad arch", func(f *File) {
+		{"not a model", func(f *checkpoint.File) { f.Metadata[KeyFormat] = "pt" }, `metadata "format" is "pt"`},
+		{"bad arch", func(f *checkpoint.File) {
 			f.Metadata[KeyArch] = strings.Replace(f.Metadata[KeyArch], `"dim":64`, `"dim":-1`, 1)
 		}, "dim"},
-		{"unknown arch field", func(f *File) {
+		{"unknown arch field", func(f *checkpoint.File) {
 			f.Metadata[KeyArch] = strings.Replace(f.Metadata[KeyArch], `"dim"`, `"width"`, 1)
 		}, "width"},
-		{"space beyond arch", func(f *File) {
+		{"space beyond arch", func(f *checkpoint.File) {
 			f.Metadata[KeySpace] = `{"head_choices":[1,3],"mlp_choices":[8,16],"depth_choices":[1,2]}`
 		}, "head_choices"},
-		{"bad preprocess", func(f *File) { f.Metadata[KeyPreprocess] = `{"mean":0,"std":0}` }, "std"},
+		{"bad preprocess", func(f *checkpoint.File) { f.Metadata[KeyPreprocess] = `{"mean":0,"std":0}` }, "std"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, err := testModel(t).File()
@@ -82,7 +83,7 @@ func TestModelMismatch(t *testing.T) {
 				t.Fatal(err)
 			}
 			c.mut(f)
-			_, err = ModelFromFile(f)
+			_, err = FromFile(f)
 			if !errors.Is(err, ErrNotModel) || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("error %v, want ErrNotModel mentioning %q", err, c.want)
 			}

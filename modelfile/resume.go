@@ -1,0 +1,123 @@
+package modelfile
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ofa-go/ofa/checkpoint"
+)
+
+// Resume-file metadata keys and format marker. A resume file is a model file (same
+// tensors and metadata) plus the optimizer's moments as tensors "optim.m.<name>" and
+// "optim.v.<name>", and the step, the optimizer's update count and the run configuration.
+const (
+	FormatResume = "ofa-resume/1"
+	KeyStep      = "step"
+	KeyOptimT    = "optim_t"
+	KeyRunConfig = "run_config"
+	optimMPrefix = "optim.m."
+	optimVPrefix = "optim.v."
+)
+
+// Resume is a training run's full state: the model being trained, the step, the
+// optimizer's update count and moments (keyed by weight name), and the run's
+// configuration as the caller stored it.
+type Resume struct {
+	Model     *Model
+	Step      int
+	OptimT    int
+	M, V      map[string][]float32
+	RunConfig string
+}
+
+// SaveResume writes r to path atomically.
+func SaveResume(path string, r *Resume) error {
+	f, err := r.Model.File()
+	if err != nil {
+		return fmt.Errorf("modelfile: %s: %w", path, err)
+	}
+	f.Metadata[KeyFormat] = FormatResume
+	f.Metadata[KeyStep] = strconv.Itoa(r.Step)
+	f.Metadata[KeyOptimT] = strconv.Itoa(r.OptimT)
+	f.Metadata[KeyRunConfig] = r.RunConfig
+	p := r.Model.Params
+	for _, name := range p.Names() {
+		shape := append([]int(nil), p.Get(name).Shape()...)
+		m, v := r.M[name], r.V[name]
+		if len(m) != len(p.Float32(name)) || len(v) != len(m) {
+			return fmt.Errorf("modelfile: %s: optimizer moments for %q are missing or mis-sized", path, name)
+		}
+		f.Tensors = append(f.Tensors,
+			checkpoint.Tensor{Name: optimMPrefix + name, Shape: shape, Data: m},
+			checkpoint.Tensor{Name: optimVPrefix + name, Shape: shape, Data: v})
+	}
+	return checkpoint.WriteFile(path, f)
+}
+
+// IsResume says whether a decoded file is a resume file.
+func IsResume(f *checkpoint.File) bool { return f.Metadata[KeyFormat] == FormatResume }
+
+// LoadResume reads a resume file written by SaveResume.
+func LoadResume(path string) (*Resume, error) {
+	f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	r, err := ResumeFromFile(f)
+	if err != nil {
+		return nil, fmt.Errorf("modelfile: resume file %s: %w", path, err)
+	}
+	return r, nil
+}
+
+// ResumeFromFile interprets a decoded file as a resume file.
+func ResumeFromFile(f *checkpoint.File) (*Resume, error) {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: %s", ErrNotModel, fmt.Sprintf(format, args...))
+	}
+	if !IsResume(f) {
+		return nil, bad("metadata %q is %q, want %q", KeyFormat, f.Metadata[KeyFormat], FormatResume)
+	}
+	r := &Resume{M: map[string][]float32{}, V: map[string][]float32{}, RunConfig: f.Metadata[KeyRunConfig]}
+	var err error
+	if r.Step, err = strconv.Atoi(f.Metadata[KeyStep]); err != nil || r.Step < 0 {
+		return nil, bad("metadata %q is %q, want a step count", KeyStep, f.Metadata[KeyStep])
+	}
+	if r.OptimT, err = strconv.Atoi(f.Metadata[KeyOptimT]); err != nil || r.OptimT < 0 {
+		return nil, bad("metadata %q is %q, want an update count", KeyOptimT, f.Metadata[KeyOptimT])
+	}
+	model := &checkpoint.File{Metadata: map[string]string{}}
+	for k, v := range f.Metadata {
+		switch k {
+		case KeyStep, KeyOptimT, KeyRunConfig:
+		case KeyFormat:
+			model.Metadata[k] = FormatModel
+		default:
+			model.Metadata[k] = v
+		}
+	}
+	for _, t := range f.Tensors {
+		switch {
+		case strings.HasPrefix(t.Name, optimMPrefix):
+			r.M[strings.TrimPrefix(t.Name, optimMPrefix)] = t.Data
+		case strings.HasPrefix(t.Name, optimVPrefix):
+			r.V[strings.TrimPrefix(t.Name, optimVPrefix)] = t.Data
+		default:
+			model.Tensors = append(model.Tensors, t)
+		}
+	}
+	if r.Model, err = FromFile(model); err != nil {
+		return nil, err
+	}
+	for _, name := range r.Model.Params.Names() {
+		n := r.Model.Params.Get(name).Shape().TotalSize()
+		if len(r.M[name]) != n || len(r.V[name]) != n {
+			return nil, bad("optimizer moments for %q are missing or have the wrong size", name)
+		}
+	}
+	if len(r.M) != r.Model.Params.Len() || len(r.V) != r.Model.Params.Len() {
+		return nil, bad("optimizer moments name tensors the model does not have")
+	}
+	return r, nil
+}
