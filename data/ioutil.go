@@ -3,8 +3,10 @@ package data
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
+	"os"
 	"strings"
 )
 
@@ -62,4 +64,37 @@ func SizeHint(r io.Reader) (int64, bool) {
 		return fi.Size() - off, true
 	}
 	return 0, false
+}
+
+// ErrTooLarge is wrapped when a file is larger than its reader allows.
+var ErrTooLarge = errors.New("file too large")
+
+// ReadFileLimited reads a whole small file (a configuration, a subnet, a latency table, a
+// manifest) of at most limit bytes. A regular file's size is checked before anything is
+// read; devices, pipes and files that grow are cut off after limit bytes and refused, so
+// /dev/zero costs at most limit bytes of memory. Errors name the file.
+func ReadFileLimited(path string, limit int64) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if fi.IsDir() {
+		return nil, fmt.Errorf("%s: is a directory, want a file", path)
+	}
+	if fi.Mode().IsRegular() && fi.Size() > limit {
+		return nil, fmt.Errorf("%s: %w: %d bytes, at most %d allowed", path, ErrTooLarge, fi.Size(), limit)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s: %w: more than %d bytes", path, ErrTooLarge, limit)
+	}
+	return b, nil
 }

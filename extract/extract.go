@@ -147,6 +147,8 @@ type Manifest struct {
 	LayerScores     []float64      `json:"layer_scores"`
 	Seconds         float64        `json:"seconds"`
 	Latency         *LatencySource `json:"latency_table,omitempty"`
+	// Warnings are things a user should know, e.g. a budget that does not constrain.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // LatencySource describes the table latencies were predicted with.
@@ -271,6 +273,9 @@ func selectTarget(in Input, cfg Config, sel Selection, cm CostModel, rs *Scores,
 	}
 	b := Resolve(t, cm.Arch)
 	m.Target, m.TargetFrom, m.Budget = &t, sel.TargetFrom, &b
+	if w := Unconstraining(cm, b); w != "" {
+		m.Warnings = append(m.Warnings, w)
+	}
 	if b.LatencyMS > 0 {
 		if cm.Latency == nil {
 			return arch.Subnet{}, fmt.Errorf("%w: a latency budget needs a latency table (ofa latency-table, then --latency-table FILE)", ErrExtract)

@@ -13,6 +13,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/pipeline"
 	"github.com/ofa-go/ofa/supernet"
 	"github.com/ofa-go/ofa/train"
 	"github.com/spf13/cobra"
@@ -84,18 +85,9 @@ func (a *app) benchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var s arch.Subnet
-			switch subnetArg {
-			case "largest":
-				s = arch.Largest(ar)
-			case "smallest":
-				s = space.Smallest()
-			case "middle":
-				s = space.Middle()
-			default:
-				if s, err = arch.ParseSubnet([]byte(subnetArg), ar); err != nil {
-					return err
-				}
+			s, err := arch.NamedSubnet(subnetArg, ar, &space)
+			if err != nil {
+				return fmt.Errorf("%w: --subnet: %w", errUsage, err)
 			}
 			res, err := bench(ar, s, cfg.Ops, batch, inferBatch, steps, repeats)
 			if err != nil {
@@ -153,7 +145,7 @@ func bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps
 	cfg := train.Default()
 	cfg.BatchSize, cfg.Steps, cfg.WarmupSteps = batch, 1<<30, 0
 	syn := synthetic{batch: batch, size: ar.InChannels * ar.InHeight * ar.InWidth, classes: ar.Classes, batches: 1 << 20}
-	tr, err := train.New(train.Setup{Arch: ar, Params: p, Sampler: train.Fixed{s}, Train: syn, Ops: ops(opsName), Config: cfg})
+	tr, err := train.New(train.Setup{Arch: ar, Params: p, Sampler: train.Fixed{s}, Train: syn, Ops: pipeline.Ops(opsName), Config: cfg})
 	if err != nil {
 		return nil, err
 	}
@@ -182,7 +174,7 @@ func bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps
 	res.TrainSamplesSec = medianOf(res.TrainRuns)
 
 	isyn := synthetic{batch: inferBatch, size: syn.size, classes: ar.Classes, batches: steps}
-	ev := train.NewEvaluator(ar, p, ops(opsName), isyn, inferBatch)
+	ev := train.NewEvaluator(ar, p, pipeline.Ops(opsName), isyn, inferBatch)
 	defer ev.Close()
 	if _, _, err := ev.Evaluate(s); err != nil { // warm up
 		return nil, err

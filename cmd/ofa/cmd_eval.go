@@ -2,14 +2,18 @@ package main
 
 import (
 	"fmt"
-	"os"
 	"strings"
 
 	"github.com/ofa-go/ofa/arch"
-	"github.com/ofa-go/ofa/checkpoint"
+	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/modelfile"
+	"github.com/ofa-go/ofa/pipeline"
 	"github.com/ofa-go/ofa/train"
 	"github.com/spf13/cobra"
 )
+
+// maxSubnetBytes bounds a --subnet file, checked before it is read.
+const maxSubnetBytes = 1 << 20
 
 func (a *app) evalCmd() *cobra.Command {
 	var modelPath, subnetArg, splitName string
@@ -30,7 +34,10 @@ func (a *app) evalCmd() *cobra.Command {
 			if modelPath == "" {
 				return fmt.Errorf("%w: --model is required", errUsage)
 			}
-			m, err := checkpoint.LoadModel(modelPath)
+			if batch < 1 {
+				return fmt.Errorf("%w: --batch: got %d, want >= 1", errUsage, batch)
+			}
+			m, err := modelfile.Load(modelPath)
 			if err != nil {
 				return err
 			}
@@ -38,34 +45,30 @@ func (a *app) evalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			sp, err := loadSplits(cfg.Data)
+			ds, err := pipeline.LoadData(cfg.Data)
 			if err != nil {
 				return err
 			}
-			if err := sp.checkModel(modelPath, m); err != nil {
+			if err := ds.CheckModel(modelPath, m); err != nil {
 				return err
 			}
-			set := sp.test
+			set := ds.Test
 			switch splitName {
 			case "test":
 			case "val":
-				set = sp.val
+				set = ds.Val
 			default:
 				return fmt.Errorf("%w: --split %q, want test or val", errUsage, splitName)
 			}
-			a.say("data: %s; evaluating on %d %s examples", sp.source, set.N(), splitName)
-			el, err := sp.evalLoader(set, batch, m.Preprocess)
-			if err != nil {
-				return err
-			}
-			res, err := train.Evaluate(m.Arch, m.Params, ops(cfg.Ops), el, batch, named)
+			a.say("data: %s; evaluating on %d %s examples", ds.Source, set.N(), splitName)
+			res, err := pipeline.Evaluate(m.Arch, m.Params, pipeline.Ops(cfg.Ops), set, batch, m.Preprocess, named)
 			if err != nil {
 				return err
 			}
 			for _, r := range res {
 				a.say("%-10s %-44s accuracy %6.2f%%  loss %.4f  params %d  MACs %d", r.Name, r.Key, 100*r.Accuracy, r.Loss, r.Params, r.MACs)
 			}
-			a.emit(map[string]any{"command": "eval", "model": modelPath, "split": splitName, "data": sp.source, "results": res})
+			a.emit(map[string]any{"command": "eval", "model": modelPath, "split": splitName, "data": ds.Source, "results": res})
 			return nil
 		},
 	}
@@ -73,7 +76,7 @@ func (a *app) evalCmd() *cobra.Command {
 	fs.StringVar(&modelPath, "model", "", "model checkpoint (.safetensors)")
 	fs.StringVar(&subnetArg, "subnet", "largest", "largest, smallest, middle, all, a JSON subnet, or a file holding one")
 	fs.StringVar(&splitName, "split", "test", "test, or val (the held-out end of the training split)")
-	fs.IntVar(&batch, "batch", 250, "evaluation batch size")
+	fs.IntVar(&batch, "batch", 250, "evaluation batch size (capped at the split's size)")
 	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
 	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")
 	fs.String("ops", "", "fused or composed (ops)")
@@ -83,42 +86,31 @@ func (a *app) evalCmd() *cobra.Command {
 	return cmd
 }
 
-// parseSubnets turns --subnet into named subnets of model m.
-func parseSubnets(arg string, m *checkpoint.Model) ([]train.Named, error) {
-	need := func(name string) error {
-		if m.Space == nil {
-			return fmt.Errorf("%w: --subnet %s needs a supernet; this model (%s) runs only as a whole: use largest", errUsage, name, m.Kind)
-		}
-		return nil
+// parseSubnets turns --subnet into named subnets of model m: a name, "all", JSON, or a
+// file holding JSON.
+func parseSubnets(arg string, m *modelfile.Model) ([]train.Named, error) {
+	names := []string{arg}
+	if arg == "all" {
+		names = arch.SubnetNames
 	}
-	switch arg {
-	case "largest":
-		return []train.Named{{Name: "largest", Subnet: arch.Largest(m.Arch)}}, nil
-	case "smallest", "middle", "all":
-		if err := need(arg); err != nil {
-			return nil, err
+	var out []train.Named
+	for _, name := range names {
+		label, spec := name, name
+		switch {
+		case strings.HasPrefix(strings.TrimSpace(name), "{"):
+			label = "custom"
+		case name != "largest" && name != "middle" && name != "smallest":
+			b, err := data.ReadFileLimited(name, maxSubnetBytes)
+			if err != nil {
+				return nil, fmt.Errorf("%w: --subnet: %v", errUsage, err)
+			}
+			label, spec = "custom", string(b)
 		}
-		sm, md := train.Named{Name: "smallest", Subnet: m.Space.Smallest()}, train.Named{Name: "middle", Subnet: m.Space.Middle()}
-		switch arg {
-		case "smallest":
-			return []train.Named{sm}, nil
-		case "middle":
-			return []train.Named{md}, nil
-		}
-		return []train.Named{{Name: "largest", Subnet: arch.Largest(m.Arch)}, md, sm}, nil
-	}
-	raw := []byte(arg)
-	name := "custom"
-	if !strings.HasPrefix(strings.TrimSpace(arg), "{") {
-		b, err := os.ReadFile(arg)
+		s, err := arch.NamedSubnet(spec, m.Arch, m.Space)
 		if err != nil {
-			return nil, fmt.Errorf("%w: --subnet: %v", errUsage, err)
+			return nil, fmt.Errorf("%w: --subnet %s: %w", errUsage, name, err)
 		}
-		raw, name = b, arg
+		out = append(out, train.Named{Name: label, Subnet: s})
 	}
-	s, err := arch.ParseSubnet(raw, m.Arch)
-	if err != nil {
-		return nil, fmt.Errorf("--subnet %s: %w", name, err)
-	}
-	return []train.Named{{Name: "custom", Subnet: s}}, nil
+	return out, nil
 }

@@ -6,7 +6,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/checkpoint"
-	"github.com/ofa-go/ofa/train"
+	"github.com/ofa-go/ofa/modelfile"
 	"github.com/spf13/cobra"
 )
 
@@ -38,27 +38,27 @@ func (a *app) inspectCmd() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
-			var m *checkpoint.Model
+			var m *modelfile.Model
 			step := -1
 			f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
 			if err != nil {
 				return err
 			}
-			if f.Metadata[checkpoint.KeyFormat] == train.FormatResume {
-				r, err := train.LoadResume(path)
+			if modelfile.IsResume(f) {
+				r, err := modelfile.ResumeFromFile(f)
 				if err != nil {
-					return err
+					return fmt.Errorf("%s: %w", path, err)
 				}
 				m, step = r.Model, r.Step
-			} else if m, err = checkpoint.ModelFromFile(f); err != nil {
-				return fmt.Errorf("checkpoint: %s: %w", path, err)
+			} else if m, err = modelfile.FromFile(f); err != nil {
+				return fmt.Errorf("%s: %w", path, err)
 			}
 			return a.inspect(path, m, step)
 		},
 	}
 }
 
-func (a *app) inspect(path string, m *checkpoint.Model, step int) error {
+func (a *app) inspect(path string, m *modelfile.Model, step int) error {
 	ar := m.Arch
 	total := ar.ModelCost()
 	stem := ar.StemCost()

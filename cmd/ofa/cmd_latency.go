@@ -3,8 +3,8 @@ package main
 import (
 	"fmt"
 
-	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/modelfile"
 	"github.com/spf13/cobra"
 )
 
@@ -21,7 +21,7 @@ func (a *app) latencyCmd() *cobra.Command {
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --supernet and --out are required", errUsage)
 			}
-			m, err := checkpoint.LoadModel(modelPath)
+			m, err := modelfile.Load(modelPath)
 			if err != nil {
 				return err
 			}

@@ -1,30 +1,17 @@
 package main
 
 import (
-	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
-	"time"
 
-	"github.com/ofa-go/ofa/checkpoint"
+	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
-	"github.com/ofa-go/ofa/sampler"
-	"github.com/ofa-go/ofa/supernet"
-	"github.com/ofa-go/ofa/train"
+	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
-	"gorgonia.org/tensor"
-)
-
-// Files of a training run directory.
-const (
-	fileSupernet = "supernet.safetensors"
-	fileResume   = "resume.safetensors"
-	fileMetrics  = "metrics.jsonl"
-	fileConfig   = "config.json"
 )
 
 // flagKeys binds flags to configuration keys.
@@ -34,11 +21,34 @@ func (fk flagKeys) add(fs *pflag.FlagSet, name, key string) {
 	fk[key] = fs.Lookup(name)
 }
 
-func ops(name string) nn.Ops {
-	if name == "composed" {
-		return nn.Composed{}
+// changed keeps the flags the user set (unset flags must not override file or environment).
+func changed(fk flagKeys) map[string]*pflag.Flag {
+	out := map[string]*pflag.Flag{}
+	for k, f := range fk {
+		if f.Changed {
+			out[k] = f
+		}
 	}
-	return nn.Fused{}
+	return out
+}
+
+// resumeConflicts names the flags given beside --resume that the resumed run would
+// ignore (its configuration comes from the resume file); allowed are the few that only
+// say where the run is.
+func resumeConflicts(fs *pflag.FlagSet, allowed ...string) error {
+	var bad []string
+	fs.Visit(func(f *pflag.Flag) {
+		for _, a := range append(allowed, "resume") {
+			if f.Name == a {
+				return
+			}
+		}
+		bad = append(bad, "--"+f.Name)
+	})
+	if len(bad) > 0 {
+		return fmt.Errorf("%w: %v cannot be combined with --resume: a resumed run keeps the configuration stored in its resume file", errUsage, bad)
+	}
+	return nil
 }
 
 func (a *app) trainCmd() *cobra.Command {
@@ -52,15 +62,53 @@ func (a *app) trainCmd() *cobra.Command {
   ofa train --out runs/fmnist --resume`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loader{file: a.configFile, flags: changed(fk)}.load()
+			var cfg Config
+			var state *modelfile.Resume
+			var err error
+			if resume {
+				if a.configFile != "" {
+					return fmt.Errorf("%w: --config cannot be combined with --resume: a resumed run keeps the configuration stored in its resume file", errUsage)
+				}
+				if err := resumeConflicts(cmd.Flags(), "out", "json"); err != nil {
+					return err
+				}
+				out, _ := cmd.Flags().GetString("out")
+				if out == "" {
+					return fmt.Errorf("%w: --resume needs --out, the run's directory", errUsage)
+				}
+				if cfg, state, err = loadResume(out); err != nil {
+					return err
+				}
+				a.say("resuming %s at step %d (configuration from the resume file)", filepath.Join(out, pipeline.FileResume), state.Step)
+			} else {
+				if cfg, err = (loader{file: a.configFile, flags: changed(fk)}).load(); err != nil {
+					return err
+				}
+				if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.FileResume)); err == nil && !force {
+					return fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, cfg.Out)
+				}
+			}
+			ds, err := pipeline.LoadData(cfg.Data)
 			if err != nil {
 				return err
 			}
-			res, err := a.train(cmd.Context(), cfg, resume, force)
+			a.say("data: %s; training on %d, validation %d, test %d", ds.Source, ds.Train.N(), ds.Val.N(), ds.Test.N())
+			opts := pipeline.TrainOptions{Output: a.output(), Dir: cfg.Out, Resume: state, StoredConfig: storedConfig(cfg)}
+			if state != nil {
+				opts.StoredConfig = []byte(state.RunConfig)
+			}
+			res, err := pipeline.TrainSupernet(cmd.Context(), cfg, ds, opts)
 			if err != nil {
 				return err
 			}
-			a.emit(res.summary)
+			a.say("done: %d steps in %.1fs (%.0f samples/s, every sampled subnet counted once per sample)", res.Steps, res.Seconds, res.SamplesPerSec)
+			for _, s := range res.Eval {
+				a.say("  %-8s %-40s test accuracy %6.2f%%  params %7d  MACs %9d", s.Name, s.Key, 100*s.Accuracy, s.Params, s.MACs)
+			}
+			a.say("supernet: %s", res.Path)
+			a.emit(map[string]any{"command": "train", "out": cfg.Out, "supernet": res.Path,
+				"steps": res.Steps, "seconds": res.Seconds, "samples_per_sec": res.SamplesPerSec, "data": ds.Source,
+				"eval": res.Eval, "blas": nn.Backend()})
 			return nil
 		},
 	}
@@ -86,170 +134,21 @@ func (a *app) trainCmd() *cobra.Command {
 	return cmd
 }
 
-// changed keeps the flags the user set (unset flags must not override file or environment).
-func changed(fk flagKeys) map[string]*pflag.Flag {
-	out := map[string]*pflag.Flag{}
-	for k, f := range fk {
-		if f.Changed {
-			out[k] = f
-		}
+// loadResume reads out's resume file and validates its stored configuration as strictly
+// as a configuration file.
+func loadResume(out string) (Config, *modelfile.Resume, error) {
+	path := filepath.Join(out, pipeline.FileResume)
+	state, err := modelfile.LoadResume(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Config{}, nil, fmt.Errorf("%w: --resume: %s has no resume file (%s)", errUsage, out, pipeline.FileResume)
 	}
-	return out
-}
-
-// trainOutcome is a finished supernet training run.
-type trainOutcome struct {
-	model   *checkpoint.Model
-	path    string
-	eval    []train.SubnetEval
-	curve   *curveHook
-	summary map[string]any
-	steps   int
-}
-
-// train trains a supernet into cfg.Out (or resumes the run there).
-func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*trainOutcome, error) {
-	out := cfg.Out
-	resumePath := filepath.Join(out, fileResume)
-	var state *train.Resume
-	switch _, err := os.Stat(resumePath); {
-	case resume:
-		if err != nil {
-			return nil, fmt.Errorf("--resume: %s: %w", resumePath, err)
-		}
-		if state, err = train.LoadResume(resumePath); err != nil {
-			return nil, err
-		}
-		var saved Config
-		if err := json.Unmarshal([]byte(state.RunConfig), &saved); err != nil {
-			return nil, fmt.Errorf("%s: stored configuration: %w", resumePath, err)
-		}
-		saved.Out = out
-		cfg = saved
-		a.say("resuming %s at step %d (configuration from the checkpoint)", resumePath, state.Step)
-	case err == nil && !force:
-		return nil, fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, out)
-	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
-	}
-	sp, err := loadSplits(cfg.Data)
 	if err != nil {
-		return nil, err
+		return Config{}, nil, err
 	}
-	a.say("data: %s; training on %d, validation %d, test %d", sp.source, sp.train.N(), sp.val.N(), sp.test.N())
-	c, h, w := sp.inputShape()
-	ar, space, err := cfg.Model.Arch(sp.task, c, h, w, len(sp.classes))
+	cfg, err := loader{stored: []byte(state.RunConfig), where: path + " (stored configuration)"}.load()
 	if err != nil {
-		return nil, err
+		return Config{}, nil, err
 	}
-	model := &checkpoint.Model{Kind: checkpoint.KindSupernet, Arch: ar, Space: &space,
-		Preprocess: sp.preprocess()}
-	if state != nil {
-		model = state.Model
-		ar, space = model.Arch, *model.Space
-	} else if model.Params, err = supernet.NewParams(ar, tensor.Float32, cfg.Model.InitSeed); err != nil {
-		return nil, err
-	}
-	runCfg, err := json.Marshal(cfg)
-	if err != nil {
-		return nil, err
-	}
-	if err := os.WriteFile(filepath.Join(out, fileConfig), append(runCfg, '\n'), 0o644); err != nil {
-		return nil, err
-	}
-	tl, err := sp.trainLoader(sp.train, cfg.Train.BatchSize, cfg.Train.Seed, cfg.Data.Augment, model.Preprocess)
-	if err != nil {
-		return nil, err
-	}
-	el, err := sp.evalLoader(sp.test, cfg.Train.EvalBatch, model.Preprocess)
-	if err != nil {
-		return nil, err
-	}
-	smp, err := sampler.New(cfg.Sampler, space)
-	if err != nil {
-		return nil, err
-	}
-	evalSubnets := []train.Named{{Name: "largest", Subnet: space.Largest()}, {Name: "middle", Subnet: space.Middle()},
-		{Name: "smallest", Subnet: space.Smallest()}}
-	tr, err := train.New(train.Setup{Arch: ar, Params: model.Params, Sampler: smp, Train: tl, Eval: el,
-		EvalSubnets: evalSubnets, Ops: ops(cfg.Ops), Config: cfg.Train})
-	if err != nil {
-		return nil, err
-	}
-	defer tr.Close()
-	if state != nil {
-		if err := tr.Restore(state); err != nil {
-			return nil, err
-		}
-	}
-	cost := ar.ModelCost()
-	a.say("supernet: %d layers, dim %d, %d heads, MLP %d, %d tokens: %d params, %.1f MMACs per example; BLAS %s",
-		len(ar.Layers), ar.Dim, ar.Layers[0].Heads, ar.Layers[0].MLP, ar.Tokens(), cost.Params, float64(cost.MACs)/1e6, nn.Backend())
-	a.say("training %d steps (%d per epoch), sampler %s; output in %s", tr.TotalSteps(), tr.BatchesPerEpoch(), smp.Name(), out)
-
-	metrics, err := train.NewMetricsHook(filepath.Join(out, fileMetrics), 10)
-	if err != nil {
-		return nil, err
-	}
-	defer metrics.Close()
-	var lastEval train.EvalStats
-	ckpt := &train.CheckpointHook{
-		Every: cfg.Train.CheckpointEvery,
-		Save: func(t *train.Trainer) error {
-			return train.SaveResume(resumePath, t, model, string(runCfg))
-		},
-		OnEvalSave: func(t *train.Trainer, e train.EvalStats) error {
-			lastEval = e
-			return checkpoint.SaveModel(filepath.Join(out, fileSupernet), model)
-		},
-	}
-	if state != nil {
-		ckpt.LastStep = state.Step
-	}
-	progress := train.NewProgressHook(a.stderr, "train", tr.TotalSteps(), tr.Step())
-	curve := &curveHook{}
-	hooks := []train.Hook{progress, metrics, ckpt, curve}
-	if cfg.Reorder.EveryEpochs > 0 {
-		calib, err := sp.evalLoader(sp.train, 100, model.Preprocess)
-		if err != nil {
-			return nil, err
-		}
-		// before the checkpoint hook, so saved states include the permutation
-		hooks = []train.Hook{progress, metrics, &reorderHook{every: cfg.Reorder.EveryEpochs * tr.BatchesPerEpoch(), calib: calib,
-			batches: min(cfg.Reorder.CalibrationBatches, calib.BatchesPerEpoch()), criteria: cfg.Extract.Criteria,
-			say: func(f string, args ...any) { fmt.Fprintf(a.stderr, f+"\n", args...) }}, ckpt, curve}
-	}
-	start, startStep := time.Now(), tr.Step()
-	err = tr.Run(ctx, hooks...)
-	elapsed := time.Since(start).Seconds()
-	switch {
-	case errors.Is(err, train.ErrInterrupted):
-		return nil, fmt.Errorf("%w; state saved at step %d in %s: continue with `ofa train --out %s --resume`", err, ckpt.LastStep, resumePath, out)
-	case errors.Is(err, train.ErrNonFinite):
-		if ckpt.LastStep > 0 {
-			return nil, fmt.Errorf("%w; the last good checkpoint is %s (step %d)", err, resumePath, ckpt.LastStep)
-		}
-		return nil, fmt.Errorf("%w; no checkpoint was written before it", err)
-	case err != nil:
-		return nil, err
-	}
-	if err := train.SaveResume(resumePath, tr, model, string(runCfg)); err != nil {
-		return nil, err
-	}
-	if err := checkpoint.SaveModel(filepath.Join(out, fileSupernet), model); err != nil {
-		return nil, err
-	}
-	steps := tr.Step() - startStep
-	rate := float64(steps*cfg.Train.BatchSize) / elapsed
-	a.say("done: %d steps in %.1fs (%.0f samples/s, every sampled subnet counted once per sample)", steps, elapsed, rate)
-	for _, s := range lastEval.Subnets {
-		a.say("  %-8s %-40s test accuracy %6.2f%%  params %7d  MACs %9d", s.Name, s.Key, 100*s.Accuracy, s.Params, s.MACs)
-	}
-	a.say("supernet: %s", filepath.Join(out, fileSupernet))
-	summary := map[string]any{"command": "train", "out": out, "supernet": filepath.Join(out, fileSupernet),
-		"steps": tr.Step(), "seconds": elapsed, "samples_per_sec": rate, "data": sp.source,
-		"eval": lastEval.Subnets, "blas": nn.Backend()}
-	return &trainOutcome{model: model, path: filepath.Join(out, fileSupernet), eval: lastEval.Subnets, curve: curve,
-		summary: summary, steps: tr.Step()}, nil
+	cfg.Out = out
+	return cfg, state, nil
 }

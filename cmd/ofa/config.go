@@ -1,295 +1,317 @@
 package main
 
 import (
-	"errors"
+	"bytes"
 	"fmt"
+	"math"
 	"os"
 	"reflect"
+	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/ofa-go/ofa/arch"
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/ofa-go/ofa/data"
-	"github.com/ofa-go/ofa/data/speech"
-	"github.com/ofa-go/ofa/sampler"
-	"github.com/ofa-go/ofa/train"
+	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
 )
 
+// Config is the whole configuration (the library's); this file only loads it.
+type Config = pipeline.Config
+
 // errConfig is wrapped by every configuration error.
-var errConfig = errors.New("configuration")
+var errConfig = pipeline.ErrConfig
 
-// Config is the whole configuration of the tool. viper fills it from, in increasing
-// precedence: these defaults, a YAML file (--config), environment variables (OFA_ plus the
-// upper-cased key with dots as underscores, e.g. OFA_TRAIN_LR) and command-line flags.
-type Config struct {
-	Data    DataConfig     `mapstructure:"data"`
-	Model   ModelConfig    `mapstructure:"model"`
-	Sampler sampler.Config `mapstructure:"sampler"`
-	Train   train.Config   `mapstructure:"train"`
-	Extract ExtractConfig  `mapstructure:"extract"`
-	Expand  ExpandConfig   `mapstructure:"expand"`
-	Run     RunConfig      `mapstructure:"run"`
-	Reorder ReorderConfig  `mapstructure:"reorder"`
-	// Finetune configures fine-tuning of extracted and expanded models (same keys as train).
-	Finetune train.Config `mapstructure:"finetune"`
-	// Out is the output directory.
-	Out string `mapstructure:"out"`
-	// Ops selects the operation implementations: "fused" (fast) or "composed" (reference).
-	Ops string `mapstructure:"ops"`
+// maxConfigBytes bounds a configuration file, checked before it is read.
+const maxConfigBytes = 1 << 20
+
+// loader builds a Config from, in increasing precedence: the defaults, a YAML file
+// (--config), environment variables (OFA_ plus the upper-cased key with dots as
+// underscores, e.g. OFA_TRAIN_LR) and flags (bound by key). A stored configuration (from a
+// resume file) replaces file, environment and flags. Decoding is strict: unknown or
+// upper-case keys, fractional numbers for whole-number keys, scalars for lists and words
+// for booleans are errors naming the key.
+type loader struct {
+	file   string
+	flags  map[string]*pflag.Flag // config key -> flag
+	stored []byte                 // a stored configuration (YAML) instead of file, env and flags
+	where  string                 // names the stored configuration in errors
 }
 
-// DataConfig chooses the dataset.
-type DataConfig struct {
-	// Dir holds the four Fashion-MNIST IDX files; empty means the Debian package
-	// dataset-fashion-mnist if installed, else the embedded subset.
-	Dir string `mapstructure:"dir"`
-	// Embedded forces the embedded subset even if the Debian package is installed.
-	Embedded bool `mapstructure:"embedded"`
-	// ValSize examples at the end of the training split are held out for validation
-	// (choosing subnets, keeping the best fine-tuned model); 0 means 1/12 of the split.
-	ValSize int `mapstructure:"val_size"`
-	// TrainLimit and TestLimit cut the splits to their first examples (0: all).
-	TrainLimit int `mapstructure:"train_limit"`
-	TestLimit  int `mapstructure:"test_limit"`
-	// Augment is applied to training batches of images.
-	Augment data.Augment `mapstructure:"augment"`
-	// Task is "image" (Fashion-MNIST) or "speech" (spoken keywords).
-	Task string `mapstructure:"task"`
-	// Speech configures the speech task.
-	Speech SpeechConfig `mapstructure:"speech"`
-}
-
-// ModelConfig is the supernet's architecture and search space.
-type ModelConfig struct {
-	// PatchSize is the side of square patches; PatchHeight and PatchWidth, when set,
-	// override it (speech: a patch spans every mel bin and a few frames).
-	PatchSize    int    `mapstructure:"patch_size"`
-	PatchHeight  int    `mapstructure:"patch_height"`
-	PatchWidth   int    `mapstructure:"patch_width"`
-	Dim          int    `mapstructure:"dim"`
-	HeadDim      int    `mapstructure:"head_dim"`
-	Heads        int    `mapstructure:"heads"`
-	MLP          int    `mapstructure:"mlp"`
-	Depth        int    `mapstructure:"depth"`
-	HeadChoices  []int  `mapstructure:"head_choices"`
-	MLPChoices   []int  `mapstructure:"mlp_choices"`
-	DepthChoices []int  `mapstructure:"depth_choices"`
-	InitSeed     uint64 `mapstructure:"init_seed"`
-}
-
-// DefaultConfig is the configuration without file, environment or flags.
-func DefaultConfig() Config {
-	a, sp := arch.Default(), arch.DefaultSpace()
-	tc := train.Default()
-	return Config{
-		Data: DataConfig{Augment: data.Augment{CropPad: 2, HFlip: true}, Task: arch.TaskImage,
-			Speech: SpeechConfig{Frontend: speech.DefaultFrontend(),
-				Augment: speech.Augment{TimeShift: 10, FreqMasks: 1, FreqMaskWidth: 6, TimeMasks: 1, TimeMaskWidth: 10}}},
-		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
-			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
-			DepthChoices: sp.DepthChoices, InitSeed: 1},
-		Sampler:  sampler.DefaultConfig(),
-		Train:    tc,
-		Extract:  defaultExtractConfig(),
-		Expand:   defaultExpandConfig(),
-		Finetune: defaultFinetuneConfig(),
-		Run:      defaultRunConfig(),
-		Reorder:  ReorderConfig{CalibrationBatches: 4},
-		Out:      "runs/latest",
-		Ops:      "fused",
+func (l loader) load() (Config, error) {
+	v := viper.New()
+	def := pipeline.DefaultConfig()
+	known := knownKeys()
+	defaults := map[string]any{}
+	leafValues(reflect.ValueOf(def), "", defaults, false)
+	for k, val := range defaults {
+		v.SetDefault(k, val)
 	}
-}
-
-// Arch returns the supernet architecture and space the model section describes, for
-// inputs of c x h x w and the given number of classes.
-func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Space, error) {
-	a := arch.Default()
-	a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes = task, c, h, w, classes
-	a.PatchHeight, a.PatchWidth = m.PatchSize, m.PatchSize
-	if m.PatchHeight > 0 {
-		a.PatchHeight = m.PatchHeight
-	}
-	if m.PatchWidth > 0 {
-		a.PatchWidth = m.PatchWidth
-	}
-	a.Dim, a.HeadDim = m.Dim, m.HeadDim
-	a.Layers = arch.Uniform(m.Depth, arch.Layer{Heads: m.Heads, MLP: m.MLP})
-	sp := arch.Space{HeadChoices: m.HeadChoices, MLPChoices: m.MLPChoices, DepthChoices: m.DepthChoices}
-	if m.Depth < 1 {
-		return a, sp, fmt.Errorf("%w: model.depth: got %d, want at least 1", errConfig, m.Depth)
-	}
-	if err := a.Validate(); err != nil {
-		return a, sp, fmt.Errorf("%w: model: %w", errConfig, err)
-	}
-	if err := sp.Validate(a); err != nil {
-		return a, sp, fmt.Errorf("%w: model: %w", errConfig, err)
-	}
-	return a, sp, nil
-}
-
-// Validate checks every section; errors name the key.
-func (c Config) Validate() error {
-	switch c.Data.Task {
-	case arch.TaskImage:
-		if _, _, err := c.Model.Arch(arch.TaskImage, 1, 28, 28, 10); err != nil {
-			return err
-		}
-	case arch.TaskSpeech:
-		fe := c.Data.Speech.Frontend
-		if err := fe.Validate(); err != nil {
-			return fmt.Errorf("%w: data.speech.frontend: %w", errConfig, err)
-		}
-		if _, _, err := c.Model.Arch(arch.TaskSpeech, 1, fe.Mels, fe.Frames, 2); err != nil {
-			return err
-		}
-	default:
-		return fmt.Errorf("%w: data.task: got %q, want image or speech", errConfig, c.Data.Task)
-	}
-	if err := c.Sampler.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", errConfig, err)
-	}
-	if err := c.Train.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", errConfig, err)
-	}
-	d := c.Data
+	where := "configuration"
+	var doc []byte
 	switch {
-	case d.ValSize < 0:
-		return fmt.Errorf("%w: data.val_size: got %d, want >= 0", errConfig, d.ValSize)
-	case d.TrainLimit < 0:
-		return fmt.Errorf("%w: data.train_limit: got %d, want >= 0", errConfig, d.TrainLimit)
-	case d.TestLimit < 0:
-		return fmt.Errorf("%w: data.test_limit: got %d, want >= 0", errConfig, d.TestLimit)
-	case d.Augment.CropPad < 0 || d.Augment.CropPad > 16:
-		return fmt.Errorf("%w: data.augment.crop_pad: got %d, want 0..16", errConfig, d.Augment.CropPad)
+	case l.stored != nil:
+		doc, where = l.stored, l.where
+	case l.file != "":
+		b, err := data.ReadFileLimited(l.file, maxConfigBytes)
+		if err != nil {
+			return def, fmt.Errorf("%w: %w", errConfig, err)
+		}
+		doc, where = b, l.file
 	}
-	if err := c.Finetune.Validate(); err != nil {
-		return fmt.Errorf("%w: %s", errConfig, strings.Replace(err.Error(), "train.", "finetune.", 1))
+	if doc != nil {
+		if err := checkDocument(doc, where, known); err != nil {
+			return def, err
+		}
+		v.SetConfigType("yaml")
+		if err := v.ReadConfig(bytes.NewReader(doc)); err != nil {
+			return def, fmt.Errorf("%w: %s: %v", errConfig, where, err)
+		}
 	}
-	if err := c.Expand.Transforms.Validate(c.Model.Dim); err != nil {
-		return fmt.Errorf("%w: %w", errConfig, err)
+	if l.stored == nil {
+		v.SetEnvPrefix("OFA")
+		v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+		v.AutomaticEnv()
+		if err := checkEnv(known); err != nil {
+			return def, err
+		}
+		for key, f := range l.flags {
+			if !known[key] {
+				panic("ofa: flag bound to unknown key " + key)
+			}
+			if err := v.BindPFlag(key, f); err != nil {
+				return def, err
+			}
+		}
 	}
-	if c.Reorder.EveryEpochs < 0 || c.Reorder.CalibrationBatches < 1 {
-		return fmt.Errorf("%w: reorder: every_epochs %d and calibration_batches %d, want >= 0 and >= 1",
-			errConfig, c.Reorder.EveryEpochs, c.Reorder.CalibrationBatches)
+	var c Config
+	if err := v.UnmarshalExact(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.WeaklyTypedInput = false
+		dc.DecodeHook = strictHook
+	}); err != nil {
+		return def, fmt.Errorf("%w: %s: %v", errConfig, where, err)
 	}
-	if err := c.Extract.Validate(); err != nil {
-		return fmt.Errorf("%w: %w", errConfig, err)
+	return c, c.Validate()
+}
+
+// storedConfig is the configuration as the tool stores it (resume files, model
+// provenance, config.yaml of a run): YAML with every key, loadable with --config.
+func storedConfig(c Config) []byte {
+	flat := map[string]any{}
+	leafValues(reflect.ValueOf(c), "", flat, true)
+	nested := map[string]any{}
+	for k, v := range flat {
+		parts := strings.Split(k, ".")
+		m := nested
+		for _, p := range parts[:len(parts)-1] {
+			sub, ok := m[p].(map[string]any)
+			if !ok {
+				sub = map[string]any{}
+				m[p] = sub
+			}
+			m = sub
+		}
+		if d, ok := v.(time.Duration); ok {
+			v = d.String()
+		}
+		m[parts[len(parts)-1]] = v
 	}
-	if c.Ops != "fused" && c.Ops != "composed" {
-		return fmt.Errorf("%w: ops: got %q, want \"fused\" or \"composed\"", errConfig, c.Ops)
+	b, err := yaml.Marshal(nested)
+	if err != nil {
+		panic("ofa: configuration does not marshal: " + err.Error())
 	}
-	if c.Out == "" {
-		return fmt.Errorf("%w: out: an output directory is required", errConfig)
+	return b
+}
+
+// knownKeys are the configuration's leaf keys.
+func knownKeys() map[string]bool {
+	known := map[string]bool{}
+	for _, k := range leafKeys(reflect.TypeOf(pipeline.DefaultConfig()), "") {
+		known[k] = true
 	}
-	return nil
+	return known
+}
+
+// checkDocument refuses keys that are unknown, not lower case, or a section given a value.
+func checkDocument(doc []byte, where string, known map[string]bool) error {
+	var root map[string]any
+	if err := yaml.Unmarshal(doc, &root); err != nil {
+		return fmt.Errorf("%w: %s: %v", errConfig, where, err)
+	}
+	sections := map[string]bool{}
+	for k := range known {
+		for i := range k {
+			if k[i] == '.' {
+				sections[k[:i]] = true
+			}
+		}
+	}
+	var walk func(m map[string]any, prefix string) error
+	walk = func(m map[string]any, prefix string) error {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			key := prefix + k
+			if k != strings.ToLower(k) {
+				return fmt.Errorf("%w: %s: key %q: keys are lower case (%q)", errConfig, where, key, strings.ToLower(key))
+			}
+			switch sub, isMap := m[k].(map[string]any); {
+			case known[key]:
+			case sections[key] && isMap:
+				if err := walk(sub, key+"."); err != nil {
+					return err
+				}
+			case sections[key]:
+				return fmt.Errorf("%w: %s: key %q is a section: want keys under it, got %v", errConfig, where, key, m[k])
+			case isMap:
+				// report the first key under an unknown section, with the closest known key
+				for leaf := sub; ; {
+					ks := make([]string, 0, len(leaf))
+					for k := range leaf {
+						ks = append(ks, k)
+					}
+					if len(ks) == 0 {
+						break
+					}
+					sort.Strings(ks)
+					key += "." + ks[0]
+					next, ok := leaf[ks[0]].(map[string]any)
+					if !ok {
+						break
+					}
+					leaf = next
+				}
+				return fmt.Errorf("%w: %s: unknown key %q%s", errConfig, where, key, suggest(key, known))
+			default:
+				return fmt.Errorf("%w: %s: unknown key %q%s", errConfig, where, key, suggest(key, known))
+			}
+		}
+		return nil
+	}
+	return walk(root, "")
+}
+
+// strictHook converts without guessing: a string (environment variables) is parsed
+// strictly for the target type; a fractional number is not a whole number; a word is
+// not a boolean.
+func strictHook(from, to reflect.Type, value any) (any, error) {
+	if to == reflect.TypeOf(time.Duration(0)) {
+		if s, ok := value.(string); ok {
+			return time.ParseDuration(s)
+		}
+		return value, nil
+	}
+	s, isString := value.(string)
+	switch to.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		if isString {
+			n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			if err != nil {
+				return nil, fmt.Errorf("got %q, want a whole number", s)
+			}
+			return n, nil
+		}
+		if f, ok := value.(float64); ok && (f != math.Trunc(f) || math.IsInf(f, 0)) {
+			return nil, fmt.Errorf("got %v, want a whole number", f)
+		}
+		if f, ok := value.(float32); ok && float64(f) != math.Trunc(float64(f)) {
+			return nil, fmt.Errorf("got %v, want a whole number", f)
+		}
+	case reflect.Float32, reflect.Float64:
+		if isString {
+			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+			if err != nil {
+				return nil, fmt.Errorf("got %q, want a number", s)
+			}
+			return f, nil
+		}
+	case reflect.Bool:
+		if isString {
+			switch strings.TrimSpace(s) {
+			case "true":
+				return true, nil
+			case "false":
+				return false, nil
+			}
+			return nil, fmt.Errorf("got %q, want true or false", s)
+		}
+	case reflect.Slice:
+		if isString && from.Kind() == reflect.String {
+			var out []any
+			for _, f := range strings.Split(s, ",") {
+				if f = strings.TrimSpace(f); f != "" {
+					out = append(out, f)
+				}
+			}
+			return out, nil
+		}
+	}
+	return value, nil
 }
 
 // leafKeys lists the configuration keys of a struct type (dotted mapstructure names);
-// slices are leaves.
+// slices are leaves, squashed structs add their keys at the same level.
 func leafKeys(t reflect.Type, prefix string) []string {
 	var keys []string
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
-		if tag == "" || tag == "-" {
+		name, squash := tagOf(f)
+		if name == "-" || (name == "" && !squash) {
 			continue
 		}
-		key := prefix + tag
 		ft := f.Type
 		if ft.Kind() == reflect.Pointer && ft.Elem().Kind() == reflect.Struct {
 			ft = ft.Elem()
 		}
-		if ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)) {
-			keys = append(keys, leafKeys(ft, key+".")...)
-		} else {
-			keys = append(keys, key)
+		switch {
+		case squash:
+			keys = append(keys, leafKeys(ft, prefix)...)
+		case ft.Kind() == reflect.Struct && ft != reflect.TypeOf(time.Duration(0)):
+			keys = append(keys, leafKeys(ft, prefix+name+".")...)
+		default:
+			keys = append(keys, prefix+name)
 		}
 	}
 	return keys
 }
 
-// leafValues maps each leaf key of v to its value (for viper defaults).
-func leafValues(v reflect.Value, prefix string, out map[string]any) {
+func tagOf(f reflect.StructField) (name string, squash bool) {
+	parts := strings.Split(f.Tag.Get("mapstructure"), ",")
+	return parts[0], slices.Contains(parts[1:], "squash")
+}
+
+// leafValues maps each leaf key of v to its value: for viper defaults (optional sections,
+// nil pointers, have none), or with pointers to record a whole configuration.
+func leafValues(v reflect.Value, prefix string, out map[string]any, pointers bool) {
 	t := v.Type()
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
-		tag := strings.Split(f.Tag.Get("mapstructure"), ",")[0]
-		if tag == "" || tag == "-" {
+		name, squash := tagOf(f)
+		if name == "-" || (name == "" && !squash) {
 			continue
 		}
+		fv := v.Field(i)
 		switch {
+		case squash:
+			leafValues(fv, prefix, out, pointers)
 		case f.Type.Kind() == reflect.Pointer:
-			// optional sections have no default
-		case f.Type.Kind() == reflect.Struct:
-			leafValues(v.Field(i), prefix+tag+".", out)
-		default:
-			out[prefix+tag] = v.Field(i).Interface()
-		}
-	}
-}
-
-// loader builds a Config from defaults, an optional YAML file, OFA_ environment variables
-// and flags (bound by key).
-type loader struct {
-	file  string
-	flags map[string]*pflag.Flag // config key -> flag
-}
-
-func (l loader) load() (Config, error) {
-	v := viper.New()
-	def := DefaultConfig()
-	known := map[string]bool{}
-	for _, k := range leafKeys(reflect.TypeOf(def), "") {
-		known[k] = true
-	}
-	defaults := map[string]any{}
-	leafValues(reflect.ValueOf(def), "", defaults)
-	for k, val := range defaults {
-		v.SetDefault(k, val)
-	}
-	v.SetEnvPrefix("OFA")
-	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
-	v.AutomaticEnv()
-	if err := checkEnv(known); err != nil {
-		return def, err
-	}
-	if l.file != "" {
-		v.SetConfigFile(l.file)
-		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
-			return def, fmt.Errorf("%w: %s: %v", errConfig, l.file, err)
-		}
-		var unknown []string
-		for _, k := range v.AllKeys() {
-			if !known[k] {
-				unknown = append(unknown, k)
+			if pointers && !fv.IsNil() && f.Type.Elem().Kind() == reflect.Struct {
+				leafValues(fv.Elem(), prefix+name+".", out, pointers)
 			}
-		}
-		if len(unknown) > 0 {
-			sort.Strings(unknown)
-			return def, fmt.Errorf("%w: %s: unknown key %q%s", errConfig, l.file, unknown[0], suggest(unknown[0], known))
-		}
-	}
-	for key, f := range l.flags {
-		if !known[key] {
-			panic("ofa: flag bound to unknown key " + key)
-		}
-		if err := v.BindPFlag(key, f); err != nil {
-			return def, err
+		case f.Type.Kind() == reflect.Struct && f.Type != reflect.TypeOf(time.Duration(0)):
+			leafValues(fv, prefix+name+".", out, pointers)
+		default:
+			out[prefix+name] = fv.Interface()
 		}
 	}
-	var c Config
-	if err := v.UnmarshalExact(&c); err != nil {
-		where := "configuration"
-		if l.file != "" {
-			where = l.file
-		}
-		return def, fmt.Errorf("%w: %s: %v", errConfig, where, err)
-	}
-	return c, c.Validate()
 }
 
 // checkEnv rejects OFA_ variables that name no key, so a typo is not silently ignored.

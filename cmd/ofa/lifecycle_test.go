@@ -125,9 +125,13 @@ func TestRun(t *testing.T) {
 	rows := res["rows"].([]any)
 	variants := map[string]bool{}
 	for _, r := range rows {
-		variants[r.(map[string]any)["variant"].(string)] = true
+		v := r.(map[string]any)["variant"].(string)
+		if strings.HasPrefix(v, "scratch, ") && strings.HasSuffix(v, " steps") {
+			v = "scratch, N steps"
+		}
+		variants[v] = true
 	}
-	for _, v := range []string{"extracted", "plain slices", "random units", "extracted+finetune", "expanded+finetune", "scratch (same size)"} {
+	for _, v := range []string{"extracted", "plain slices", "random units", "extracted+finetune", "expanded+finetune", "scratch, N steps"} {
 		if !variants[v] {
 			t.Errorf("report lacks %q: %v", v, variants)
 		}

@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/ofa-go/ofa/pipeline"
 	"github.com/ofa-go/ofa/train"
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
@@ -97,10 +98,15 @@ func (a *app) say(format string, args ...any) {
 	fmt.Fprintf(w, format+"\n", args...)
 }
 
+// output is where library steps show their progress and lines.
+func (a *app) output() pipeline.Output {
+	return pipeline.Output{Progress: a.stderr, Log: a.say}
+}
+
 // refuseExistingModel is a usage error when out already holds a model and force is not set,
 // so that a command never silently replaces a result.
 func refuseExistingModel(out string, force bool) error {
-	if _, err := os.Stat(filepath.Join(out, fileModel)); err == nil && !force {
+	if _, err := os.Stat(filepath.Join(out, pipeline.FileModel)); err == nil && !force {
 		return fmt.Errorf("%w: %s already holds a model: use --force to replace it", errUsage, out)
 	}
 	return nil

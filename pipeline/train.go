@@ -1,0 +1,297 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/modelfile"
+	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/report"
+	"github.com/ofa-go/ofa/sampler"
+	"github.com/ofa-go/ofa/supernet"
+	"github.com/ofa-go/ofa/train"
+	"gorgonia.org/tensor"
+)
+
+// Files of a training run directory and of a model directory.
+const (
+	FileSupernet = "supernet.safetensors"
+	FileResume   = "resume.safetensors"
+	FileMetrics  = "metrics.jsonl"
+	FileConfig   = "config.json"
+	FileModel    = "model.safetensors"
+	FileManifest = "manifest.json"
+	FileResult   = "result.json"
+)
+
+// Output says where a step shows what it does; nil fields show nothing.
+type Output struct {
+	// Progress receives progress bars (a terminal) or plain progress lines.
+	Progress io.Writer
+	// Log prints a human-readable line.
+	Log func(format string, args ...any)
+}
+
+func (o Output) log(format string, args ...any) {
+	if o.Log != nil {
+		o.Log(format, args...)
+	}
+}
+
+func (o Output) progress() io.Writer {
+	if o.Progress == nil {
+		return io.Discard
+	}
+	return o.Progress
+}
+
+// TrainOptions configures TrainSupernet beyond the configuration.
+type TrainOptions struct {
+	Output
+	// Dir receives supernet.safetensors (at every evaluation and at the end),
+	// resume.safetensors, metrics.jsonl and config.json. The directory is marked
+	// incomplete until the run ends.
+	Dir string
+	// Resume continues a run from its saved state; the caller loaded it (and its
+	// configuration) from Dir.
+	Resume *modelfile.Resume
+	// StoredConfig is the configuration as it is stored in resume files and config.json
+	// (the CLI stores the keys of its configuration file).
+	StoredConfig []byte
+	// Init, if set, are the supernet's starting weights (for example from a dense model).
+	Init *supernet.Params
+}
+
+// TrainResult is a finished supernet training run.
+type TrainResult struct {
+	Model *modelfile.Model
+	// Path is the supernet file.
+	Path string
+	// Eval is the last evaluation (largest, middle and smallest subnets, test split).
+	Eval []train.SubnetEval
+	// Steps is the run's length; Seconds and SamplesPerSec measure this invocation.
+	Steps         int
+	Seconds       float64
+	SamplesPerSec float64
+	// Losses and Accuracies are training curves for reports.
+	Losses, Accuracies report.Curve
+}
+
+// TrainSupernet trains a supernet with cfg (sections data, model, sampler, train, reorder)
+// on ds, or continues the run in opts.Resume.
+func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptions) (*TrainResult, error) {
+	out := opts.Dir
+	if out == "" {
+		return nil, fmt.Errorf("%w: a training run needs an output directory", ErrConfig)
+	}
+	if err := modelfile.BeginDir(out, "train"); err != nil {
+		return nil, err
+	}
+	var model *modelfile.Model
+	if r := opts.Resume; r != nil {
+		model = r.Model
+		if model.Kind != modelfile.KindSupernet || model.Space == nil {
+			return nil, fmt.Errorf("%w: the resume state holds a %s model, not a supernet", ErrConfig, model.Kind)
+		}
+	} else {
+		ar, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
+		if err != nil {
+			return nil, err
+		}
+		model = &modelfile.Model{Kind: modelfile.KindSupernet, Arch: ar, Space: &space, Preprocess: ds.Preprocess(),
+			Provenance: &modelfile.Provenance{Step: "train", Config: string(opts.StoredConfig)}}
+		if opts.Init != nil {
+			model.Params = opts.Init
+		} else if model.Params, err = supernet.NewParams(ar, tensor.Float32, cfg.Model.InitSeed); err != nil {
+			return nil, err
+		}
+	}
+	if err := ds.CheckModel("the supernet", model); err != nil {
+		return nil, err
+	}
+	ar, space := model.Arch, *model.Space
+	if err := modelfile.WriteAtomic(filepath.Join(out, FileConfig), append(append([]byte(nil), opts.StoredConfig...), '\n')); err != nil {
+		return nil, err
+	}
+	tl, err := TrainLoader(ds.Train, cfg.Train.BatchSize, cfg.Train.Seed, model.Preprocess)
+	if err != nil {
+		return nil, err
+	}
+	el, evalBatch, err := EvalLoader(ds.Test, cfg.Train.EvalBatch, model.Preprocess)
+	if err != nil {
+		return nil, err
+	}
+	tcfg := cfg.Train
+	tcfg.EvalBatch = evalBatch
+	smp, err := sampler.New(cfg.Sampler, space)
+	if err != nil {
+		return nil, err
+	}
+	var evalSubnets []train.Named
+	for _, name := range arch.SubnetNames {
+		s, err := arch.NamedSubnet(name, ar, &space)
+		if err != nil {
+			return nil, err
+		}
+		evalSubnets = append(evalSubnets, train.Named{Name: name, Subnet: s})
+	}
+	tr, err := train.New(train.Setup{Arch: ar, Params: model.Params, Sampler: smp, Train: tl, Eval: el,
+		EvalSubnets: evalSubnets, Ops: Ops(cfg.Ops), Config: tcfg})
+	if err != nil {
+		return nil, err
+	}
+	defer tr.Close()
+	if r := opts.Resume; r != nil {
+		if err := tr.Restore(train.State{Step: r.Step, OptimT: r.OptimT, M: r.M, V: r.V}); err != nil {
+			return nil, err
+		}
+	}
+	cost := ar.ModelCost()
+	opts.log("supernet: %d layers, dim %d, %d heads, MLP %d, %d tokens: %d params, %.1f MMACs per example; BLAS %s",
+		len(ar.Layers), ar.Dim, ar.Layers[0].Heads, ar.Layers[0].MLP, ar.Tokens(), cost.Params, float64(cost.MACs)/1e6, nn.Backend())
+	opts.log("training %d steps (%d per epoch), sampler %s; output in %s", tr.TotalSteps(), tr.BatchesPerEpoch(), smp.Name(), out)
+
+	resumePath := filepath.Join(out, FileResume)
+	metrics, err := train.NewMetricsHook(filepath.Join(out, FileMetrics), 10)
+	if err != nil {
+		return nil, err
+	}
+	defer metrics.Close()
+	save := func(t *train.Trainer) error {
+		st := t.State()
+		return modelfile.SaveResume(resumePath, &modelfile.Resume{Model: model, Step: st.Step, OptimT: st.OptimT, M: st.M, V: st.V,
+			RunConfig: string(opts.StoredConfig)})
+	}
+	var lastEval train.EvalStats
+	ckpt := &train.CheckpointHook{
+		Every: cfg.Train.CheckpointEvery,
+		Save:  save,
+		OnEvalSave: func(t *train.Trainer, e train.EvalStats) error {
+			lastEval = e
+			return modelfile.Save(filepath.Join(out, FileSupernet), model)
+		},
+	}
+	if opts.Resume != nil {
+		ckpt.LastStep = opts.Resume.Step
+	}
+	progress := train.NewProgressHook(opts.progress(), "train", tr.TotalSteps(), tr.Step())
+	curve := &curveHook{}
+	hooks := []train.Hook{progress, metrics}
+	if cfg.Reorder.EveryEpochs > 0 {
+		calib, _, err := EvalLoader(ds.Train, 100, model.Preprocess)
+		if err != nil {
+			return nil, err
+		}
+		// before the checkpoint hook, so saved states include the permutation
+		hooks = append(hooks, &reorderHook{every: cfg.Reorder.EveryEpochs * tr.BatchesPerEpoch(), calib: calib,
+			batches: min(cfg.Reorder.CalibrationBatches, calib.BatchesPerEpoch()), criteria: cfg.Extract.Criteria, log: opts.log})
+	}
+	hooks = append(hooks, ckpt, curve)
+	start, startStep := time.Now(), tr.Step()
+	err = tr.Run(ctx, hooks...)
+	elapsed := time.Since(start).Seconds()
+	switch {
+	case errors.Is(err, train.ErrInterrupted):
+		return nil, fmt.Errorf("%w; state saved at step %d in %s: continue with --resume", err, ckpt.LastStep, resumePath)
+	case errors.Is(err, train.ErrNonFinite):
+		if ckpt.LastStep > 0 {
+			return nil, fmt.Errorf("%w; the last good checkpoint is %s (step %d)", err, resumePath, ckpt.LastStep)
+		}
+		return nil, fmt.Errorf("%w; no checkpoint was written before it", err)
+	case err != nil:
+		return nil, err
+	}
+	if err := save(tr); err != nil {
+		return nil, err
+	}
+	path := filepath.Join(out, FileSupernet)
+	if err := modelfile.Save(path, model); err != nil {
+		return nil, err
+	}
+	if err := modelfile.CommitDir(out); err != nil {
+		return nil, err
+	}
+	steps := tr.Step() - startStep
+	return &TrainResult{Model: model, Path: path, Eval: lastEval.Subnets, Steps: tr.Step(), Seconds: elapsed,
+		SamplesPerSec: float64(steps*cfg.Train.BatchSize) / elapsed,
+		Losses:        curve.lossCurve("supernet"), Accuracies: curve.accCurve("supernet (largest, test)", "largest")}, nil
+}
+
+// reorderHook rewires the supernet during training.
+type reorderHook struct {
+	every    int // steps
+	calib    data.Batcher
+	batches  int
+	criteria extract.Criteria
+	log      func(string, ...any)
+	count    int // reorderings done
+}
+
+// OnStep implements train.Hook.
+func (h *reorderHook) OnStep(t *train.Trainer, s train.StepStats) error {
+	if h.every <= 0 || s.Step%h.every != 0 || s.Step == t.TotalSteps() {
+		return nil
+	}
+	a, p := t.Arch(), t.Params()
+	scores, err := extract.Score(a, p, extract.Calibration{Data: h.calib, Batches: h.batches}, h.criteria)
+	if err != nil {
+		return fmt.Errorf("reorder at step %d: %w", s.Step, err)
+	}
+	st := t.State()
+	if err := extract.Reorder(a, p, extract.ByImportance(scores), st.M, st.V); err != nil {
+		return err
+	}
+	h.count++
+	h.log("step %d: reordered heads and neurons by importance (%s/%s)", s.Step, h.criteria.Heads, h.criteria.Neurons)
+	return nil
+}
+
+// OnEval implements train.Hook.
+func (h *reorderHook) OnEval(*train.Trainer, train.EvalStats) error { return nil }
+
+// curveHook records evaluations and the training loss for plots.
+type curveHook struct {
+	evals  []train.EvalStats
+	losses []float64
+	steps  []int
+}
+
+func (h *curveHook) OnStep(_ *train.Trainer, s train.StepStats) error {
+	if s.Step%10 == 0 {
+		h.losses = append(h.losses, s.Loss)
+		h.steps = append(h.steps, s.Step)
+	}
+	return nil
+}
+
+func (h *curveHook) OnEval(_ *train.Trainer, e train.EvalStats) error {
+	h.evals = append(h.evals, e)
+	return nil
+}
+
+func (h *curveHook) lossCurve(name string) report.Curve {
+	c := report.Curve{Name: name}
+	for i, l := range h.losses {
+		c.X, c.Y = append(c.X, float64(h.steps[i])), append(c.Y, l)
+	}
+	return c
+}
+
+func (h *curveHook) accCurve(name, subnet string) report.Curve {
+	c := report.Curve{Name: name}
+	for _, e := range h.evals {
+		for _, s := range e.Subnets {
+			if s.Name == subnet {
+				c.X, c.Y = append(c.X, float64(e.Step)), append(c.Y, 100*s.Accuracy)
+			}
+		}
+	}
+	return c
+}
