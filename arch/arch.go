@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 )
 
@@ -64,6 +65,10 @@ const (
 	maxMLP      = 65536
 	maxClasses  = 100000
 	maxChannels = 64
+	// whole-model limits: the fields' limits alone allow models whose parameter and MAC
+	// counts overflow int64
+	maxParams = 1 << 36 // 2^36 weights, 256 GiB of float32
+	maxMACs   = 1 << 50 // per example
 )
 
 // Patches is the number of patch tokens (without the class token).
@@ -142,7 +147,39 @@ func (a Arch) Validate() error {
 			return err
 		}
 	}
+	if params, macs := a.sizeBound(); params > maxParams || macs > maxMACs {
+		return bad("layers", "the model has about %.3g parameters and %.3g MACs per example, at most %d and %d allowed",
+			params, macs, int64(maxParams), int64(maxMACs))
+	}
 	return nil
+}
+
+// sizeBound over-estimates the parameters and per-example MACs of a (valid in every field)
+// in float64, which does not overflow: below the limits, the exact int64 counts of
+// ModelCost and SubnetCost cannot overflow either.
+func (a Arch) sizeBound() (params, macs float64) {
+	d, t, ps, c := float64(a.Dim), float64(a.Tokens()), float64(a.PatchSize()), float64(a.Classes)
+	params = ps*d + t*d + 4*d + c*d + c
+	macs = t*ps*d + c*d
+	block := func(l Layer) (float64, float64) {
+		hd, m := float64(l.Heads)*float64(a.HeadDim), float64(l.MLP)
+		return 4*hd*d + 3*hd + 2*m*d + m + 6*d, 4*t*hd*d + 2*t*t*hd + 2*t*d*m
+	}
+	for _, l := range a.Layers {
+		p, m := block(l)
+		params += p
+		if !a.Expanded() {
+			macs += m
+		}
+	}
+	for _, p := range a.Positions {
+		l := a.Layers[p.Layer]
+		_, m := block(l)
+		r, h := float64(p.LowRank), float64(l.Heads)
+		params += 10*d + 2*r*d + 2*h*h
+		macs += m + 2*t*d*r + 2*h*h*t*t
+	}
+	return params, macs
 }
 
 // Default returns the reference image model: a 4-layer ViT on 28x28 grey images with
@@ -186,13 +223,26 @@ func (a Arch) JSON() string {
 	return string(b)
 }
 
-// ParseArch decodes and validates an architecture, rejecting unknown fields.
+// ParseArch decodes and validates an architecture, rejecting unknown fields and anything
+// after the JSON object.
 func ParseArch(s string) (Arch, error) {
 	var a Arch
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&a); err != nil {
-		return Arch{}, fmt.Errorf("%w: %v", ErrArch, err)
+	if err := decodeStrict(s, &a); err != nil {
+		return Arch{}, fmt.Errorf("%w: %w", ErrArch, err)
 	}
 	return a, a.Validate()
+}
+
+// decodeStrict decodes exactly one JSON value from s into v, refusing unknown fields and
+// trailing data (a second value would otherwise be silently ignored).
+func decodeStrict(s string, v any) error {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errors.New("unexpected data after the JSON value")
+	}
+	return nil
 }

@@ -1,7 +1,6 @@
 package arch
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -95,13 +94,11 @@ func (s Subnet) String() string { return s.Key() }
 func (s Subnet) Clone() Subnet { return Subnet{Layers: append([]SubLayer(nil), s.Layers...)} }
 
 // ParseSubnet decodes a subnet from JSON ({"layers":[{"layer":0,"heads":4,"mlp":256},...]}),
-// rejecting unknown fields, and validates it against a.
+// rejecting unknown fields and anything after the JSON object, and validates it against a.
 func ParseSubnet(data []byte, a Arch) (Subnet, error) {
 	var s Subnet
-	dec := json.NewDecoder(strings.NewReader(string(data)))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&s); err != nil {
-		return Subnet{}, fmt.Errorf("%w: subnet JSON: %v", ErrArch, err)
+	if err := decodeStrict(string(data), &s); err != nil {
+		return Subnet{}, fmt.Errorf("%w: subnet JSON: %w", ErrArch, err)
 	}
 	return s, s.Validate(a)
 }

@@ -127,48 +127,22 @@ func Expand(a arch.Arch, p *supernet.Params, plan Plan, t Transforms) (arch.Arch
 	}
 	ea := a.Clone()
 	seen := make([]bool, len(a.Layers))
-	extra := make([]bool, len(plan))
-	for i, l := range plan {
+	for _, l := range plan {
 		pos := arch.Position{Layer: l}
-		extra[i] = seen[l]
-		seen[l] = true
-		if extra[i] || t.All {
+		if seen[l] || t.All {
+			// a reused position (every use of a layer after its first) always gets the
+			// affine maps: their branch scales start at zero, so it starts as the identity
 			pos.Affine, pos.LowRank, pos.HeadMix = true, t.LowRank, t.HeadMix
 		}
+		seen[l] = true
 		ea.Positions = append(ea.Positions, pos)
 	}
 	if err := ea.Validate(); err != nil {
 		return arch.Arch{}, nil, err
 	}
-	ep, err := supernet.NewParams(ea, p.Dtype(), 11) // transforms: identity; low-rank "down" random
+	ep, err := supernet.Expand(a, p, ea)
 	if err != nil {
-		return arch.Arch{}, nil, err
-	}
-	copyT := func(dst, src string) {
-		d, s := ep.Get(dst), p.Get(src)
-		for i := 0; i < d.Shape().TotalSize(); i++ {
-			supernet.SetAt(d, i, supernet.At(s, i))
-		}
-	}
-	for _, name := range ep.Names() {
-		if !strings.HasPrefix(name, "positions.") {
-			copyT(name, name) // stem and shared layer weights keep their names
-		}
-	}
-	for i, l := range plan {
-		pp, lp := "positions."+strconv.Itoa(i)+".", "blocks."+strconv.Itoa(l)+"."
-		for _, n := range []string{"norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias"} {
-			copyT(pp+n, lp+n)
-		}
-		if extra[i] {
-			// gate the reused position's branches at zero: the position starts as the identity
-			for _, n := range []string{"affine.attn_scale", "affine.mlp_scale"} {
-				z := ep.Get(pp + n)
-				for j := 0; j < z.Shape().TotalSize(); j++ {
-					supernet.SetAt(z, j, 0)
-				}
-			}
-		}
+		return arch.Arch{}, nil, fmt.Errorf("%w: expanding to plan %s: %w", ErrPlan, plan, err)
 	}
 	return ea, ep, nil
 }

@@ -3,7 +3,6 @@ package extract
 import (
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
@@ -24,58 +23,11 @@ func Export(a arch.Arch, p *supernet.Params, s arch.Subnet) (arch.Arch, *superne
 	if a.Expanded() {
 		return arch.Arch{}, nil, fmt.Errorf("%w: cannot extract from an expanded model", ErrExtract)
 	}
-	out := a.Clone()
-	out.Layers = nil
-	for _, l := range s.Layers {
-		out.Layers = append(out.Layers, arch.Layer{Heads: l.Heads, MLP: l.MLP})
-	}
-	q, err := supernet.NewParams(out, p.Dtype(), 0)
+	ea, ep, err := supernet.Slice(a, p, s)
 	if err != nil {
-		return arch.Arch{}, nil, err
+		return arch.Arch{}, nil, fmt.Errorf("%w: exporting subnet %s: %w", ErrExtract, s.Key(), err)
 	}
-	copyAll := func(name string) { copyBlock(q.Get(name), p.Get(name), nil, nil) }
-	for _, name := range []string{"patch_embed.weight", "patch_embed.bias", "cls_token", "pos_embed", "norm.weight", "norm.bias", "head.weight", "head.bias"} {
-		copyAll(name)
-	}
-	dh := a.HeadDim
-	for i, l := range s.Layers {
-		src, dst := "blocks."+strconv.Itoa(l.Layer)+".", "blocks."+strconv.Itoa(i)+"."
-		full := a.Layers[l.Layer]
-		for _, n := range []string{"norm1.weight", "norm1.bias", "norm2.weight", "norm2.bias", "attn.proj.bias", "mlp.fc2.bias"} {
-			copyBlock(q.Get(dst+n), p.Get(src+n), nil, nil)
-		}
-		hd, fhd := l.Heads*dh, full.Heads*dh
-		// q, k, v blocks: rows g*fhd .. g*fhd+hd of the supernet go to g*hd .. g*hd+hd
-		qkvRows := func(r int) int { return (r/hd)*fhd + r%hd }
-		copyBlock(q.Get(dst+"attn.qkv.weight"), p.Get(src+"attn.qkv.weight"), qkvRows, nil)
-		copyBlock(q.Get(dst+"attn.qkv.bias"), p.Get(src+"attn.qkv.bias"), qkvRows, nil)
-		copyBlock(q.Get(dst+"attn.proj.weight"), p.Get(src+"attn.proj.weight"), nil, nil)
-		copyBlock(q.Get(dst+"mlp.fc1.weight"), p.Get(src+"mlp.fc1.weight"), nil, nil)
-		copyBlock(q.Get(dst+"mlp.fc1.bias"), p.Get(src+"mlp.fc1.bias"), nil, nil)
-		copyBlock(q.Get(dst+"mlp.fc2.weight"), p.Get(src+"mlp.fc2.weight"), nil, nil)
-	}
-	return out, q, nil
-}
-
-// copyBlock fills dst (rows x cols) from src: dst[r][c] = src[row(r)][col(c)], identity
-// maps by default (leading slices).
-func copyBlock(dst, src *tensor.Dense, row, col func(int) int) {
-	ds, ss := dst.Shape(), src.Shape()
-	rows, cols, scols := ds[0], 1, 1
-	if len(ds) == 2 {
-		cols, scols = ds[1], ss[1]
-	}
-	if row == nil {
-		row = func(r int) int { return r }
-	}
-	if col == nil {
-		col = func(c int) int { return c }
-	}
-	for r := 0; r < rows; r++ {
-		for c := 0; c < cols; c++ {
-			supernet.SetAt(dst, r*cols+c, supernet.At(src, row(r)*scols+col(c)))
-		}
-	}
+	return ea, ep, nil
 }
 
 // ErrMismatch is returned when an exported model does not reproduce the supernet.

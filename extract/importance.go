@@ -250,7 +250,7 @@ func accumulate(a arch.Arch, p *supernet.Params, pr *supernet.LayerProbe, crit C
 	d, dh := a.Dim, a.HeadDim
 	h, m := len(heads), len(neurons)
 	rows := size * a.Tokens() // real examples only: padding rows come last
-	prefix := fmt.Sprintf("blocks.%d.", pr.Layer)
+	names := supernet.Layer(pr.Layer)
 	switch crit.Heads {
 	case HeadTaylor:
 		for i, v := range f32(pr.HeadGates.Deriv()) {
@@ -258,7 +258,7 @@ func accumulate(a arch.Arch, p *supernet.Params, pr *supernet.LayerProbe, crit C
 		}
 	case HeadAttnOut:
 		ctx := f32(pr.Context)
-		proj := p.Float32(prefix + "attn.proj.weight") // (D, H*dh)
+		proj := p.Float32(names.ProjWeight) // (D, H*dh)
 		ld := len(proj) / d
 		for r := 0; r < rows; r++ {
 			for hi := 0; hi < h; hi++ {
@@ -292,7 +292,7 @@ func accumulate(a arch.Arch, p *supernet.Params, pr *supernet.LayerProbe, crit C
 		}
 	case NeuronActivation:
 		act := f32(pr.Hidden)
-		fc2 := p.Float32(prefix + "mlp.fc2.weight") // (D, M)
+		fc2 := p.Float32(names.FC2Weight) // (D, M)
 		ld := len(fc2) / d
 		col := make([]float64, m)
 		for j := range col {
@@ -333,10 +333,10 @@ func norm(v []float32) float64 {
 func weightScores(a arch.Arch, p *supernet.Params, crit Criteria, sc *Scores) {
 	d, dh := a.Dim, a.HeadDim
 	for li, l := range a.Layers {
-		prefix := fmt.Sprintf("blocks.%d.", li)
+		names := supernet.Layer(li)
 		if crit.Heads == HeadWeight {
-			qkv := p.Float32(prefix + "attn.qkv.weight") // (3*H*dh, D)
-			proj := p.Float32(prefix + "attn.proj.weight")
+			qkv := p.Float32(names.QKVWeight)   // (3*H*dh, D)
+			proj := p.Float32(names.ProjWeight) // (D, H*dh)
 			hd := l.Heads * dh
 			for h := 0; h < l.Heads; h++ {
 				var vv, pp float64
@@ -354,8 +354,8 @@ func weightScores(a arch.Arch, p *supernet.Params, crit Criteria, sc *Scores) {
 			}
 		}
 		if crit.Neurons == NeuronWeight {
-			fc1 := p.Float32(prefix + "mlp.fc1.weight") // (M, D)
-			fc2 := p.Float32(prefix + "mlp.fc2.weight") // (D, M)
+			fc1 := p.Float32(names.FC1Weight) // (M, D)
+			fc2 := p.Float32(names.FC2Weight) // (D, M)
 			for j := 0; j < l.MLP; j++ {
 				var r1, r2 float64
 				for _, x := range fc1[j*d : (j+1)*d] {

@@ -6,7 +6,6 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/supernet"
-	"gorgonia.org/tensor"
 )
 
 // Order is a permutation of every layer's heads and neurons: Heads[l][i] is the current
@@ -117,72 +116,8 @@ func Reorder(a arch.Arch, p *supernet.Params, o Order, extra ...map[string][]flo
 	if err := o.Validate(a); err != nil {
 		return err
 	}
-	dh, d := a.HeadDim, a.Dim
-	for l, ly := range a.Layers {
-		pre := fmt.Sprintf("blocks.%d.", l)
-		hd := ly.Heads * dh
-		hp, np := o.Heads[l], o.Neurons[l]
-		// row index maps: new row r takes old row src(r)
-		qkvRow := func(r int) int {
-			g, within := r/hd, r%hd
-			return g*hd + hp[within/dh]*dh + within%dh
-		}
-		headCol := func(c int) int { return hp[c/dh]*dh + c%dh }
-		neuron := func(j int) int { return np[j] }
-		moves := []struct {
-			name string
-			rows bool // permute rows (else columns)
-			src  func(int) int
-		}{
-			{pre + "attn.qkv.weight", true, qkvRow},
-			{pre + "attn.qkv.bias", true, qkvRow},
-			{pre + "attn.proj.weight", false, headCol},
-			{pre + "mlp.fc1.weight", true, neuron},
-			{pre + "mlp.fc1.bias", true, neuron},
-			{pre + "mlp.fc2.weight", false, neuron},
-		}
-		for _, mv := range moves {
-			t := p.Get(mv.name)
-			if t == nil {
-				return fmt.Errorf("%w: weight %q missing", ErrExtract, mv.name)
-			}
-			shape := t.Shape()
-			rows, cols := shape[0], 1
-			if len(shape) == 2 {
-				cols = shape[1]
-			}
-			permuteTensor(t, rows, cols, mv.rows, mv.src)
-			for _, e := range extra {
-				if v, ok := e[mv.name]; ok {
-					permuteSlice(v, rows, cols, mv.rows, mv.src)
-				}
-			}
-		}
-		_ = d
+	if err := supernet.Permute(a, p, o.Heads, o.Neurons, extra...); err != nil {
+		return fmt.Errorf("%w: reordering: %w", ErrExtract, err)
 	}
 	return nil
-}
-
-func permuteTensor(t *tensor.Dense, rows, cols int, byRow bool, src func(int) int) {
-	switch v := t.Data().(type) {
-	case []float32:
-		permuteSlice(v, rows, cols, byRow, src)
-	case []float64:
-		permuteSlice(v, rows, cols, byRow, src)
-	}
-}
-
-func permuteSlice[T any](v []T, rows, cols int, byRow bool, src func(int) int) {
-	old := append([]T(nil), v...)
-	if byRow {
-		for r := 0; r < rows; r++ {
-			copy(v[r*cols:(r+1)*cols], old[src(r)*cols:(src(r)+1)*cols])
-		}
-		return
-	}
-	for r := 0; r < rows; r++ {
-		for c := 0; c < cols; c++ {
-			v[r*cols+c] = old[r*cols+src(c)]
-		}
-	}
 }

@@ -7,7 +7,6 @@ package supernet
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/nn"
@@ -148,31 +147,31 @@ func build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tenso
 	net.Input = G.NodeFromAny(g, patches, G.WithName("patches"))
 
 	// (B*P, PatchSize) -> (B*P, D)
-	x := b.Linear("patch_embed", net.Input, b.w("patch_embed.weight"), b.w("patch_embed.bias"),
+	x := b.Linear("patch_embed", net.Input, b.w(patchEmbedWeight), b.w(patchEmbedBias),
 		&nn.LinearSpec{Out: a.Dim, In: a.PatchSize(), NoInputGrad: true})
 	// (B*P, D) -> (B*T, D)
-	x = b.Tokens("tokens", x, b.w("cls_token"), b.w("pos_embed"), np)
+	x = b.Tokens("tokens", x, b.w(classToken), b.w(posEmbed), np)
 
 	if a.Expanded() {
 		for i, pos := range a.Positions {
 			l := a.Layers[pos.Layer]
+			pn := Position(i)
 			x = b.block(a, x, blockSpec{
-				weights: "blocks." + strconv.Itoa(pos.Layer) + ".",
-				norms:   "positions." + strconv.Itoa(i) + ".",
-				heads:   l.Heads, mlp: l.MLP, pos: pos, specs: newLayerSpecs(a, l.Heads, l.MLP),
+				weights: Layer(pos.Layer), norms: pn.NormNames, transforms: pn,
+				heads: l.Heads, mlp: l.MLP, pos: pos, specs: newLayerSpecs(a, l.Heads, l.MLP),
 			})
 		}
 	} else {
 		for _, l := range s.Layers {
-			prefix := "blocks." + strconv.Itoa(l.Layer) + "."
+			ln := Layer(l.Layer)
 			specs := newLayerSpecs(a, l.Heads, l.MLP)
 			net.layers = append(net.layers, specs)
-			x = b.block(a, x, blockSpec{weights: prefix, norms: prefix, heads: l.Heads, mlp: l.MLP, specs: specs, layer: l.Layer})
+			x = b.block(a, x, blockSpec{weights: ln, norms: ln.NormNames, heads: l.Heads, mlp: l.MLP, specs: specs, layer: l.Layer})
 		}
 	}
-	x = b.LayerNorm("norm", x, b.w("norm.weight"), b.w("norm.bias"), a.NormEps)
+	x = b.LayerNorm("norm", x, b.w(normWeight), b.w(normBias), a.NormEps)
 	x = b.ClassToken("cls", x, t) // (B, D)
-	net.Logits = b.Linear("head", x, b.w("head.weight"), b.w("head.bias"), &nn.LinearSpec{Out: a.Classes, In: a.Dim})
+	net.Logits = b.Linear("head", x, b.w(headWeight), b.w(headBias), &nn.LinearSpec{Out: a.Classes, In: a.Dim})
 	if a.Expanded() {
 		net.resizable = false
 	}
@@ -222,13 +221,14 @@ func (b *builder) w(name string) *G.Node {
 }
 
 type blockSpec struct {
-	weights string // prefix of the attention and MLP weights, e.g. "blocks.2."
-	norms   string // prefix of the norms and transforms: the block's, or the position's
-	heads   int
-	mlp     int
-	pos     arch.Position // transforms (expanded models only)
-	specs   *layerSpecs
-	layer   int
+	weights    LayerNames    // the layer's attention and MLP weights
+	norms      NormNames     // the layer's norms, or the position's in an expanded model
+	transforms PositionNames // the position's transforms (expanded models only)
+	heads      int
+	mlp        int
+	pos        arch.Position // transforms (expanded models only)
+	specs      *layerSpecs
+	layer      int
 }
 
 func newLayerSpecs(a arch.Arch, heads, mlp int) *layerSpecs {
@@ -250,56 +250,58 @@ func newLayerSpecs(a arch.Arch, heads, mlp int) *layerSpecs {
 //
 // with, in expanded models, the position's transforms around it.
 func (b *builder) block(a arch.Arch, x *G.Node, s blockSpec) *G.Node {
-	w, n := s.weights, s.norms
+	w, n, t := s.weights, s.norms, s.transforms
+	// node names: the layer's, the norms' and the transforms' prefixes
+	wp, np, tp := w.Prefix, n.Prefix, t.Prefix
 	var probe *LayerProbe
 	if b.probes != nil {
 		probe = &LayerProbe{Layer: s.layer, In: x}
 		*b.probes = append(*b.probes, probe)
 	}
-	h := b.LayerNorm(n+"norm1", x, b.w(n+"norm1.weight"), b.w(n+"norm1.bias"), a.NormEps)
+	h := b.LayerNorm(np+"norm1", x, b.w(n.Norm1Weight), b.w(n.Norm1Bias), a.NormEps)
 	if s.pos.Affine {
-		h = b.Affine(n+"affine.in", h, b.w(n+"affine.in_scale"), b.w(n+"affine.in_shift"))
+		h = b.Affine(tp+"affine.in", h, b.w(t.AffineInScale), b.w(t.AffineInShift))
 	}
 	// (B*T, D) -> (B*T, 3*h*dh)
-	qkv := b.Linear(w+"attn.qkv", h, b.w(w+"attn.qkv.weight"), b.w(w+"attn.qkv.bias"), s.specs.qkv)
+	qkv := b.Linear(wp+"attn.qkv", h, b.w(w.QKVWeight), b.w(w.QKVBias), s.specs.qkv)
 	s.specs.attn.HeadMix = s.pos.HeadMix
 	var mixPre, mixPost *G.Node
 	if s.pos.HeadMix {
-		mixPre, mixPost = b.w(n+"headmix.pre"), b.w(n+"headmix.post")
+		mixPre, mixPost = b.w(t.HeadMixPre), b.w(t.HeadMixPost)
 	}
 	// (B*T, 3*h*dh) -> (B*T, h*dh)
-	att := b.Attention(w+"attn", qkv, s.specs.attn, mixPre, mixPost)
+	att := b.Attention(wp+"attn", qkv, s.specs.attn, mixPre, mixPost)
 	if probe != nil {
 		probe.QKV, probe.Context = qkv, att
-		probe.HeadGates = b.ones(w+"attn.gates", s.heads)
-		att = b.Gate(w+"attn.gate", att, probe.HeadGates, a.HeadDim)
+		probe.HeadGates = b.ones(wp+"attn.gates", s.heads)
+		att = b.Gate(wp+"attn.gate", att, probe.HeadGates, a.HeadDim)
 	}
 	// (B*T, h*dh) -> (B*T, D)
-	att = b.Linear(w+"attn.proj", att, b.w(w+"attn.proj.weight"), b.w(w+"attn.proj.bias"), s.specs.proj)
+	att = b.Linear(wp+"attn.proj", att, b.w(w.ProjWeight), b.w(w.ProjBias), s.specs.proj)
 	if s.pos.Affine {
-		att = b.Affine(n+"affine.attn", att, b.w(n+"affine.attn_scale"), b.w(n+"affine.attn_shift"))
+		att = b.Affine(tp+"affine.attn", att, b.w(t.AffineAttnScale), b.w(t.AffineAttnShift))
 	}
-	x = b.Add(w+"residual1", x, att)
-	h = b.LayerNorm(n+"norm2", x, b.w(n+"norm2.weight"), b.w(n+"norm2.bias"), a.NormEps)
+	x = b.Add(wp+"residual1", x, att)
+	h = b.LayerNorm(np+"norm2", x, b.w(n.Norm2Weight), b.w(n.Norm2Bias), a.NormEps)
 	// (B*T, D) -> (B*T, mlp)
-	h = b.Linear(w+"mlp.fc1", h, b.w(w+"mlp.fc1.weight"), b.w(w+"mlp.fc1.bias"), s.specs.fc1)
-	h = b.GELU(w+"mlp.act", h)
+	h = b.Linear(wp+"mlp.fc1", h, b.w(w.FC1Weight), b.w(w.FC1Bias), s.specs.fc1)
+	h = b.GELU(wp+"mlp.act", h)
 	if probe != nil {
 		probe.Hidden = h
-		probe.NeuronGates = b.ones(w+"mlp.gates", s.mlp)
-		h = b.Gate(w+"mlp.gate", h, probe.NeuronGates, 1)
+		probe.NeuronGates = b.ones(wp+"mlp.gates", s.mlp)
+		h = b.Gate(wp+"mlp.gate", h, probe.NeuronGates, 1)
 	}
 	// (B*T, mlp) -> (B*T, D)
-	h = b.Linear(w+"mlp.fc2", h, b.w(w+"mlp.fc2.weight"), b.w(w+"mlp.fc2.bias"), s.specs.fc2)
+	h = b.Linear(wp+"mlp.fc2", h, b.w(w.FC2Weight), b.w(w.FC2Bias), s.specs.fc2)
 	if s.pos.Affine {
-		h = b.Affine(n+"affine.mlp", h, b.w(n+"affine.mlp_scale"), b.w(n+"affine.mlp_shift"))
+		h = b.Affine(tp+"affine.mlp", h, b.w(t.AffineMLPScale), b.w(t.AffineMLPShift))
 	}
-	x = b.Add(w+"residual2", x, h)
+	x = b.Add(wp+"residual2", x, h)
 	if r := s.pos.LowRank; r > 0 {
 		// x + (x Aᵀ) Bᵀ: (B*T, D) -> (B*T, r) -> (B*T, D)
-		lr := b.Linear(n+"lowrank.down", x, b.w(n+"lowrank.down"), nil, &nn.LinearSpec{Out: r, In: a.Dim})
-		lr = b.Linear(n+"lowrank.up", lr, b.w(n+"lowrank.up"), nil, &nn.LinearSpec{Out: a.Dim, In: r})
-		x = b.Add(n+"lowrank", x, lr)
+		lr := b.Linear(tp+"lowrank.down", x, b.w(t.LowRankDown), nil, &nn.LinearSpec{Out: r, In: a.Dim})
+		lr = b.Linear(tp+"lowrank.up", lr, b.w(t.LowRankUp), nil, &nn.LinearSpec{Out: a.Dim, In: r})
+		x = b.Add(tp+"lowrank", x, lr)
 	}
 	if probe != nil {
 		probe.Out = x

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
-	"strconv"
 
 	"github.com/ofa-go/ofa/arch"
 	"gorgonia.org/tensor"
@@ -130,66 +129,6 @@ type TensorSpec struct {
 	// Decay says whether AdamW's weight decay applies (matrices yes; norms, biases, the
 	// class token, positions and transforms no).
 	Decay bool
-}
-
-// Spec lists every tensor of architecture a in checkpoint order (see docs/FORMAT.md).
-func Spec(a arch.Arch) []TensorSpec {
-	d, dh := a.Dim, a.HeadDim
-	var s []TensorSpec
-	add := func(name string, init Init, decay bool, shape ...int) {
-		s = append(s, TensorSpec{Name: name, Shape: shape, Init: init, Decay: decay})
-	}
-	add("patch_embed.weight", InitNormal, true, d, a.PatchSize())
-	add("patch_embed.bias", InitZeros, false, d)
-	add("cls_token", InitNormal, false, d)
-	add("pos_embed", InitNormal, false, a.Tokens(), d)
-	for i, l := range a.Layers {
-		p := "blocks." + strconv.Itoa(i) + "."
-		hd := l.Heads * dh
-		if !a.Expanded() {
-			add(p+"norm1.weight", InitOnes, false, d)
-			add(p+"norm1.bias", InitZeros, false, d)
-		}
-		add(p+"attn.qkv.weight", InitNormal, true, 3*hd, d)
-		add(p+"attn.qkv.bias", InitZeros, false, 3*hd)
-		add(p+"attn.proj.weight", InitNormal, true, d, hd)
-		add(p+"attn.proj.bias", InitZeros, false, d)
-		if !a.Expanded() {
-			add(p+"norm2.weight", InitOnes, false, d)
-			add(p+"norm2.bias", InitZeros, false, d)
-		}
-		add(p+"mlp.fc1.weight", InitNormal, true, l.MLP, d)
-		add(p+"mlp.fc1.bias", InitZeros, false, l.MLP)
-		add(p+"mlp.fc2.weight", InitNormal, true, d, l.MLP)
-		add(p+"mlp.fc2.bias", InitZeros, false, d)
-	}
-	for i, pos := range a.Positions {
-		p := "positions." + strconv.Itoa(i) + "."
-		add(p+"norm1.weight", InitOnes, false, d)
-		add(p+"norm1.bias", InitZeros, false, d)
-		add(p+"norm2.weight", InitOnes, false, d)
-		add(p+"norm2.bias", InitZeros, false, d)
-		if pos.Affine {
-			for _, n := range []string{"in", "attn", "mlp"} {
-				add(p+"affine."+n+"_scale", InitOnes, false, d)
-				add(p+"affine."+n+"_shift", InitZeros, false, d)
-			}
-		}
-		if pos.LowRank > 0 {
-			add(p+"lowrank.down", InitNormal, false, pos.LowRank, d)
-			add(p+"lowrank.up", InitZeros, false, d, pos.LowRank)
-		}
-		if pos.HeadMix {
-			h := a.Layers[pos.Layer].Heads
-			add(p+"headmix.pre", InitIdentity, false, h, h)
-			add(p+"headmix.post", InitIdentity, false, h, h)
-		}
-	}
-	add("norm.weight", InitOnes, false, d)
-	add("norm.bias", InitZeros, false, d)
-	add("head.weight", InitNormal, true, a.Classes, d)
-	add("head.bias", InitZeros, false, a.Classes)
-	return s
 }
 
 // NewParams allocates and initialises the weights of a, deterministically from seed.
