@@ -156,3 +156,123 @@ func TestReadFileErrors(t *testing.T) {
 		t.Errorf("directory: err = %v, want an error naming it", err)
 	}
 }
+
+// TestWriteFileAtomicData: WriteFileAtomic writes the bytes through a temporary file,
+// gives a new file perm and keeps a replaced file's mode, and names the path on errors.
+func TestWriteFileAtomicData(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "manifest.json")
+	if err := WriteFileAtomic(path, []byte(`{"a":1}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != `{"a":1}` {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if runtime.GOOS != "windows" {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("new file: mode %v (%v), want 0600", fi.Mode().Perm(), err)
+		}
+		if err := os.Chmod(path, 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := WriteFileAtomic(path, []byte(`{"a":2}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) != `{"a":2}` {
+		t.Fatalf("read %q, %v", b, err)
+	}
+	if runtime.GOOS != "windows" {
+		if fi, err := os.Stat(path); err != nil || fi.Mode().Perm() != 0o640 {
+			t.Fatalf("replaced file: mode %v (%v), want the old 0640", fi.Mode().Perm(), err)
+		}
+	}
+	if names := dirNames(t, dir); !slices.Equal(names, []string{"manifest.json"}) {
+		t.Errorf("directory holds %q, want only manifest.json", names)
+	}
+	missing := filepath.Join(dir, "no", "report.md")
+	if err := WriteFileAtomic(missing, nil, 0o644); !errors.Is(err, fs.ErrNotExist) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("err = %v, want fs.ErrNotExist naming %s", err, missing)
+	}
+}
+
+// TestRemoveStaleTemps: the temporary files a killed write leaves (named as WriteFile and
+// WriteFileAtomic name them) are removed; every other file, directory and link stays.
+func TestRemoveStaleTemps(t *testing.T) {
+	dir := t.TempDir()
+	touch := func(name string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, name), []byte("x"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// what a kill -9 between CreateTemp and Rename leaves, named by the writers' own pattern
+	var stale []string
+	for _, base := range []string{"resume.safetensors", "supernet.safetensors", "manifest.json"} {
+		f, err := os.CreateTemp(dir, base+tempInfix+"*")
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+		stale = append(stale, f.Name())
+	}
+	slices.Sort(stale)
+	keep := []string{"resume.safetensors", "metrics.jsonl", "notes.tmp-abc", ".tmp-123", "model.safetensors.tmp-",
+		"x.tmp-12.bak", "report.md.tmp", "tmp-99"}
+	for _, name := range keep {
+		touch(name)
+	}
+	if err := os.Mkdir(filepath.Join(dir, "sub.tmp-77"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "sub.tmp-77", "a.safetensors.tmp-1"), nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	keep = append(keep, "sub.tmp-77")
+	if runtime.GOOS != "windows" {
+		if err := os.Symlink("resume.safetensors", filepath.Join(dir, "link.safetensors.tmp-5")); err != nil {
+			t.Fatal(err)
+		}
+		keep = append(keep, "link.safetensors.tmp-5")
+	}
+
+	removed, err := RemoveStaleTemps(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(removed, stale) {
+		t.Errorf("removed %q, want %q", removed, stale)
+	}
+	slices.Sort(keep)
+	if names := dirNames(t, dir); !slices.Equal(names, keep) {
+		t.Errorf("directory holds %q, want %q", names, keep)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sub.tmp-77", "a.safetensors.tmp-1")); err != nil {
+		t.Errorf("a file in a subdirectory: %v", err)
+	}
+	if removed, err := RemoveStaleTemps(dir); err != nil || len(removed) != 0 {
+		t.Errorf("second call removed %q, %v", removed, err)
+	}
+	if _, err := RemoveStaleTemps(filepath.Join(dir, "missing")); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("missing directory: %v, want fs.ErrNotExist", err)
+	}
+}
+
+func TestIsTempName(t *testing.T) {
+	for name, want := range map[string]bool{
+		"model.safetensors.tmp-0":          true,
+		"model.safetensors.tmp-4294967295": true,
+		"manifest.json.tmp-17":             true,
+		"a.tmp-b.tmp-3":                    true,
+		"model.safetensors":                false,
+		".tmp-3":                           false,
+		"x.tmp-":                           false,
+		"x.tmp-3a":                         false,
+		"x.tmp-3.json":                     false,
+		"x.tmp3":                           false,
+	} {
+		if got := IsTempName(name); got != want {
+			t.Errorf("IsTempName(%q) = %v, want %v", name, got, want)
+		}
+	}
+}

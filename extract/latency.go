@@ -1,16 +1,19 @@
 package extract
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"os"
 	"runtime"
+	"slices"
 	"sort"
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/supernet"
 	G "gorgonia.org/gorgonia"
@@ -79,14 +82,18 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 	for _, l := range a.Layers {
 		maxH, maxM = max(maxH, l.Heads), max(maxM, l.MLP)
 	}
-	grid := cfg.MLPGrid
+	grid := slices.Clone(cfg.MLPGrid)
 	if len(grid) == 0 {
 		for m := 32; m < maxM; m += 32 {
 			grid = append(grid, m)
 		}
 		grid = append(grid, maxM)
 	}
-	sort.Ints(grid)
+	slices.Sort(grid)
+	grid = slices.Compact(grid) // a repeated width would be a repeated table entry
+	if grid[0] < 1 {
+		return nil, fmt.Errorf("%w: latency: mlp_grid %v, want widths >= 1", ErrExtract, cfg.MLPGrid)
+	}
 	t := &LatencyTable{Dim: a.Dim, HeadDim: a.HeadDim, Tokens: a.Tokens(), Patch: a.PatchHeight, Classes: a.Classes,
 		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.Backend(), CPUs: runtime.GOMAXPROCS(0)}
 	var stems []float64
@@ -110,7 +117,7 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 			}
 		}
 	}
-	t.StemMS = math.Max(median(stems), 0)
+	t.StemMS = math.Max(Median(stems), 0)
 	return t, t.check(a, cfg)
 }
 
@@ -192,15 +199,18 @@ func timeModel(a arch.Arch, cfg LatencyConfig) (float64, error) {
 		}
 		times = append(times, float64(time.Since(start).Nanoseconds())/1e6/perSample)
 	}
-	return median(times), nil
+	return Median(times), nil
 }
 
-func median(v []float64) float64 {
-	s := append([]float64(nil), v...)
-	sort.Float64s(s)
-	if len(s) == 0 {
-		return 0
+// Median is the middle value of v, or the mean of the two middle values when len(v) is
+// even; NaN for an empty v. v is not modified. Every median this tool reports (latency
+// tables, benchmarks) is this one.
+func Median(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
 	}
+	s := slices.Clone(v)
+	slices.Sort(s)
 	if len(s)%2 == 1 {
 		return s[len(s)/2]
 	}
@@ -225,7 +235,11 @@ func (t *LatencyTable) Predict(a arch.Arch, s arch.Subnet) float64 {
 	return ms
 }
 
-// block interpolates the time of a block with h heads and m neurons.
+// block interpolates the time of a block with h heads and m neurons in the row of h heads,
+// linearly between the two grid widths around m (extrapolating from the two nearest at
+// either end). Heads outside the table scale the nearest row (the smaller heads on a tie)
+// linearly in heads. The result does not depend on the order of t.Blocks; entries repeating
+// a shape (LoadLatencyTable refuses them) count as their mean.
 func (t *LatencyTable) block(h, m int) float64 {
 	var row []LatencyEntry
 	for _, e := range t.Blocks {
@@ -234,16 +248,16 @@ func (t *LatencyTable) block(h, m int) float64 {
 		}
 	}
 	if len(row) == 0 {
-		// heads outside the table: scale the nearest row linearly in heads
-		best := t.Blocks[0]
+		best := t.Blocks[0].Heads
 		for _, e := range t.Blocks {
-			if math.Abs(float64(e.Heads-h)) < math.Abs(float64(best.Heads-h)) {
-				best = e
+			d, bd := abs(e.Heads-h), abs(best-h)
+			if d < bd || (d == bd && e.Heads < best) {
+				best = e.Heads
 			}
 		}
-		return t.block(best.Heads, m) * float64(h) / float64(best.Heads)
+		return t.block(best, m) * float64(h) / float64(best)
 	}
-	sort.Slice(row, func(i, j int) bool { return row[i].MLP < row[j].MLP })
+	row = meanPerWidth(row)
 	if len(row) == 1 {
 		return row[0].MS
 	}
@@ -259,20 +273,47 @@ func (t *LatencyTable) block(h, m int) float64 {
 	return math.Max(0, y0+(y1-y0)*(float64(m)-x0)/(x1-x0))
 }
 
-// Save writes the table as JSON.
+// meanPerWidth sorts a row by MLP width and merges entries of equal width into one holding
+// their mean time (summed in sorted order, so the result is independent of the input order).
+// Interpolating between two entries of one width would divide by zero.
+func meanPerWidth(row []LatencyEntry) []LatencyEntry {
+	slices.SortFunc(row, func(a, b LatencyEntry) int {
+		if c := cmp.Compare(a.MLP, b.MLP); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.MS, b.MS)
+	})
+	out := row[:0]
+	for i := 0; i < len(row); {
+		j, sum := i, 0.0
+		for ; j < len(row) && row[j].MLP == row[i].MLP; j++ {
+			sum += row[j].MS
+		}
+		out = append(out, LatencyEntry{Heads: row[i].Heads, MLP: row[i].MLP, MS: sum / float64(j-i)})
+		i = j
+	}
+	return out
+}
+
+func abs(x int) int {
+	if x < 0 {
+		return -x
+	}
+	return x
+}
+
+// Save writes the table as JSON, atomically (checkpoint.WriteFileAtomic).
 func (t *LatencyTable) Save(path string) error {
 	b, err := json.MarshalIndent(t, "", "  ")
 	if err != nil {
-		return err
+		return fmt.Errorf("extract: latency table %s: %w", path, err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, append(b, '\n'), 0o644); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return checkpoint.WriteFileAtomic(path, append(b, '\n'), 0o644)
 }
 
-// LoadLatencyTable reads a table written by Save.
+// LoadLatencyTable reads a table written by Save. It refuses tables with invalid entries
+// or with two entries for one block shape (heads, mlp): which one a lookup used would
+// depend on their order.
 func LoadLatencyTable(path string) (*LatencyTable, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -285,10 +326,17 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	if len(t.Blocks) == 0 || t.Batch < 1 || !(t.StemMS >= 0) {
 		return nil, fmt.Errorf("%w: latency table %s has no measurements", ErrExtract, path)
 	}
+	seen := make(map[[2]int]int, len(t.Blocks))
 	for i, e := range t.Blocks {
 		if e.Heads < 1 || e.MLP < 1 || !(e.MS >= 0) || math.IsInf(e.MS, 0) {
 			return nil, fmt.Errorf("%w: latency table %s: blocks[%d] = %+v is invalid", ErrExtract, path, i, e)
 		}
+		shape := [2]int{e.Heads, e.MLP}
+		if j, ok := seen[shape]; ok {
+			return nil, fmt.Errorf("%w: latency table %s: blocks[%d] repeats the shape heads %d, mlp %d of blocks[%d]; want one entry per shape",
+				ErrExtract, path, i, e.Heads, e.MLP, j)
+		}
+		seen[shape] = i
 	}
 	return &t, nil
 }

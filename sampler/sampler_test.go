@@ -412,6 +412,12 @@ func TestConfigValidate(t *testing.T) {
 		{"unknown kind", Config{Kind: "Sandwich", Random: 2}, "sampler.kind"},
 		{"negative random", Config{Kind: KindSandwich, Random: -1}, "sampler.random"},
 		{"huge random", Config{Kind: KindSandwich, Random: MaxDraws}, "sampler.random"},
+		{"most random", Config{Kind: KindSandwich, Random: MaxRandom}, ""},
+		{"most random, uniform", Config{Kind: KindUniform, Random: MaxRandom}, ""},
+		{"random over the maximum", Config{Kind: KindSandwich, Random: MaxRandom + 1}, "sampler.random"},
+		{"random over the maximum, uniform", Config{Kind: KindUniform, Random: MaxRandom + 1}, "sampler.random"},
+		{"a million random, progressive", prog(DefaultStages(100)...).withRandom(1000000), "sampler.random"},
+		{"a million random (no step completes)", Config{Kind: KindSandwich, Random: 1000000}, "sampler.random"},
 		{"stages without progressive", Config{Kind: KindSandwich, Random: 2, Stages: DefaultStages(10)}, "sampler.stages"},
 		{"progressive without stages", prog(), "sampler.stages"},
 		{"negative until", prog(Stage{Until: -3}), "sampler.stages[0].until"},
@@ -586,3 +592,5 @@ func BenchmarkSample(b *testing.B) {
 		})
 	}
 }
+
+func (c Config) withRandom(n int) Config { c.Random = n; return c }

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math"
+
+	"github.com/ofa-go/ofa/arch"
 )
 
 // ErrConfig is wrapped by every configuration error.
@@ -37,7 +39,9 @@ type Config struct {
 	Alpha       float64 `mapstructure:"alpha" json:"alpha"`
 	// EvalEvery evaluates every this many steps (0: at the end of every epoch).
 	EvalEvery int `mapstructure:"eval_every" json:"eval_every"`
-	// EvalBatch is the batch size of evaluation graphs.
+	// EvalBatch is the batch size of evaluation graphs: 1..MaxEvalBatchAny, and within the
+	// architecture's memory budget (CheckEvalBatch, applied by ValidateFor and New). Graphs
+	// never hold more examples than the evaluation split.
 	EvalBatch int `mapstructure:"eval_batch" json:"eval_batch"`
 	// CheckpointEvery saves the resume state every this many steps (0: at every evaluation).
 	CheckpointEvery int `mapstructure:"checkpoint_every" json:"checkpoint_every"`
@@ -100,8 +104,8 @@ func (c Config) Validate(section string) error {
 		return bad("alpha", "got %g, want in [0, 1]", c.Alpha)
 	case c.EvalEvery < 0:
 		return bad("eval_every", "got %d, want >= 0", c.EvalEvery)
-	case c.EvalBatch < 1 || c.EvalBatch > 1<<16:
-		return bad("eval_batch", "got %d, want 1..65536", c.EvalBatch)
+	case c.EvalBatch < 1 || c.EvalBatch > MaxEvalBatchAny:
+		return bad("eval_batch", "got %d, want 1..%d (and within the architecture's memory budget)", c.EvalBatch, MaxEvalBatchAny)
 	case c.CheckpointEvery < 0:
 		return bad("checkpoint_every", "got %d, want >= 0", c.CheckpointEvery)
 	case c.GraphCache < 1 || c.GraphCache > 1024:
@@ -110,6 +114,24 @@ func (c Config) Validate(section string) error {
 		return bad("shards", "got %d, want 1..64", c.Shards)
 	case c.Shards > 1 && c.BatchSize%c.Shards != 0:
 		return bad("shards", "%d shards do not divide batch_size %d", c.Shards, c.BatchSize)
+	}
+	return nil
+}
+
+// MaxEvalBatchAny bounds train.eval_batch before the architecture is known. The bound that
+// matters is the architecture's (MaxEvalBatch: EvalMemoryBudget over the estimated
+// activation memory of one example), which ValidateFor applies; for the reference
+// architecture it is 2,525, and no architecture may go beyond this ceiling.
+const MaxEvalBatchAny = 4096
+
+// ValidateFor is Validate followed by the checks that depend on the architecture a: the
+// evaluation batch must fit EvalMemoryBudget (CheckEvalBatch with key "train.eval_batch").
+func (c Config) ValidateFor(a arch.Arch) error {
+	if err := c.Validate(); err != nil {
+		return err
+	}
+	if err := CheckEvalBatch(a, c.EvalBatch, "train.eval_batch"); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil
 }

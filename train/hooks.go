@@ -1,9 +1,12 @@
 package train
 
 import (
+	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"time"
 
@@ -100,9 +103,12 @@ type MetricsHook struct {
 	f     *os.File
 	enc   *json.Encoder
 	Every int
+	// Dropped is how many lines NewMetricsHookResumed cut from the file.
+	Dropped int
 }
 
-// NewMetricsHook opens (appending to) path.
+// NewMetricsHook opens (appending to) path. A resumed run opens it with
+// NewMetricsHookResumed instead, or its repeated steps are recorded twice.
 func NewMetricsHook(path string, every int) (*MetricsHook, error) {
 	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -112,6 +118,72 @@ func NewMetricsHook(path string, every int) (*MetricsHook, error) {
 		every = 1
 	}
 	return &MetricsHook{f: f, enc: json.NewEncoder(f), Every: every}, nil
+}
+
+// NewMetricsHookResumed opens path for a run resumed at step resumedStep: it first cuts
+// the file after its last record of a step <= resumedStep, so the steps the resumed run
+// repeats (those a killed run wrote after its last resume state) are not recorded twice.
+// Evaluation records of earlier steps stay; a torn last line (a write cut short by the
+// kill) goes. A line in the middle that is not a JSON record with a step is an error
+// naming the file and the line. A missing file is created. Dropped says how many lines
+// were cut.
+func NewMetricsHookResumed(path string, every, resumedStep int) (*MetricsHook, error) {
+	dropped, err := truncateMetrics(path, resumedStep)
+	if err != nil {
+		return nil, err
+	}
+	h, err := NewMetricsHook(path, every)
+	if err != nil {
+		return nil, err
+	}
+	h.Dropped = dropped
+	return h, nil
+}
+
+// truncateMetrics cuts the metrics file at path before its first line that is torn (the
+// last one, without its newline) or records a step after resumedStep, and returns how many
+// lines it cut.
+func truncateMetrics(path string, resumedStep int) (dropped int, err error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("train: metrics file: %w", err)
+	}
+	cut, line := len(b), 0
+	for off := 0; off < len(b); line++ {
+		end := bytes.IndexByte(b[off:], '\n')
+		if end < 0 { // torn: the process died in the middle of this line
+			cut = off
+			break
+		}
+		var r struct {
+			Step *int `json:"step"`
+		}
+		if err := json.Unmarshal(b[off:off+end], &r); err != nil || r.Step == nil {
+			if err == nil {
+				err = errors.New("no step")
+			}
+			return 0, fmt.Errorf("train: metrics file %s: line %d is not a metrics record (%v); want one JSON object with a step per line", path, line+1, err)
+		}
+		if *r.Step > resumedStep {
+			cut = off
+			break
+		}
+		off += end + 1
+	}
+	if cut == len(b) {
+		return 0, nil
+	}
+	dropped = bytes.Count(b[cut:], []byte{'\n'})
+	if b[len(b)-1] != '\n' {
+		dropped++
+	}
+	if err := os.Truncate(path, int64(cut)); err != nil {
+		return 0, fmt.Errorf("train: metrics file: cutting records after step %d: %w", resumedStep, err)
+	}
+	return dropped, nil
 }
 
 // Close closes the file.

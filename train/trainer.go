@@ -83,6 +83,11 @@ func New(s Setup) (*Trainer, error) {
 	if err := s.Arch.Validate(); err != nil {
 		return nil, err
 	}
+	if s.Eval != nil {
+		if err := cfg.ValidateFor(s.Arch); err != nil {
+			return nil, err
+		}
+	}
 	if s.Params.Dtype() != tensor.Float32 {
 		return nil, fmt.Errorf("train: weights must be float32 for training, got %v", s.Params.Dtype())
 	}
