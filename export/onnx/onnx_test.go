@@ -380,6 +380,17 @@ func TestExportDeterministic(t *testing.T) {
 	}
 }
 
+// TestExportFloat64Weights checks that float64 weights export as the float32 file of the
+// same values.
+func TestExportFloat64Weights(t *testing.T) {
+	m := find(t, models(t), "supernet_subnet")
+	want := export(t, m)
+	m.p = m.p.Convert(tensor.Float64)
+	if !slices.Equal(export(t, m), want) {
+		t.Error("float64 weights export differently from their float32 values")
+	}
+}
+
 // TestExportErrors checks that unexportable inputs are refused with wrapped sentinels.
 func TestExportErrors(t *testing.T) {
 	a := imageArch()
