@@ -125,12 +125,12 @@ func (c Config) Validate(section string) error {
 const MaxEvalBatchAny = 4096
 
 // ValidateFor is Validate followed by the checks that depend on the architecture a: the
-// evaluation batch must fit EvalMemoryBudget (CheckEvalBatch with key "train.eval_batch").
-func (c Config) ValidateFor(a arch.Arch) error {
-	if err := c.Validate(); err != nil {
+// evaluation batch must fit EvalMemoryBudget (CheckEvalBatch with key section.eval_batch).
+func (c Config) ValidateFor(section string, a arch.Arch) error {
+	if err := c.Validate(section); err != nil {
 		return err
 	}
-	if err := CheckEvalBatch(a, c.EvalBatch, "train.eval_batch"); err != nil {
+	if err := CheckEvalBatch(a, c.EvalBatch, section+".eval_batch"); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	return nil

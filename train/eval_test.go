@@ -136,18 +136,18 @@ func TestCheckEvalBatch(t *testing.T) {
 	}
 
 	cfg := Default()
-	if err := cfg.ValidateFor(a); err != nil {
+	if err := cfg.ValidateFor("train", a); err != nil {
 		t.Fatal(err)
 	}
 	cfg.EvalBatch = limit + 1
-	if err := cfg.Validate(); err != nil {
+	if err := cfg.Validate("train"); err != nil {
 		t.Fatalf("Validate without the architecture: %v", err)
 	}
 	if err := cfg.ValidateFor(a); !errors.Is(err, ErrConfig) || !errors.Is(err, ErrEvalBatch) || !strings.Contains(err.Error(), "train.eval_batch") {
 		t.Fatalf("ValidateFor: error %v, want ErrConfig and ErrEvalBatch naming train.eval_batch", err)
 	}
 	cfg.EvalBatch = 65536
-	if err := cfg.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "train.eval_batch") {
+	if err := cfg.Validate("train"); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "train.eval_batch") {
 		t.Fatalf("Validate: error %v, want ErrConfig naming train.eval_batch", err)
 	}
 

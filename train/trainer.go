@@ -84,7 +84,7 @@ func New(s Setup) (*Trainer, error) {
 		return nil, err
 	}
 	if s.Eval != nil {
-		if err := cfg.ValidateFor(s.Arch); err != nil {
+		if err := cfg.ValidateFor("train", s.Arch); err != nil {
 			return nil, err
 		}
 	}

@@ -1,4 +1,4 @@
-package train
+package modelfile
 
 import (
 	"fmt"
@@ -19,7 +19,7 @@ type DenseModel struct {
 	Kind string
 	// Preprocess is an ofa model file's input normalisation, which the new run must use for
 	// the weights to see the inputs they were trained on; nil for other files.
-	Preprocess *checkpoint.Preprocess
+	Preprocess *Preprocess
 }
 
 // LoadDenseFile reads the dense model at path to start training a supernet of architecture a
@@ -37,7 +37,7 @@ func LoadDenseFile(path string, a arch.Arch) (*DenseModel, error) {
 	}
 	d, err := denseFromFile(f, a)
 	if err != nil {
-		return nil, fmt.Errorf("train: dense model %s: %w", path, err)
+		return nil, fmt.Errorf("modelfile: dense model %s: %w", path, err)
 	}
 	return d, nil
 }
@@ -49,11 +49,11 @@ func denseFromFile(f *checkpoint.File, a arch.Arch) (*DenseModel, error) {
 	if a.Expanded() {
 		return nil, fmt.Errorf("%w: a dense model seeds a supernet, not an expanded model", supernet.ErrParams)
 	}
-	switch f.Metadata[checkpoint.KeyFormat] {
+	switch f.Metadata[KeyFormat] {
 	case FormatResume:
-		return nil, fmt.Errorf("%w: this is a resume file; start from the run's model file (supernet.safetensors) instead", checkpoint.ErrNotModel)
-	case checkpoint.FormatModel:
-		m, err := checkpoint.ModelFromFile(f)
+		return nil, fmt.Errorf("%w: this is a resume file; start from the run's model file (supernet.safetensors) instead", ErrNotModel)
+	case FormatModel:
+		m, err := FromFile(f)
 		if err != nil {
 			return nil, err
 		}

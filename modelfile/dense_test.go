@@ -1,4 +1,4 @@
-package train
+package modelfile
 
 import (
 	"errors"
@@ -159,19 +159,19 @@ func TestDenseOFAModelFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	space := arch.Space{HeadChoices: []int{2, 4}, MLPChoices: []int{12, 24}, DepthChoices: []int{1, 2}}
-	pre := checkpoint.Preprocess{Mean: 0.25, Std: 0.5}
+	pre := Preprocess{Mean: 0.25, Std: 0.5}
 	dir := t.TempDir()
-	save := func(name string, m *checkpoint.Model) string {
+	save := func(name string, m *Model) string {
 		t.Helper()
 		path := filepath.Join(dir, name)
-		if err := checkpoint.SaveModel(path, m); err != nil {
+		if err := Save(path, m); err != nil {
 			t.Fatal(err)
 		}
 		return path
 	}
-	for _, kind := range []string{checkpoint.KindSupernet, checkpoint.KindExtracted, checkpoint.KindFinetuned} {
-		m := &checkpoint.Model{Kind: kind, Arch: a, Params: p, Preprocess: pre}
-		if kind == checkpoint.KindSupernet {
+	for _, kind := range []string{KindSupernet, KindExtracted, KindFinetuned} {
+		m := &Model{Kind: kind, Arch: a, Params: p, Preprocess: pre}
+		if kind == KindSupernet {
 			m.Space = &space
 		}
 		d, err := LoadDenseFile(save(kind+".safetensors", m), a)
@@ -206,12 +206,12 @@ func TestDenseOFAModelFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	resume := save("resume.safetensors", &checkpoint.Model{Kind: checkpoint.KindSupernet, Arch: a, Space: &space, Params: p, Preprocess: pre})
+	resume := save("resume.safetensors", &Model{Kind: KindSupernet, Arch: a, Space: &space, Params: p, Preprocess: pre})
 	f, err := checkpoint.ReadFile(resume, checkpoint.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.Metadata[checkpoint.KeyFormat] = FormatResume
+	f.Metadata[KeyFormat] = FormatResume
 	if err := checkpoint.WriteFile(resume, f); err != nil {
 		t.Fatal(err)
 	}
@@ -220,15 +220,15 @@ func TestDenseOFAModelFile(t *testing.T) {
 		sentinel   error
 		want       []string
 	}{
-		{"head size", save("heads.safetensors", &checkpoint.Model{Kind: checkpoint.KindFinetuned, Arch: heads, Params: hp, Preprocess: pre}),
+		{"head size", save("heads.safetensors", &Model{Kind: KindFinetuned, Arch: heads, Params: hp, Preprocess: pre}),
 			supernet.ErrParams, []string{"head_dim is 8", "supernet's 4"}},
-		{"norm eps", save("eps.safetensors", &checkpoint.Model{Kind: checkpoint.KindFinetuned, Arch: eps, Params: p, Preprocess: pre}),
+		{"norm eps", save("eps.safetensors", &Model{Kind: KindFinetuned, Arch: eps, Params: p, Preprocess: pre}),
 			supernet.ErrParams, []string{"norm_eps"}},
-		{"extracted smaller", save("small.safetensors", &checkpoint.Model{Kind: checkpoint.KindExtracted, Arch: small, Params: sp, Preprocess: pre}),
+		{"extracted smaller", save("small.safetensors", &Model{Kind: KindExtracted, Arch: small, Params: sp, Preprocess: pre}),
 			supernet.ErrParams, []string{"layer 1 has 4 heads and MLP 12", "4 heads and MLP 24"}},
-		{"expanded", save("expanded.safetensors", &checkpoint.Model{Kind: checkpoint.KindExpanded, Arch: expanded, Params: ep, Preprocess: pre}),
+		{"expanded", save("expanded.safetensors", &Model{Kind: KindExpanded, Arch: expanded, Params: ep, Preprocess: pre}),
 			supernet.ErrParams, []string{"expanded"}},
-		{"resume file", resume, checkpoint.ErrNotModel, []string{"resume file"}},
+		{"resume file", resume, ErrNotModel, []string{"resume file"}},
 		{"not a checkpoint", filepath.Join("testdata", "timm_vit.py"), checkpoint.ErrBadCheckpoint, nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -242,5 +242,17 @@ func TestDenseOFAModelFile(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+func sameBits(t *testing.T, what string, a, b *supernet.Params) {
+	t.Helper()
+	for _, name := range a.Names() {
+		x, y := a.Get(name).Data().([]float32), b.Get(name).Data().([]float32)
+		for i := range x {
+			if math.Float32bits(x[i]) != math.Float32bits(y[i]) {
+				t.Fatalf("%s: %s[%d] differs: %v vs %v", what, name, i, x[i], y[i])
+			}
+		}
 	}
 }
