@@ -32,20 +32,18 @@ type Source struct {
 	// status 200.
 	URL string `mapstructure:"url"`
 	// EtcdEndpoints are the client URLs of one etcd v3 cluster, e.g.
-	// http://127.0.0.1:2379. They are read through viper's remote provider (crypt), which
-	// configures neither TLS nor authentication, so they must be plain-HTTP endpoints
-	// that allow anonymous reads.
+	// http://127.0.0.1:2379 (or host:port, read as http). An https endpoint is dialled
+	// with TLS, verified against the system's certificate authorities; no client
+	// certificate or user is configured, so the cluster must allow anonymous reads.
 	EtcdEndpoints []string `mapstructure:"etcd_endpoints"`
 	// EtcdKey is the exact etcd key whose value is a JSON target.
 	EtcdKey string `mapstructure:"etcd_key"`
 
 	// Timeout bounds each attempt: connecting, waiting and reading the whole response.
-	// An etcd read is also cut off by crypt (viper's remote backend) after 3 s, or
-	// $ETCDV3_CLI_TIMEOUT_SECOND seconds, whichever ends first.
 	Timeout time.Duration `mapstructure:"timeout"`
 	// Retries is the number of extra attempts after the first when it fails
 	// transiently: the server cannot be reached, does not answer within Timeout, or
-	// answers HTTP 5xx or 429. A negative value disables retries. Answers that are
+	// answers HTTP 5xx or 429 (etcd: unavailable or too many requests). A negative value disables retries. Answers that are
 	// definite — any other HTTP status, a missing etcd key, content that is too large,
 	// malformed or invalid — are never retried.
 	Retries int `mapstructure:"retries"`
@@ -54,8 +52,9 @@ type Source struct {
 	Backoff time.Duration `mapstructure:"backoff"`
 	// MaxBytes bounds the size of the target document. Larger HTTP responses are
 	// refused without reading more than MaxBytes+1 bytes of them (at once when their
-	// Content-Length says so). An etcd value is checked after viper has read it whole;
-	// etcd itself caps a value at --max-request-bytes, 1.5 MiB by default.
+	// Content-Length says so). An etcd response is refused unread when gRPC's length
+	// prefix says it exceeds MaxBytes plus the response's fixed overhead and the key; a
+	// value within that overhead of the limit is refused once read.
 	MaxBytes int64 `mapstructure:"max_bytes"`
 	// Fallback, when set, is returned (and Fetched.From says so) if every attempt failed
 	// transiently, i.e. the server is unreachable or unavailable. It is never used when
@@ -102,7 +101,6 @@ func (s Source) Validate() error {
 			return bad("etcd endpoints without a key")
 		}
 		for _, e := range s.EtcdEndpoints {
-			// viper joins a cluster's endpoints with ';' into one string.
 			if e == "" || strings.ContainsAny(e, "; \t\n") {
 				return bad("etcd endpoint %q: want a URL like http://127.0.0.1:2379", e)
 			}
@@ -153,7 +151,10 @@ func (e *remoteError) Error() string   { return e.err.Error() }
 func (e *remoteError) Unwrap() []error { return []error{ErrRemote, e.err} }
 
 // tooLargeError is a definite answer: the server holds a document over the size limit.
-type tooLargeError struct{ limit int64 }
+type tooLargeError struct {
+	limit  int64
+	unread bool // refused from the size the server declared, before reading the document
+}
 
 func (e *tooLargeError) Error() string {
 	return fmt.Sprintf("response larger than %d bytes", e.limit)
@@ -180,9 +181,7 @@ type attempt func(ctx context.Context) (data []byte, transient bool, err error)
 
 // Fetch gets the target s points to, retrying transient failures as Source describes,
 // and parses it strictly with Parse. A server that hangs costs at most about
-// Timeout×(Retries+1) plus the backoff pauses; cancelling ctx stops at once. (An etcd
-// read is abandoned rather than stopped: viper's remote read takes no context, so it
-// goes on in a goroutine until crypt's own timeout ends it.)
+// Timeout×(Retries+1) plus the backoff pauses; cancelling ctx stops at once.
 //
 // Every error wraps ErrRemote and names the URL or key; transport errors also give the
 // number of attempts and the last cause, e.g.
@@ -209,7 +208,7 @@ func Fetch(ctx context.Context, s Source) (Fetched, error) {
 		from = etcdFrom(s.EtcdEndpoints, s.EtcdKey)
 		op = from
 		try = func(ctx context.Context) ([]byte, bool, error) {
-			return etcdAttempt(ctx, s.EtcdEndpoints, s.EtcdKey, s.MaxBytes)
+			return etcdAttempt(ctx, s.EtcdEndpoints, s.EtcdKey, s.Timeout, s.MaxBytes)
 		}
 	}
 
