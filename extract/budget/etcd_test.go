@@ -359,8 +359,8 @@ func TestRecvLimit(t *testing.T) {
 			t.Errorf("key of %d bytes, value of %d: response of %d bytes over the limit %d", tc.keyLen, tc.maxBytes, size, limit)
 		}
 	}
-	if got := recvLimit("k", 1<<30); got <= 1<<30 {
-		t.Errorf("recvLimit at the largest MaxBytes = %d, want above %d", got, 1<<30)
+	if got := recvLimit("k", maxMaxBytes); got <= int(maxMaxBytes) {
+		t.Errorf("recvLimit at the largest MaxBytes = %d, want above %d", got, maxMaxBytes)
 	}
 	if got := recvLimit("k", math.MaxInt64); got != math.MaxInt32 {
 		t.Errorf("recvLimit(MaxInt64) = %d, want MaxInt32", got)
