@@ -143,7 +143,7 @@ func TestCheckEvalBatch(t *testing.T) {
 	if err := cfg.Validate("train"); err != nil {
 		t.Fatalf("Validate without the architecture: %v", err)
 	}
-	if err := cfg.ValidateFor(a); !errors.Is(err, ErrConfig) || !errors.Is(err, ErrEvalBatch) || !strings.Contains(err.Error(), "train.eval_batch") {
+	if err := cfg.ValidateFor("train", a); !errors.Is(err, ErrConfig) || !errors.Is(err, ErrEvalBatch) || !strings.Contains(err.Error(), "train.eval_batch") {
 		t.Fatalf("ValidateFor: error %v, want ErrConfig and ErrEvalBatch naming train.eval_batch", err)
 	}
 	cfg.EvalBatch = 65536

@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os/exec"
 	"strings"
@@ -13,8 +14,13 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/api/v3/etcdserverpb"
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
 	"go.uber.org/zap"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // etcdServer is a real etcd process on loopback ports, private to one test.
@@ -138,11 +144,9 @@ func (s *etcdServer) put(key, value string) {
 	}
 }
 
-// TestFetchEtcd runs every etcd case against one etcd process; the cases with an
-// unreachable endpoint come last, since one of them stops it. crypt's own timeout for
-// an etcd read is lowered to 1 s, so that abandoned reads end soon.
+// TestFetchEtcd runs every etcd case against one etcd process; the cases with a
+// stopped server come last, since they stop it.
 func TestFetchEtcd(t *testing.T) {
-	t.Setenv("ETCDV3_CLI_TIMEOUT_SECOND", "1")
 	srv := startEtcd(t)
 	srv.put("/ofa/good", `{"params_multiple": 4, "latency_ms": 2.5}`)
 	srv.put("/ofa/malformed", `{"params_multiple": 4`)
@@ -150,7 +154,13 @@ func TestFetchEtcd(t *testing.T) {
 	srv.put("/ofa/unknown", `{"params_multiple": 4, "Params": 5}`)
 	srv.put("/ofa/duplicate", `{"params": 4, "params": 5}`)
 	srv.put("/ofa/large", `{"params_multiple": 4}`+strings.Repeat(" ", 200))
+	srv.put("/ofa/huge", `{"params_multiple": 4}`+strings.Repeat(" ", 1<<20))
 	srv.put("/ofa/empty", ``)
+	// A value of exactly 100 bytes under a long key: the gRPC receive limit must leave
+	// room for the key and the response around the value.
+	longKey := "/ofa/" + strings.Repeat("k", 1000)
+	srv.put(longKey, `{"macs": 7}`+strings.Repeat(" ", 89))
+	srv.put(longKey+"+", `{"macs": 7}`+strings.Repeat(" ", 90))
 	fallback := &Target{Params: 123}
 
 	base := Source{EtcdEndpoints: []string{srv.endpoint}, Timeout: 2 * time.Second, Retries: 2, Backoff: 10 * time.Millisecond}
@@ -180,13 +190,24 @@ func TestFetchEtcd(t *testing.T) {
 			t.Fatalf("got %+v, %v", got, err)
 		}
 	})
+	t.Run("exactly MaxBytes under a long key", func(t *testing.T) {
+		got, err := Fetch(context.Background(), with(longKey, func(s *Source) { s.MaxBytes = 100 }))
+		if err != nil || got.Target != (Target{MACs: 7}) {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+	})
+	t.Run("host:port endpoint", func(t *testing.T) {
+		got, err := Fetch(context.Background(), with("/ofa/good", func(s *Source) { s.EtcdEndpoints = []string{host} }))
+		if err != nil || got.Target != (Target{ParamsMultiple: 4, LatencyMS: 2.5}) {
+			t.Fatalf("got %+v, %v", got, err)
+		}
+	})
 
 	for _, tc := range []struct {
-		name, key  string
-		edit       func(*Source)
-		want       []string // substrings of the error
-		invalid    bool     // the error must also wrap ErrInvalid
-		maxElapsed time.Duration
+		name, key string
+		edit      func(*Source)
+		want      []string // substrings of the error
+		invalid   bool     // the error must also wrap ErrInvalid
 	}{
 		{name: "missing key", key: "/ofa/missing", want: []string{`etcd://` + host + `/ofa/missing: key "/ofa/missing" not found after 1 attempt`}},
 		{name: "missing key with fallback", key: "/ofa/missing", edit: func(s *Source) { s.Fallback = fallback }, want: []string{`key "/ofa/missing" not found`}},
@@ -197,6 +218,9 @@ func TestFetchEtcd(t *testing.T) {
 		{name: "duplicate field", key: "/ofa/duplicate", want: []string{`target.params: duplicate field`}, invalid: true},
 		{name: "empty value", key: "/ofa/empty", want: []string{`target: empty document`}, invalid: true},
 		{name: "too large", key: "/ofa/large", edit: func(s *Source) { s.MaxBytes = 100 }, want: []string{"etcd://" + host + "/ofa/large: response larger than 100 bytes"}},
+		{name: "one byte over MaxBytes under a long key", key: longKey + "+", edit: func(s *Source) { s.MaxBytes = 100 }, want: []string{"+: response larger than 100 bytes"}},
+		{name: "far too large", key: "/ofa/huge", edit: func(s *Source) { s.MaxBytes = 100 }, want: []string{"etcd://" + host + "/ofa/huge: response larger than 100 bytes"}},
+		{name: "far too large with fallback", key: "/ofa/huge", edit: func(s *Source) { s.Fallback = fallback }, want: []string{"/ofa/huge: response larger than 65536 bytes"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			got, err := Fetch(context.Background(), with(tc.key, tc.edit))
@@ -207,9 +231,22 @@ func TestFetchEtcd(t *testing.T) {
 		})
 	}
 
+	t.Run("size checked before and after reading", func(t *testing.T) {
+		// A value far over the limit is refused by gRPC from the response's length
+		// prefix; one just over it is read and then refused.
+		for key, unread := range map[string]bool{"/ofa/huge": true, "/ofa/large": false} {
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+			_, transient, err := etcdAttempt(ctx, []string{srv.endpoint}, key, 2*time.Second, 100)
+			cancel()
+			var tl *tooLargeError
+			if !errors.As(err, &tl) || transient || tl.unread != unread {
+				t.Errorf("%s: got %#v (transient %v), want a definite tooLargeError with unread %v", key, err, transient, unread)
+			}
+		}
+	})
+
 	t.Run("concurrent", func(t *testing.T) {
-		// Endpoint sets that crypt caches separately, fetched at once: -race checks
-		// that crypt's client cache is never written while viper reads it.
+		// Each fetch has a client of its own: -race checks that they share no state.
 		a, b := srv.endpoint, host
 		sets := [][]string{{a}, {b}, {a, a}, {b, a}, {a, b, a}}
 		var wg sync.WaitGroup
@@ -234,78 +271,99 @@ func TestFetchEtcd(t *testing.T) {
 		}
 	})
 
-	down := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
-	for _, tc := range []struct {
-		name     string
-		stopped  bool // stop the shared server first (the cached client then loses it)
-		fallback bool
-	}{
-		{name: "unused port"},
-		{name: "unused port with fallback", fallback: true},
-		{name: "stopped server", stopped: true},
-		{name: "stopped server with fallback", stopped: true, fallback: true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			s := Source{EtcdEndpoints: []string{down}, EtcdKey: "/ofa/good",
-				Timeout: 200 * time.Millisecond, Retries: 2, Backoff: 10 * time.Millisecond}
-			if tc.stopped {
-				srv.stop()
-				s.EtcdEndpoints = []string{srv.endpoint}
-			}
-			if tc.fallback {
-				s.Fallback = fallback
-			}
-			start := time.Now()
-			got, err := Fetch(context.Background(), s)
-			elapsed := time.Since(start)
-			// 3 attempts of 200 ms plus 10+20 ms of backoff.
-			if elapsed < 600*time.Millisecond || elapsed > 2*time.Second {
-				t.Errorf("took %v, want about 630ms", elapsed)
-			}
-			if !tc.fallback {
-				if err == nil {
-					t.Fatalf("got %+v, want an error", got)
-				}
-				checkErr(t, err, []string{"/ofa/good: no answer within 200ms after 3 attempts"}, false)
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got.Target != *fallback || got.Attempts != 3 ||
-				!strings.HasPrefix(got.From, "fallback (server unreachable: budget: etcd://") {
-				t.Errorf("got %+v, want the fallback after 3 attempts", got)
-			}
+	srv.stop()
+	for _, withFallback := range []bool{false, true} {
+		t.Run(fmt.Sprintf("stopped server, fallback %v", withFallback), func(t *testing.T) {
+			checkUnreachable(t, srv.endpoint, withFallback)
 		})
 	}
 }
 
-// TestFetchEtcdCryptTimeout covers an unreachable endpoint whose read crypt itself
-// gives up on before Timeout: its error text must still count as transient.
-func TestFetchEtcdCryptTimeout(t *testing.T) {
-	if _, err := exec.LookPath("etcd"); err != nil {
-		t.Skip("etcd not installed: apt-get install etcd-server")
+// TestFetchEtcdUnreachable needs no etcd: nothing listens on the port.
+func TestFetchEtcdUnreachable(t *testing.T) {
+	down := fmt.Sprintf("http://127.0.0.1:%d", freePort(t))
+	for _, withFallback := range []bool{false, true} {
+		t.Run(fmt.Sprintf("fallback %v", withFallback), func(t *testing.T) {
+			checkUnreachable(t, down, withFallback)
+		})
 	}
-	t.Setenv("ETCDV3_CLI_TIMEOUT_SECOND", "1")
-	s := Source{EtcdEndpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}, EtcdKey: "/ofa/b",
-		Timeout: 3 * time.Second, Retries: -1, Fallback: &Target{MACs: 9}}
-	// Wait for reads that earlier tests abandoned, which would delay the first read from
-	// a new endpoint set.
-	if err := clientCache.Acquire(context.Background(), cacheUnits); err != nil {
-		t.Fatal(err)
+}
+
+// checkUnreachable fetches from an endpoint where nothing answers: every attempt must
+// last its Timeout, and the fetch must fail or return the fallback after all of them.
+func checkUnreachable(t *testing.T, endpoint string, withFallback bool) {
+	t.Helper()
+	fallback := &Target{Params: 123}
+	s := Source{EtcdEndpoints: []string{endpoint}, EtcdKey: "/ofa/good",
+		Timeout: 200 * time.Millisecond, Retries: 2, Backoff: 10 * time.Millisecond}
+	if withFallback {
+		s.Fallback = fallback
 	}
-	clientCache.Release(cacheUnits)
 	start := time.Now()
 	got, err := Fetch(context.Background(), s)
+	elapsed := time.Since(start)
+	// 3 attempts of 200 ms plus 10+20 ms of backoff.
+	if elapsed < 600*time.Millisecond || elapsed > 2*time.Second {
+		t.Errorf("took %v, want about 630ms", elapsed)
+	}
+	if !withFallback {
+		if err == nil {
+			t.Fatalf("got %+v, want an error", got)
+		}
+		checkErr(t, err, []string{"/ofa/good: no answer within 200ms after 3 attempts"}, false)
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("From: %s", got.From)
-	if elapsed := time.Since(start); elapsed > 2500*time.Millisecond {
-		t.Errorf("took %v, want about 1s (crypt's timeout)", elapsed)
+	if got.Target != *fallback || got.Attempts != 3 ||
+		!strings.HasPrefix(got.From, "fallback (server unreachable: budget: etcd://") {
+		t.Errorf("got %+v, want the fallback after 3 attempts", got)
 	}
-	if got.Target != *s.Fallback || !strings.Contains(got.From, "/ofa/b: context deadline exceeded after 1 attempt)") {
-		t.Errorf("got %+v, want the fallback after crypt's deadline", got)
+}
+
+// TestFetchEtcdCancel checks that cancelling the context stops an etcd read that is
+// waiting for a connection, long before Timeout, and that the fallback is not used.
+func TestFetchEtcdCancel(t *testing.T) {
+	s := Source{EtcdEndpoints: []string{fmt.Sprintf("http://127.0.0.1:%d", freePort(t))}, EtcdKey: "/ofa/b",
+		Timeout: time.Minute, Fallback: &Target{MACs: 9}}
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	start := time.Now()
+	got, err := Fetch(ctx, s)
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("got %+v, %v; want the context's error and no fallback", got, err)
+	}
+	checkErr(t, err, []string{"/ofa/b: context canceled after 1 attempt"}, false)
+	if elapsed := time.Since(start); elapsed > 30*time.Second {
+		t.Errorf("took %v, want it to stop when the context was cancelled, not after Timeout", elapsed)
+	}
+}
+
+// TestRecvLimit checks that the gRPC receive limit leaves room for the largest
+// encoding of a response holding a value of exactly maxBytes.
+func TestRecvLimit(t *testing.T) {
+	for _, tc := range []struct {
+		keyLen   int
+		maxBytes int64
+	}{{1, 10}, {5, 100}, {1000, 100}, {200, DefaultMaxBytes}, {1 << 16, 1 << 20}} {
+		key := strings.Repeat("k", tc.keyLen)
+		worst := &etcdserverpb.RangeResponse{
+			Header: &etcdserverpb.ResponseHeader{ClusterId: math.MaxUint64, MemberId: math.MaxUint64, Revision: -1, RaftTerm: math.MaxUint64},
+			Kvs: []*mvccpb.KeyValue{{Key: []byte(key), CreateRevision: -1, ModRevision: -1, Version: -1,
+				Value: make([]byte, tc.maxBytes), Lease: -1}},
+			More:  true,
+			Count: -1,
+		}
+		if size, limit := worst.Size(), recvLimit(key, tc.maxBytes); size > limit {
+			t.Errorf("key of %d bytes, value of %d: response of %d bytes over the limit %d", tc.keyLen, tc.maxBytes, size, limit)
+		}
+	}
+	if got := recvLimit("k", maxMaxBytes); got <= int(maxMaxBytes) {
+		t.Errorf("recvLimit at the largest MaxBytes = %d, want above %d", got, maxMaxBytes)
+	}
+	if got := recvLimit("k", math.MaxInt64); got != math.MaxInt32 {
+		t.Errorf("recvLimit(MaxInt64) = %d, want MaxInt32", got)
 	}
 }
 
@@ -324,5 +382,35 @@ func checkErr(t *testing.T, err error, want []string, invalid bool) {
 	}
 	if got := errors.Is(err, ErrInvalid); got != invalid {
 		t.Errorf("error %q: errors.Is(ErrInvalid) = %v, want %v", err, got, invalid)
+	}
+}
+
+// TestEtcdFailure checks how errors of the etcd client are classified.
+func TestEtcdFailure(t *testing.T) {
+	live := context.Background()
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name      string
+		ctx       context.Context
+		err       error
+		transient bool
+		want      string
+	}{
+		{"context ended", ended, status.Error(codes.Unavailable, "connection refused"), true, "context canceled"},
+		{"etcd unavailable", live, rpctypes.ErrNoLeader, true, "etcdserver: no leader"},
+		{"etcd too many requests", live, rpctypes.ErrTooManyRequests, true, "etcdserver: too many requests"},
+		{"etcd permission denied", live, rpctypes.ErrPermissionDenied, false, "etcdserver: permission denied"},
+		{"etcd user required", live, rpctypes.ErrUserEmpty, false, "etcdserver: user name is empty"},
+		{"gRPC receive limit", live, status.Error(codes.ResourceExhausted, "grpc: received message larger than max (300 vs. 200)"), false, "response larger than 100 bytes"},
+		{"transport unavailable", live, status.Error(codes.Unavailable, "connection reset"), true, "connection reset"},
+		{"unimplemented", live, status.Error(codes.Unimplemented, "unknown service etcdserverpb.KV"), false, "unknown service etcdserverpb.KV"},
+		{"network", live, &net.OpError{Op: "dial", Err: syscall.ECONNREFUSED}, true, "dial: connection refused"},
+		{"other", live, errors.New("bad endpoint"), false, "bad endpoint"},
+	} {
+		_, transient, err := etcdFailure(tc.ctx, tc.err, 100)
+		if transient != tc.transient || err == nil || err.Error() != tc.want {
+			t.Errorf("%s: got %v (transient %v), want %q (transient %v)", tc.name, err, transient, tc.want, tc.transient)
+		}
 	}
 }

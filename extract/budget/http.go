@@ -41,14 +41,14 @@ func httpAttempt(ctx context.Context, client *http.Client, rawURL string, maxByt
 		return nil, code >= 500 || code == http.StatusTooManyRequests, fmt.Errorf("HTTP %d", code)
 	}
 	if resp.ContentLength > maxBytes {
-		return nil, false, &tooLargeError{maxBytes}
+		return nil, false, &tooLargeError{limit: maxBytes, unread: true}
 	}
 	data, err := io.ReadAll(io.LimitReader(resp.Body, maxBytes+1))
 	if err != nil {
 		return nil, transientNetError(err), fmt.Errorf("reading the response: %w", err)
 	}
 	if int64(len(data)) > maxBytes {
-		return nil, false, &tooLargeError{maxBytes}
+		return nil, false, &tooLargeError{limit: maxBytes}
 	}
 	return data, false, nil
 }

@@ -342,48 +342,6 @@ func TestFetchHTTPUnreachable(t *testing.T) {
 	})
 }
 
-func TestSourceValidate(t *testing.T) {
-	for _, tc := range []struct {
-		s    Source
-		want string
-	}{
-		{Source{}, "want a URL or etcd endpoints and a key"},
-		{Source{URL: "http://x/b", EtcdKey: "k"}, "want one"},
-		{Source{URL: "ftp://x/b"}, `URL "ftp://x/b"`},
-		{Source{URL: "localhost:8080/b"}, "localhost:8080/b"},
-		{Source{URL: "http:///b"}, `URL "http:///b"`},
-		{Source{URL: "http://x/%zz"}, "invalid URL escape"},
-		{Source{EtcdKey: "k"}, "without endpoints"},
-		{Source{EtcdEndpoints: []string{"http://127.0.0.1:2379"}}, "without a key"},
-		{Source{EtcdEndpoints: []string{"a;b"}, EtcdKey: "k"}, `endpoint "a;b"`},
-		{Source{EtcdEndpoints: []string{""}, EtcdKey: "k"}, `endpoint ""`},
-		{Source{URL: "http://x/b", Timeout: -1}, "timeout -1ns"},
-		{Source{URL: "http://x/b", MaxBytes: -1}, "max_bytes -1"},
-		{Source{URL: "http://x/b", Fallback: &Target{}}, "fallback: target: empty"},
-		{Source{URL: "http://x/b", Fallback: &Target{ParamsMultiple: 0.5}}, "fallback: target.params_multiple: got 0.5"},
-	} {
-		err := tc.s.Validate()
-		if err == nil {
-			t.Errorf("%+v: no error, want %q", tc.s, tc.want)
-			continue
-		}
-		if !strings.Contains(err.Error(), tc.want) || !errors.Is(err, ErrRemote) {
-			t.Errorf("%+v: got %q, want it to contain %q and wrap ErrRemote", tc.s, err, tc.want)
-		}
-		if _, ferr := Fetch(context.Background(), tc.s); ferr == nil || ferr.Error() != err.Error() {
-			t.Errorf("%+v: Fetch gave %v, want the Validate error", tc.s, ferr)
-		}
-	}
-	for _, s := range []Source{
-		{URL: "https://example.com/b"},
-		{EtcdEndpoints: []string{"http://127.0.0.1:2379", "127.0.0.1:22379"}, EtcdKey: "/ofa/b", Fallback: &Target{MACs: 1}},
-	} {
-		if err := s.Validate(); err != nil {
-			t.Errorf("%+v: %v", s, err)
-		}
-	}
-}
-
 func TestEtcdFrom(t *testing.T) {
 	for _, tc := range []struct {
 		endpoints []string

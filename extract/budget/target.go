@@ -53,62 +53,70 @@ const (
 
 var fieldNames = []string{fieldParamsMultiple, fieldParams, fieldMACs, fieldLatencyMS}
 
-// fieldError is an error about one field of a target; it prints as
-// "target.<field>: <msg>" and wraps ErrInvalid.
+// fieldError is an error about one field of a target; it prints as "<key>: <msg>",
+// where key names the field ("target.params", or e.g. "extract.target.params" for
+// ValidateAt), and wraps ErrInvalid.
 type fieldError struct {
-	field string // "" for the target as a whole
-	msg   string
+	key string // the field's full name, or the target's as a whole
+	msg string
 }
 
-func (e *fieldError) Error() string {
-	if e.field == "" {
-		return "target: " + e.msg
-	}
-	return "target." + e.field + ": " + e.msg
-}
+func (e *fieldError) Error() string { return e.key + ": " + e.msg }
 
 func (e *fieldError) Unwrap() error { return ErrInvalid }
 
+// errField is an error about field ("" for the whole target) of a target read by Parse
+// or ParseFlag.
 func errField(field, format string, args ...any) error {
-	return &fieldError{field: field, msg: fmt.Sprintf(format, args...)}
+	return &fieldError{key: join("target", field), msg: fmt.Sprintf(format, args...)}
+}
+
+// join appends field to the key of the section holding it.
+func join(key, field string) string {
+	if field == "" {
+		return key
+	}
+	return key + "." + field
 }
 
 // Validate reports the first problem with t, naming the field: an empty target, both
 // ParamsMultiple and Params, ParamsMultiple below 1, a negative limit, or a NaN or
-// infinite float. The error wraps ErrInvalid.
-func (t Target) Validate() error {
+// infinite float. The error wraps ErrInvalid and names fields "target.<field>".
+func (t Target) Validate() error { return t.ValidateAt("target") }
+
+// ValidateAt is Validate for a target at key in a configuration (a file, the
+// environment, flags): its errors name the offending field by its full key, e.g.
+// ValidateAt("extract.target") reports "extract.target.params_multiple: got -2, want
+// >= 1", and an empty target "extract.target: empty, ...". A configuration loader for
+// which the zero Target means "no target given" calls it only for a non-zero one.
+func (t Target) ValidateAt(key string) error {
+	bad := func(field, format string, args ...any) error {
+		return &fieldError{key: join(key, field), msg: fmt.Sprintf(format, args...)}
+	}
 	if t == (Target{}) {
-		return errField("", "empty, want at least one of %s", strings.Join(fieldNames, ", "))
+		return bad("", "empty, want at least one of %s", strings.Join(fieldNames, ", "))
 	}
 	if m := t.ParamsMultiple; math.IsNaN(m) || math.IsInf(m, 0) {
-		return errField(fieldParamsMultiple, "got %s, want a finite number >= 1", formatFloat(m))
+		return bad(fieldParamsMultiple, "got %s, want a finite number >= 1", formatFloat(m))
 	}
 	if t.ParamsMultiple != 0 && t.ParamsMultiple < 1 {
-		return errField(fieldParamsMultiple, "got %s, want >= 1", formatFloat(t.ParamsMultiple))
+		return bad(fieldParamsMultiple, "got %s, want >= 1", formatFloat(t.ParamsMultiple))
 	}
 	if t.Params < 0 {
-		return errField(fieldParams, "got %d, want > 0", t.Params)
+		return bad(fieldParams, "got %d, want > 0", t.Params)
 	}
 	if t.ParamsMultiple != 0 && t.Params != 0 {
-		return errField(fieldParams, "got %d together with params_multiple %s, want only one of the two",
+		return bad(fieldParams, "got %d together with params_multiple %s, want only one of the two",
 			t.Params, formatFloat(t.ParamsMultiple))
 	}
 	if t.MACs < 0 {
-		return errField(fieldMACs, "got %d, want > 0", t.MACs)
+		return bad(fieldMACs, "got %d, want > 0", t.MACs)
 	}
-	if err := checkFloat(fieldLatencyMS, t.LatencyMS); err != nil {
-		return err
+	if x := t.LatencyMS; math.IsNaN(x) || math.IsInf(x, 0) {
+		return bad(fieldLatencyMS, "got %s, want a finite number", formatFloat(x))
 	}
-	return nil
-}
-
-// checkFloat rejects NaN, infinities and negative values of a float field.
-func checkFloat(field string, x float64) error {
-	if math.IsNaN(x) || math.IsInf(x, 0) {
-		return errField(field, "got %s, want a finite number", formatFloat(x))
-	}
-	if x < 0 {
-		return errField(field, "got %s, want > 0", formatFloat(x))
+	if t.LatencyMS < 0 {
+		return bad(fieldLatencyMS, "got %s, want > 0", formatFloat(t.LatencyMS))
 	}
 	return nil
 }

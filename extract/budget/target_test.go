@@ -45,6 +45,43 @@ func TestValidate(t *testing.T) {
 	}
 }
 
+// TestTargetValidateAt checks that ValidateAt makes the same checks as Validate and
+// names the field by its full configuration key.
+func TestTargetValidateAt(t *testing.T) {
+	for _, tc := range []struct {
+		t    Target
+		want string // "" for valid
+	}{
+		{Target{ParamsMultiple: 4, LatencyMS: 3}, ""},
+		{Target{Params: 1, MACs: 1}, ""},
+		{Target{}, "extract.target: empty, want at least one of params_multiple, params, macs, latency_ms"},
+		{Target{ParamsMultiple: -2}, "extract.target.params_multiple: got -2, want >= 1"},
+		{Target{ParamsMultiple: 0.25}, "extract.target.params_multiple: got 0.25, want >= 1"},
+		{Target{ParamsMultiple: math.Inf(-1)}, "extract.target.params_multiple: got -Inf, want a finite number >= 1"},
+		{Target{Params: -50000}, "extract.target.params: got -50000, want > 0"},
+		{Target{ParamsMultiple: 2, Params: 9}, "extract.target.params: got 9 together with params_multiple 2, want only one of the two"},
+		{Target{MACs: -1}, "extract.target.macs: got -1, want > 0"},
+		{Target{LatencyMS: -0.001}, "extract.target.latency_ms: got -0.001, want > 0"},
+		{Target{MACs: 5, LatencyMS: math.NaN()}, "extract.target.latency_ms: got NaN, want a finite number"},
+	} {
+		err := tc.t.ValidateAt("extract.target")
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("%+v: %v", tc.t, err)
+		case tc.want == "":
+		case err == nil:
+			t.Errorf("%+v: no error, want %q", tc.t, tc.want)
+		case err.Error() != tc.want || !errors.Is(err, ErrInvalid):
+			t.Errorf("%+v: got %q, want %q wrapping ErrInvalid", tc.t, err, tc.want)
+		}
+		// Validate is ValidateAt("target").
+		verr := tc.t.Validate()
+		if (verr == nil) != (err == nil) || err != nil && "extract."+verr.Error() != err.Error() {
+			t.Errorf("%+v: Validate gave %v, ValidateAt %v", tc.t, verr, err)
+		}
+	}
+}
+
 func TestString(t *testing.T) {
 	for _, tc := range []struct {
 		t    Target
