@@ -7,6 +7,8 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+
+	"github.com/ofa-go/ofa/checkpoint"
 )
 
 // MarkerIncomplete is the file a step puts into its output directory before it writes
@@ -63,35 +65,10 @@ func WriteJSON(path string, v any) error {
 	return WriteAtomic(path, append(b, '\n'))
 }
 
-// WriteAtomic writes data to path atomically.
-func WriteAtomic(path string, data []byte) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			tmp.Close()
-			os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(0o644); err != nil {
-		return err
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("writing %s: %w", path, err)
-	}
-	return syncDir(dir)
+// WriteAtomic writes data to path atomically (checkpoint.WriteFileAtomic: the same
+// temporary-file naming that RemoveStaleTemps cleans up after a crash).
+func WriteAtomic(path string, data []byte) error {
+	return checkpoint.WriteFileAtomic(path, data, 0o644)
 }
 
 func syncDir(dir string) error {

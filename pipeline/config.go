@@ -252,10 +252,13 @@ func (c Config) Validate() error {
 	if err := c.Extract.Config.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
-	if t := c.Extract.Target; t != (budget.Target{}) {
-		if err := t.Validate(); err != nil {
-			return fmt.Errorf("%w: extract.target: %w", ErrConfig, err)
+	if t := c.Extract.Target; t != (budget.Target{}) { // the zero target means "not given"
+		if err := t.ValidateAt("extract.target"); err != nil {
+			return fmt.Errorf("%w: %w", ErrConfig, err)
 		}
+	}
+	if err := c.Extract.Remote.ValidateAt("extract.remote"); err != nil {
+		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
 	if err := c.Run.Validate(); err != nil {
 		return err

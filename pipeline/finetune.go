@@ -43,6 +43,9 @@ type FinetuneResult struct {
 // keeps the best model and measures it on the test split.
 func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *Dataset, opts FinetuneOptions) (*FinetuneResult, error) {
 	fc := cfg.Finetune
+	if err := fc.ValidateFor("finetune", m.Arch); err != nil {
+		return nil, err
+	}
 	if err := ds.CheckModel("the model", m); err != nil {
 		return nil, err
 	}

@@ -72,6 +72,22 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		return nil, err
 	}
 	opts.log("== data: %s", ds.Source)
+	// the checks that need the architecture, before any work
+	if cfg.Run.Supernet == "" {
+		ar, _, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
+		if err != nil {
+			return nil, err
+		}
+		if err := cfg.Train.ValidateFor("train", ar); err != nil {
+			return nil, err
+		}
+		if err := cfg.Finetune.ValidateFor("finetune", ar); err != nil {
+			return nil, err
+		}
+		if err := feasible(ar, targets, cfg.Extract.Floors); err != nil {
+			return nil, err
+		}
+	}
 	rep := &report.Report{Title: "ofa lifecycle report"}
 	rep.Notes = append(rep.Notes, "data: "+ds.Source, "BLAS: "+nn.Backend(),
 		fmt.Sprintf("splits: train %d, validation %d, test %d", ds.Train.N(), ds.Val.N(), ds.Test.N()))
@@ -81,10 +97,8 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err != nil {
 		return nil, err
 	}
-	for _, t := range targets {
-		if err := extract.Feasible(extract.CostModel{Arch: sn.Arch}, extract.Resolve(t, sn.Arch), cfg.Extract.Floors); err != nil {
-			return nil, fmt.Errorf("budget %s: %w", t, err)
-		}
+	if err := feasible(sn.Arch, targets, cfg.Extract.Floors); err != nil {
+		return nil, err
 	}
 	sha, err := modelfile.FileSHA256(supernetPath)
 	if err != nil {
@@ -220,6 +234,16 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 	rep.Losses = append(rep.Losses, res.Losses)
 	rep.Accuracies = append(rep.Accuracies, res.Accuracies)
 	return res.Model, res.Path, nil
+}
+
+// feasible checks that every budget can be met by a subnet of supernet a.
+func feasible(a arch.Arch, targets []budget.Target, f extract.Floors) error {
+	for _, t := range targets {
+		if err := extract.Feasible(extract.CostModel{Arch: a}, extract.Resolve(t, a), f); err != nil {
+			return fmt.Errorf("budget %s: %w", t, err)
+		}
+	}
+	return nil
 }
 
 func safeName(s string) string {

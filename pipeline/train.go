@@ -117,6 +117,9 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		return nil, err
 	}
 	ar, space := model.Arch, *model.Space
+	if err := cfg.Train.ValidateFor("train", ar); err != nil {
+		return nil, err
+	}
 	if err := modelfile.WriteAtomic(filepath.Join(out, FileConfig), append(append([]byte(nil), opts.StoredConfig...), '\n')); err != nil {
 		return nil, err
 	}
@@ -159,7 +162,12 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	opts.log("training %d steps (%d per epoch), sampler %s; output in %s", tr.TotalSteps(), tr.BatchesPerEpoch(), smp.Name(), out)
 
 	resumePath := filepath.Join(out, FileResume)
-	metrics, err := train.NewMetricsHook(filepath.Join(out, FileMetrics), 10)
+	metricsPath := filepath.Join(out, FileMetrics)
+	metrics, err := train.NewMetricsHook(metricsPath, 10)
+	if opts.Resume != nil {
+		// records past the resumed step (written after the last resume state) go
+		metrics, err = train.NewMetricsHookResumed(metricsPath, 10, opts.Resume.Step)
+	}
 	if err != nil {
 		return nil, err
 	}

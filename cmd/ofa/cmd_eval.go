@@ -41,6 +41,9 @@ func (a *app) evalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			if err := train.CheckEvalBatch(m.Arch, batch, "--batch"); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
 			named, err := parseSubnets(subnetArg, m)
 			if err != nil {
 				return err

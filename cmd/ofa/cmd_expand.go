@@ -33,6 +33,11 @@ func (a *app) expandCmd() *cobra.Command {
 					return fmt.Errorf("%w: --%w", errUsage, err)
 				}
 			}
+			release, err := a.claim(out)
+			if err != nil {
+				return err
+			}
+			defer release()
 			if err := refuseExistingModel(out, force); err != nil {
 				return err
 			}

@@ -74,6 +74,11 @@ func (a *app) extractCmd() *cobra.Command {
 					return fmt.Errorf("%w: --target: %w", errUsage, err)
 				}
 			}
+			release, err := a.claim(out)
+			if err != nil {
+				return err
+			}
+			defer release()
 			if err := refuseExistingModel(out, force); err != nil {
 				return err
 			}

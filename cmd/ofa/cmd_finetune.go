@@ -27,6 +27,11 @@ func (a *app) finetuneCmd() *cobra.Command {
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --model and --out are required", errUsage)
 			}
+			release, err := a.claim(out)
+			if err != nil {
+				return err
+			}
+			defer release()
 			if err := refuseExistingModel(out, force); err != nil {
 				return err
 			}

@@ -28,6 +28,11 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			release, err := a.claim(cfg.Out)
+			if err != nil {
+				return err
+			}
+			defer release()
 			if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.FileReport)); err == nil && !force && !resume {
 				return fmt.Errorf("%w: %s already holds a report: use --force to replace it", errUsage, cfg.Out)
 			}

@@ -76,6 +76,11 @@ func (a *app) trainCmd() *cobra.Command {
 				if out == "" {
 					return fmt.Errorf("%w: --resume needs --out, the run's directory", errUsage)
 				}
+				release, err := a.claim(out)
+				if err != nil {
+					return err
+				}
+				defer release()
 				if cfg, state, err = loadResume(out); err != nil {
 					return err
 				}
@@ -84,6 +89,11 @@ func (a *app) trainCmd() *cobra.Command {
 				if cfg, err = (loader{file: a.configFile, flags: changed(fk)}).load(); err != nil {
 					return err
 				}
+				release, err := a.claim(cfg.Out)
+				if err != nil {
+					return err
+				}
+				defer release()
 				if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.FileResume)); err == nil && !force {
 					return fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, cfg.Out)
 				}

@@ -98,6 +98,19 @@ func (a *app) say(format string, args ...any) {
 	fmt.Fprintf(w, format+"\n", args...)
 }
 
+// claim takes dir as this command's output directory (pipeline.Claim: an exclusive lock,
+// stale temporary files removed) and returns the function that releases it.
+func (a *app) claim(dir string) (func() error, error) {
+	release, removed, err := pipeline.Claim(dir)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range removed {
+		a.say("removed %s, left by an earlier run that was killed while writing", r)
+	}
+	return release, nil
+}
+
 // output is where library steps show their progress and lines.
 func (a *app) output() pipeline.Output {
 	return pipeline.Output{Progress: a.stderr, Log: a.say}
