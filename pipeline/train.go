@@ -25,7 +25,7 @@ const (
 	FileSupernet = "supernet.safetensors"
 	FileResume   = "resume.safetensors"
 	FileMetrics  = "metrics.jsonl"
-	FileConfig   = "config.json"
+	FileConfig   = "config.yaml"
 	FileModel    = "model.safetensors"
 	FileManifest = "manifest.json"
 	FileResult   = "result.json"
@@ -56,13 +56,13 @@ func (o Output) progress() io.Writer {
 type TrainOptions struct {
 	Output
 	// Dir receives supernet.safetensors (at every evaluation and at the end),
-	// resume.safetensors, metrics.jsonl and config.json. The directory is marked
+	// resume.safetensors, metrics.jsonl and config.yaml (the configuration, loadable with --config). The directory is marked
 	// incomplete until the run ends.
 	Dir string
 	// Resume continues a run from its saved state; the caller loaded it (and its
 	// configuration) from Dir.
 	Resume *modelfile.Resume
-	// StoredConfig is the configuration as it is stored in resume files and config.json
+	// StoredConfig is the configuration as it is stored in resume files and config.yaml
 	// (the CLI stores the keys of its configuration file).
 	StoredConfig []byte
 	// Init, if set, are the supernet's starting weights (for example from a dense model).
@@ -99,6 +99,17 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		model = r.Model
 		if model.Kind != modelfile.KindSupernet || model.Space == nil {
 			return nil, fmt.Errorf("%w: the resume state holds a %s model, not a supernet", ErrConfig, model.Kind)
+		}
+		// the stored configuration must describe the stored weights
+		want, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
+		if err != nil {
+			return nil, err
+		}
+		if want.JSON() != model.Arch.JSON() {
+			return nil, fmt.Errorf("%w: the model section describes %s, but the resumed weights are %s", ErrConfig, want.JSON(), model.Arch.JSON())
+		}
+		if fmt.Sprint(space) != fmt.Sprint(*model.Space) {
+			return nil, fmt.Errorf("%w: the model section's search space %+v differs from the resumed supernet's %+v", ErrConfig, space, *model.Space)
 		}
 	} else {
 		ar, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))

@@ -93,9 +93,23 @@ func (l loader) load() (Config, error) {
 		dc.WeaklyTypedInput = false
 		dc.DecodeHook = strictHook
 	}); err != nil {
-		return def, fmt.Errorf("%w: %s: %v", errConfig, where, err)
+		return def, fmt.Errorf("%w: %s: %s", errConfig, where, decodeErrorText(err))
 	}
 	return c, c.Validate()
+}
+
+// decodeErrorText puts mapstructure's multi-line error on one line: "'train.epochs' got
+// 1.5, want a whole number; ...".
+func decodeErrorText(err error) string {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "decoding failed due to") {
+			continue
+		}
+		parts = append(parts, strings.TrimPrefix(line, "* "))
+	}
+	return strings.Join(parts, "; ")
 }
 
 // storedConfig is the configuration as the tool stores it (resume files, model

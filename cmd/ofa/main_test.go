@@ -1,17 +1,19 @@
 package main
 
 import (
-	"slices"
-
 	"bytes"
 	"encoding/json"
-	"github.com/ofa-go/ofa/modelfile"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ofa-go/ofa/checkpoint"
+	"github.com/ofa-go/ofa/modelfile"
 )
 
 // tinyConfig is a small model and a short run on the embedded data.
@@ -77,6 +79,22 @@ func TestConfigErrorsNameTheKey(t *testing.T) {
 		{"type", "train:\n  epochs: many\n", [2]string{}, []string{"epochs"}},
 		{"env typo", "", [2]string{"OFA_TRAIN_LRR", "1"}, []string{"OFA_TRAIN_LRR"}},
 		{"space", "model:\n  heads: 4\n  head_choices: [1, 2]\n", [2]string{}, []string{"head_choices"}},
+		// strict decoding: each of these was accepted silently or with a changed value
+		{"fractional epochs", "train:\n  epochs: 1.5\n", [2]string{}, []string{"epochs", "want a whole number"}},
+		{"fractional batch", "train:\n  batch_size: 64.9\n", [2]string{}, []string{"batch_size", "want a whole number"}},
+		{"scalar for a list", "model:\n  head_choices: 4\n", [2]string{}, []string{"head_choices"}},
+		{"word for a boolean", "data:\n  embedded: 'yes please'\n", [2]string{}, []string{"embedded"}},
+		{"negative steps", "train:\n  steps: -5\n", [2]string{}, []string{"train.steps", "want >= 0"}},
+		{"zero shards", "train:\n  shards: 0\n", [2]string{}, []string{"train.shards", "want 1..64"}},
+		{"dim and head dim", "model:\n  dim: 100\n  head_dim: 16\n", [2]string{}, []string{"model.dim", "multiple of model.head_dim"}},
+		{"negative params multiple", "extract:\n  target:\n    params_multiple: -2\n", [2]string{}, []string{"extract.target.params_multiple"}},
+		{"negative timeout", "extract:\n  remote:\n    timeout: -1s\n", [2]string{}, []string{"extract.remote.timeout"}},
+		{"negative max bytes", "extract:\n  remote:\n    max_bytes: -1\n", [2]string{}, []string{"extract.remote.max_bytes"}},
+		{"upper-case key", "TRAIN:\n  LR: 0.1\n", [2]string{}, []string{`"TRAIN"`, "lower case"}},
+		{"huge sandwich", "sampler:\n  random: 1000000\n", [2]string{}, []string{"sampler.random"}},
+		{"huge eval batch", "train:\n  eval_batch: 65536\n", [2]string{}, []string{"train.eval_batch"}},
+		{"env fraction", "", [2]string{"OFA_TRAIN_EPOCHS", "1.5"}, []string{"epochs", "whole number"}},
+		{"env word for a boolean", "", [2]string{"OFA_DATA_EMBEDDED", "yes please"}, []string{"embedded", "true or false"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -225,6 +243,67 @@ func TestInterruptAndResume(t *testing.T) {
 	for _, name := range a.Params.Names() {
 		if !slices.Equal(a.Params.Float32(name), b.Params.Float32(name)) {
 			t.Fatalf("the resumed run's %s differs from the uninterrupted run's", name)
+		}
+	}
+}
+
+// TestResumeValidatesStoredConfig: a resume file's stored configuration is checked as
+// strictly as a configuration file, and must describe the stored weights.
+func TestResumeValidatesStoredConfig(t *testing.T) {
+	cfg := writeConfig(t, tinyConfig)
+	out := filepath.Join(t.TempDir(), "run")
+	if code, _, stderr := ofa(t, "train", "--config", cfg, "--out", out); code != 0 {
+		t.Fatal(stderr)
+	}
+	resume := filepath.Join(out, "resume.safetensors")
+	orig, err := checkpoint.ReadFile(resume, checkpoint.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := orig.Metadata[modelfile.KeyRunConfig]
+	for _, c := range []struct {
+		name string
+		edit func(string) string
+		want []string
+	}{
+		{"unknown section", func(s string) string { return "trian:\n  lr: 0.1\n" + s }, []string{`unknown key "trian.lr"`}},
+		{"unknown key", func(s string) string { return strings.Replace(s, "train:\n", "train:\n    lerning_rate: 0.1\n", 1) },
+			[]string{`unknown key "train.lerning_rate"`}},
+		{"upper case", func(s string) string { return "Train:\n  lr: 0.1\n" + s }, []string{`"Train"`, "lower case"}},
+		{"dim of other weights", func(s string) string { return strings.Replace(s, "dim: 32", "dim: 128", 1) },
+			[]string{"model section describes", "resumed weights"}},
+		{"missing data dir", func(s string) string {
+			return strings.Replace(strings.Replace(s, "embedded: true", "embedded: false", 1), "dir: \"\"", "dir: /nonexistent/fashion", 1)
+		}, []string{"/nonexistent/fashion"}},
+		{"huge sandwich", func(s string) string { return strings.Replace(s, "random: 2", "random: 1000000", 1) }, []string{"sampler.random"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			edited := c.edit(stored)
+			if edited == stored {
+				t.Fatalf("the edit changed nothing in:\n%s", stored)
+			}
+			f := *orig
+			f.Metadata = maps.Clone(orig.Metadata)
+			f.Metadata[modelfile.KeyRunConfig] = edited
+			if err := checkpoint.WriteFile(resume, &f); err != nil {
+				t.Fatal(err)
+			}
+			code, _, stderr := ofa(t, "train", "--out", out, "--resume")
+			if code == 0 {
+				t.Fatal("resumed with a bad stored configuration")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(stderr, w) {
+					t.Errorf("error %q does not mention %q", stderr, w)
+				}
+			}
+		})
+	}
+	// flags the resumed run would ignore are refused
+	for _, flag := range [][]string{{"--steps", "5"}, {"--lr", "0.1"}, {"--force"}} {
+		code, _, stderr := ofa(t, append([]string{"train", "--out", out, "--resume"}, flag...)...)
+		if code != exitUsage || !strings.Contains(stderr, flag[0]) {
+			t.Errorf("%v with --resume: code %d, %s", flag, code, stderr)
 		}
 	}
 }
