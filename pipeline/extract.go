@@ -103,6 +103,25 @@ var Baselines = []struct{ Order, Name string }{
 	{extract.OrderRandom, "random units"},
 }
 
+// BaselineAccuracies extracts the sizes of res with each of Baselines' orders and returns
+// their test accuracies, keyed by order.
+func (e *Extractor) BaselineAccuracies(core extract.Config, res *extract.Result) (map[string]float64, error) {
+	out := map[string]float64{}
+	for _, b := range Baselines {
+		c := core
+		c.Order = b.Order
+		sub := res.Subnet
+		r, err := e.Extract(c, extract.Selection{}, &sub)
+		if err != nil {
+			return nil, err
+		}
+		if out[b.Order], err = e.TestAccuracy(r.Arch, r.Params); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
 // Model turns an extraction result into a model of kind extracted, with its manifest and
 // provenance.
 func (e *Extractor) Model(res *extract.Result, prov *modelfile.Provenance) (*modelfile.Model, error) {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/ofa-go/ofa/configfile"
+
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/modelfile"
@@ -27,7 +29,7 @@ func (a *app) evalCmd() *cobra.Command {
   ofa eval --model runs/fmnist/supernet.safetensors --subnet subnet.json --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loader{file: a.configFile, flags: changed(fk)}.load()
+			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
 			if err != nil {
 				return err
 			}

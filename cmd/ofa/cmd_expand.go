@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/ofa-go/ofa/configfile"
+
 	"github.com/ofa-go/ofa/expand"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
@@ -21,7 +23,7 @@ func (a *app) expandCmd() *cobra.Command {
   ofa expand --model M --plan 0,0,1,1,2 --transforms lowrank:8,headmix --out E`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loader{file: a.configFile, flags: changed(fk)}.load()
+			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
 			if err != nil {
 				return err
 			}

@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ofa-go/ofa/configfile"
+
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
 	"github.com/ofa-go/ofa/modelfile"
@@ -46,7 +48,7 @@ func (a *app) extractCmd() *cobra.Command {
   ofa extract --supernet S --target-etcd http://127.0.0.1:2379 --target-key /ofa/budget --out x`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loader{file: a.configFile, flags: changed(fk)}.load()
+			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
 			if err != nil {
 				return err
 			}
@@ -124,7 +126,7 @@ func (a *app) extractCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			em, err := ex.Model(res, &modelfile.Provenance{Supernet: supernetPath, SupernetSHA256: sha, Step: "extract", Config: string(storedConfig(cfg))})
+			em, err := ex.Model(res, &modelfile.Provenance{Supernet: supernetPath, SupernetSHA256: sha, Step: "extract", Config: string(configfile.Store(cfg))})
 			if err != nil {
 				return err
 			}
@@ -144,18 +146,11 @@ func (a *app) extractCmd() *cobra.Command {
 			a.say("test accuracy before fine-tuning: %.2f%%", 100*acc)
 			o := map[string]any{"command": "extract", "model": path, "manifest": mf, "test_accuracy": acc, "layers": res.Arch.Layers}
 			if e.Baselines {
-				bl := map[string]float64{}
+				bl, err := ex.BaselineAccuracies(e.Config, res)
+				if err != nil {
+					return err
+				}
 				for _, b := range pipeline.Baselines {
-					c := e.Config
-					c.Order = b.Order
-					sub := res.Subnet
-					r, err := ex.Extract(c, extract.Selection{}, &sub)
-					if err != nil {
-						return err
-					}
-					if bl[b.Order], err = ex.TestAccuracy(r.Arch, r.Params); err != nil {
-						return err
-					}
 					a.say("baseline %-12s (same sizes): test accuracy %.2f%%", b.Name, 100*bl[b.Order])
 				}
 				o["baselines"] = bl

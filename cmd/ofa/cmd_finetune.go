@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"path/filepath"
 
+	"github.com/ofa-go/ofa/configfile"
+
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/cobra"
@@ -20,7 +22,7 @@ func (a *app) finetuneCmd() *cobra.Command {
   ofa finetune --model M --teacher S --epochs 10 --out F --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := loader{file: a.configFile, flags: changed(fk)}.load()
+			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
 			if err != nil {
 				return err
 			}

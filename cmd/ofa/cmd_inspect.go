@@ -4,30 +4,10 @@ import (
 	"fmt"
 	"sort"
 
-	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/spf13/cobra"
 )
-
-// layerInfo is one row of `ofa inspect`.
-type layerInfo struct {
-	Layer  int   `json:"layer"`
-	Heads  int   `json:"heads"`
-	MLP    int   `json:"mlp"`
-	Params int64 `json:"params"`
-	MACs   int64 `json:"macs"`
-	// Uses lists the positions running this layer (expanded models).
-	Uses []int `json:"positions,omitempty"`
-}
-
-// positionInfo is one position of an expanded model.
-type positionInfo struct {
-	arch.Position
-	Index  int   `json:"position"`
-	Params int64 `json:"params"` // the position's own norms and transforms
-	MACs   int64 `json:"macs"`
-}
 
 func (a *app) inspectCmd() *cobra.Command {
 	return &cobra.Command{
@@ -62,22 +42,7 @@ func (a *app) inspect(path string, m *modelfile.Model, step int) error {
 	ar := m.Arch
 	total := ar.ModelCost()
 	stem := ar.StemCost()
-	var layers []layerInfo
-	for i, l := range ar.Layers {
-		c := ar.BlockCost(l.Heads, l.MLP)
-		li := layerInfo{Layer: i, Heads: l.Heads, MLP: l.MLP, Params: c.Params, MACs: c.MACs}
-		if ar.Expanded() {
-			li.Params -= 4 * int64(ar.Dim) // norms belong to positions
-		}
-		layers = append(layers, li)
-	}
-	var positions []positionInfo
-	for p, pos := range ar.Positions {
-		c := ar.PositionTransformCost(pos)
-		positions = append(positions, positionInfo{Position: pos, Index: p, Params: c.Params,
-			MACs: c.MACs + ar.BlockCost(ar.Layers[pos.Layer].Heads, ar.Layers[pos.Layer].MLP).MACs})
-		layers[pos.Layer].Uses = append(layers[pos.Layer].Uses, p)
-	}
+	layers, positions := ar.Breakdown()
 	a.say("%s: %s model, task %s, input %dx%dx%d, patch %dx%d (%d tokens), dim %d, head dim %d, %d classes",
 		path, m.Kind, ar.Task, ar.InChannels, ar.InHeight, ar.InWidth, ar.PatchHeight, ar.PatchWidth, ar.Tokens(), ar.Dim, ar.HeadDim, ar.Classes)
 	if step >= 0 {

@@ -5,6 +5,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ofa-go/ofa/configfile"
+
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/cobra"
 )
@@ -24,7 +26,7 @@ func (a *app) runCmd() *cobra.Command {
 			if force && resume {
 				return fmt.Errorf("%w: --force starts over and --resume continues: give one", errUsage)
 			}
-			cfg, err := loader{file: a.configFile, flags: changed(fk)}.load()
+			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
 			if err != nil {
 				return err
 			}
@@ -40,7 +42,7 @@ func (a *app) runCmd() *cobra.Command {
 				return fmt.Errorf("%w: %s already holds a lifecycle: use --resume to continue it or --force to start over", errUsage, cfg.Out)
 			}
 			rep, err := pipeline.Lifecycle(cmd.Context(), cfg, pipeline.LifecycleOptions{Output: a.output(), Dir: cfg.Out,
-				Resume: resume, StoredConfig: storedConfig(cfg)})
+				Resume: resume, StoredConfig: configfile.Store(cfg)})
 			if err != nil {
 				return err
 			}

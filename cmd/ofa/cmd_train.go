@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/ofa-go/ofa/configfile"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -62,7 +63,7 @@ func (a *app) trainCmd() *cobra.Command {
   ofa train --out runs/fmnist --resume`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cfg Config
+			var cfg pipeline.Config
 			var state *modelfile.Resume
 			var err error
 			if resume {
@@ -86,7 +87,7 @@ func (a *app) trainCmd() *cobra.Command {
 				}
 				a.say("resuming %s at step %d (configuration from the resume file)", filepath.Join(out, pipeline.FileResume), state.Step)
 			} else {
-				if cfg, err = (loader{file: a.configFile, flags: changed(fk)}).load(); err != nil {
+				if cfg, err = (configfile.Loader{File: a.configFile, Flags: changed(fk)}).Load(); err != nil {
 					return err
 				}
 				release, err := a.claim(cfg.Out)
@@ -103,7 +104,7 @@ func (a *app) trainCmd() *cobra.Command {
 				return err
 			}
 			a.say("data: %s; training on %d, validation %d, test %d", ds.Source, ds.Train.N(), ds.Val.N(), ds.Test.N())
-			opts := pipeline.TrainOptions{Output: a.output(), Dir: cfg.Out, Resume: state, StoredConfig: storedConfig(cfg)}
+			opts := pipeline.TrainOptions{Output: a.output(), Dir: cfg.Out, Resume: state, StoredConfig: configfile.Store(cfg)}
 			if state != nil {
 				opts.StoredConfig = []byte(state.RunConfig)
 			}
@@ -146,18 +147,18 @@ func (a *app) trainCmd() *cobra.Command {
 
 // loadResume reads out's resume file and validates its stored configuration as strictly
 // as a configuration file.
-func loadResume(out string) (Config, *modelfile.Resume, error) {
+func loadResume(out string) (pipeline.Config, *modelfile.Resume, error) {
 	path := filepath.Join(out, pipeline.FileResume)
 	state, err := modelfile.LoadResume(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return Config{}, nil, fmt.Errorf("%w: --resume: %s has no resume file (%s)", errUsage, out, pipeline.FileResume)
+		return pipeline.Config{}, nil, fmt.Errorf("%w: --resume: %s has no resume file (%s)", errUsage, out, pipeline.FileResume)
 	}
 	if err != nil {
-		return Config{}, nil, err
+		return pipeline.Config{}, nil, err
 	}
-	cfg, err := loader{stored: []byte(state.RunConfig), where: path + " (stored configuration)"}.load()
+	cfg, err := configfile.Loader{Stored: []byte(state.RunConfig), Where: path + " (stored configuration)"}.Load()
 	if err != nil {
-		return Config{}, nil, err
+		return pipeline.Config{}, nil, err
 	}
 	cfg.Out = out
 	return cfg, state, nil

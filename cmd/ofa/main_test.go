@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ofa-go/ofa/checkpoint"
+	"github.com/ofa-go/ofa/configfile"
 	"github.com/ofa-go/ofa/modelfile"
 )
 
@@ -129,7 +130,7 @@ func TestPrecedence(t *testing.T) {
 		t.Fatal(err)
 	}
 	fk.add(cmd.Flags(), "epochs", "train.epochs")
-	c, err := loader{file: cfgFile, flags: changed(fk)}.load()
+	c, err := configfile.Loader{File: cfgFile, Flags: changed(fk)}.Load()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,4 +1,4 @@
-package main
+package configfile
 
 import (
 	"fmt"
@@ -13,12 +13,12 @@ func TestStoredConfigRoundTrip(t *testing.T) {
 	c := pipeline.DefaultConfig()
 	c.Train.LR, c.Model.InitSeed, c.Sampler.Random = 1.234567890123e-3, 1<<40+3, 1
 	c.Extract.Remote.URL = "http://127.0.0.1:1/x"
-	got, err := loader{stored: storedConfig(c), where: "stored"}.load()
+	got, err := Loader{Stored: Store(c), Where: "stored"}.Load()
 	if err != nil {
 		t.Fatal(err)
 	}
 	// nil and empty lists store alike; compare everything else field by field
-	if string(storedConfig(got)) != string(storedConfig(c)) || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", c) {
+	if string(Store(got)) != string(Store(c)) || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", c) {
 		t.Fatalf("round trip changed the configuration:\n got %+v\nwant %+v", got, c)
 	}
 }

@@ -1,4 +1,10 @@
-package main
+// Package configfile loads the tool's configuration (pipeline.Config) from, in increasing
+// precedence, the defaults, a YAML file, OFA_ environment variables and command-line flags,
+// strictly: unknown or upper-case keys, fractional numbers for whole-number keys, scalars
+// for lists and words for booleans are errors naming the key. It also stores a
+// configuration in the same YAML form, so that a stored configuration (a resume file's,
+// a run's config.yaml) loads back exactly and is checked as strictly as a file.
+package configfile
 
 import (
 	"bytes"
@@ -20,29 +26,32 @@ import (
 	"go.yaml.in/yaml/v3"
 )
 
-// Config is the whole configuration (the library's); this file only loads it.
+// Config is the whole configuration.
 type Config = pipeline.Config
 
 // errConfig is wrapped by every configuration error.
 var errConfig = pipeline.ErrConfig
 
-// maxConfigBytes bounds a configuration file, checked before it is read.
-const maxConfigBytes = 1 << 20
+// MaxBytes bounds a configuration file, checked before it is read.
+const MaxBytes = 1 << 20
 
-// loader builds a Config from, in increasing precedence: the defaults, a YAML file
-// (--config), environment variables (OFA_ plus the upper-cased key with dots as
-// underscores, e.g. OFA_TRAIN_LR) and flags (bound by key). A stored configuration (from a
-// resume file) replaces file, environment and flags. Decoding is strict: unknown or
-// upper-case keys, fractional numbers for whole-number keys, scalars for lists and words
-// for booleans are errors naming the key.
-type loader struct {
-	file   string
-	flags  map[string]*pflag.Flag // config key -> flag
-	stored []byte                 // a stored configuration (YAML) instead of file, env and flags
-	where  string                 // names the stored configuration in errors
+// Loader builds a Config from, in increasing precedence: the defaults, a YAML file,
+// environment variables (OFA_ plus the upper-cased key with dots as underscores, e.g.
+// OFA_TRAIN_LR) and flags (bound by key). A stored configuration replaces file,
+// environment and flags.
+type Loader struct {
+	// File is a YAML configuration file (at most MaxBytes).
+	File string
+	// Flags maps configuration keys to the flags that set them (only flags the user set).
+	Flags map[string]*pflag.Flag
+	// Stored is a configuration as Store wrote it, loaded instead of file, environment and
+	// flags; Where names it in errors.
+	Stored []byte
+	Where  string
 }
 
-func (l loader) load() (Config, error) {
+// Load builds and validates the configuration.
+func (l Loader) Load() (Config, error) {
 	v := viper.New()
 	def := pipeline.DefaultConfig()
 	known := knownKeys()
@@ -54,14 +63,14 @@ func (l loader) load() (Config, error) {
 	where := "configuration"
 	var doc []byte
 	switch {
-	case l.stored != nil:
-		doc, where = l.stored, l.where
-	case l.file != "":
-		b, err := data.ReadFileLimited(l.file, maxConfigBytes)
+	case l.Stored != nil:
+		doc, where = l.Stored, l.Where
+	case l.File != "":
+		b, err := data.ReadFileLimited(l.File, MaxBytes)
 		if err != nil {
 			return def, fmt.Errorf("%w: %w", errConfig, err)
 		}
-		doc, where = b, l.file
+		doc, where = b, l.File
 	}
 	if doc != nil {
 		if err := checkDocument(doc, where, known); err != nil {
@@ -72,16 +81,16 @@ func (l loader) load() (Config, error) {
 			return def, fmt.Errorf("%w: %s: %v", errConfig, where, err)
 		}
 	}
-	if l.stored == nil {
+	if l.Stored == nil {
 		v.SetEnvPrefix("OFA")
 		v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
 		v.AutomaticEnv()
 		if err := checkEnv(known); err != nil {
 			return def, err
 		}
-		for key, f := range l.flags {
+		for key, f := range l.Flags {
 			if !known[key] {
-				panic("ofa: flag bound to unknown key " + key)
+				panic("configfile: flag bound to unknown key " + key)
 			}
 			if err := v.BindPFlag(key, f); err != nil {
 				return def, err
@@ -112,9 +121,9 @@ func decodeErrorText(err error) string {
 	return strings.Join(parts, "; ")
 }
 
-// storedConfig is the configuration as the tool stores it (resume files, model
-// provenance, config.yaml of a run): YAML with every key, loadable with --config.
-func storedConfig(c Config) []byte {
+// Store is the configuration as the tool stores it (resume files, model provenance,
+// config.yaml of a run): YAML with every key, loadable as a configuration file.
+func Store(c Config) []byte {
 	flat := map[string]any{}
 	leafValues(reflect.ValueOf(c), "", flat, true)
 	nested := map[string]any{}
@@ -136,7 +145,7 @@ func storedConfig(c Config) []byte {
 	}
 	b, err := yaml.Marshal(nested)
 	if err != nil {
-		panic("ofa: configuration does not marshal: " + err.Error())
+		panic("configfile: configuration does not marshal: " + err.Error())
 	}
 	return b
 }
