@@ -1,9 +1,9 @@
 package main
 
 import (
-	"github.com/ofa-go/ofa/configfile"
 	"errors"
 	"fmt"
+	"github.com/ofa-go/ofa/configfile"
 	"io/fs"
 	"os"
 	"path/filepath"
