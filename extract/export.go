@@ -8,7 +8,6 @@ import (
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/supernet"
-	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
 
@@ -73,20 +72,15 @@ func logits(a arch.Arch, p *supernet.Params, s arch.Subnet, batch data.Batch) ([
 	if p.Dtype() != tensor.Float32 {
 		p = p.Convert(tensor.Float32)
 	}
-	g := G.NewGraph()
-	net, err := supernet.Build(g, a, p, s, supernet.NewPatches(a, len(batch.Labels), tensor.Float32), nn.Fused{})
+	r, err := supernet.NewRunner(a, p, s, len(batch.Labels), nn.Fused{})
 	if err != nil {
 		return nil, err
 	}
-	if err := supernet.Patchify(a, batch.X, batch.Size, net.Patches); err != nil {
+	defer r.Close()
+	z, err := r.Logits(batch.X, batch.Size)
+	if err != nil {
 		return nil, err
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	if err := vm.RunAll(); err != nil {
-		return nil, err
-	}
-	z := net.Logits.Value().Data().([]float32)
 	out := make([]float64, len(z))
 	for i, x := range z {
 		out[i] = float64(x)
