@@ -6,11 +6,12 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"os"
 	"runtime"
 	"slices"
 	"sort"
 	"time"
+
+	"github.com/ofa-go/ofa/data"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/checkpoint"
@@ -311,11 +312,14 @@ func (t *LatencyTable) Save(path string) error {
 	return checkpoint.WriteFileAtomic(path, append(b, '\n'), 0o644)
 }
 
+// maxLatencyTableBytes bounds a latency table file, checked before it is read.
+const maxLatencyTableBytes = 16 << 20
+
 // LoadLatencyTable reads a table written by Save. It refuses tables with invalid entries
 // or with two entries for one block shape (heads, mlp): which one a lookup used would
 // depend on their order.
 func LoadLatencyTable(path string) (*LatencyTable, error) {
-	b, err := os.ReadFile(path)
+	b, err := data.ReadFileLimited(path, maxLatencyTableBytes)
 	if err != nil {
 		return nil, err
 	}

@@ -8,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/ofa-go/ofa/data"
+
 	"github.com/ofa-go/ofa/checkpoint"
 )
 
@@ -40,7 +42,7 @@ func CommitDir(dir string) error {
 // directory marked incomplete.
 func CheckComplete(path string) error {
 	marker := filepath.Join(filepath.Dir(path), MarkerIncomplete)
-	b, err := os.ReadFile(marker)
+	b, err := data.ReadFileLimited(marker, 4096)
 	if errors.Is(err, fs.ErrNotExist) {
 		return nil
 	}

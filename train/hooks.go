@@ -10,6 +10,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/ofa-go/ofa/data"
+
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
 )
@@ -140,11 +142,15 @@ func NewMetricsHookResumed(path string, every, resumedStep int) (*MetricsHook, e
 	return h, nil
 }
 
+// maxMetricsBytes bounds the metrics file a resumed run reads back (a 40-epoch full run
+// writes under 1 MB).
+const maxMetricsBytes = 256 << 20
+
 // truncateMetrics cuts the metrics file at path before its first line that is torn (the
 // last one, without its newline) or records a step after resumedStep, and returns how many
 // lines it cut.
 func truncateMetrics(path string, resumedStep int) (dropped int, err error) {
-	b, err := os.ReadFile(path)
+	b, err := data.ReadFileLimited(path, maxMetricsBytes)
 	if errors.Is(err, fs.ErrNotExist) {
 		return 0, nil
 	}

@@ -308,3 +308,27 @@ func TestResumeValidatesStoredConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSideFilesBounded: files the tool reads besides checkpoints are size-checked before
+// they are read; /dev/zero is refused quickly instead of filling memory.
+func TestSideFilesBounded(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	cfg := writeConfig(t, tinyConfig)
+	out := filepath.Join(t.TempDir(), "run")
+	if code, _, stderr := ofa(t, "train", "--config", cfg, "--out", out); code != 0 {
+		t.Fatal(stderr)
+	}
+	sn := filepath.Join(out, "supernet.safetensors")
+	for _, args := range [][]string{
+		{"train", "--config", "/dev/zero", "--out", t.TempDir()},
+		{"eval", "--config", cfg, "--model", sn, "--subnet", "/dev/zero"},
+		{"extract", "--config", cfg, "--supernet", sn, "--target", "latency_ms=1", "--latency-table", "/dev/zero", "--out", t.TempDir()},
+	} {
+		code, _, stderr := ofa(t, args...)
+		if code == 0 || !strings.Contains(stderr, "/dev/zero") || !strings.Contains(stderr, "too large") {
+			t.Errorf("%v: code %d, %s", args, code, stderr)
+		}
+	}
+}
