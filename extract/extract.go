@@ -172,7 +172,8 @@ type KeptLayer struct {
 func Resolve(t budget.Target, a arch.Arch) Budget {
 	b := Budget{Params: t.Params, MACs: t.MACs, LatencyMS: t.LatencyMS}
 	if t.ParamsMultiple > 0 {
-		b.Params = int64(math.Floor(float64(a.ModelCost().Params) / t.ParamsMultiple))
+		// at least one parameter: a limit of 0 would mean "no limit"
+		b.Params = max(1, int64(math.Floor(float64(a.ModelCost().Params)/t.ParamsMultiple)))
 	}
 	return b
 }

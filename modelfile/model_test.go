@@ -76,6 +76,21 @@ func TestModelMismatch(t *testing.T) {
 			f.Metadata[KeySpace] = `{"head_choices":[1,3],"mlp_choices":[8,16],"depth_choices":[1,2]}`
 		}, "head_choices"},
 		{"bad preprocess", func(f *checkpoint.File) { f.Metadata[KeyPreprocess] = `{"mean":0,"std":0}` }, "std"},
+		{"expanded without positions", func(f *checkpoint.File) {
+			f.Metadata[KeyKind] = KindExpanded
+			delete(f.Metadata, KeySpace)
+		}, "has no positions"},
+		{"space on a fine-tuned model", func(f *checkpoint.File) { f.Metadata[KeyKind] = KindFinetuned }, "only for supernets"},
+		{"speech task on image inputs", func(f *checkpoint.File) {
+			f.Metadata[KeyArch] = strings.Replace(f.Metadata[KeyArch], `"task":"image"`, `"task":"speech"`, 1)
+		}, "front end"},
+		{"speech front end that does not fit", func(f *checkpoint.File) {
+			f.Metadata[KeyArch] = strings.Replace(f.Metadata[KeyArch], `"task":"image"`, `"task":"speech"`, 1)
+			f.Metadata[KeyPreprocess] = `{"mean":0,"std":1,"frontend":{"mels":40,"frames":100}}`
+		}, "40 mel bins x 100 frames"},
+		{"image task with a front end", func(f *checkpoint.File) {
+			f.Metadata[KeyPreprocess] = `{"mean":0,"std":1,"frontend":{"mels":40,"frames":100}}`
+		}, "spectrogram front end"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			f, err := testModel(t).File()

@@ -249,3 +249,24 @@ func TestBenchAndLatencyJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestRunChecksEverythingFirst: values that only the later steps of a lifecycle use are
+// refused before the supernet is trained.
+func TestRunChecksEverythingFirst(t *testing.T) {
+	for _, c := range []struct{ extra, want string }{
+		{"run:\n  latency_repeats: 2\n", "run.latency_repeats"},
+		{"run:\n  latency_batch: 0\n", "run.latency_batch"},
+		{"expand:\n  plan: repeat:0\n", "expand.plan"},
+		{"expand:\n  plan: repeat:100000\n", "expand.plan"},
+		{"run:\n  budgets: [1000000x]\n", "impossible"},
+	} {
+		out := filepath.Join(t.TempDir(), "run")
+		code, _, stderr := ofa(t, "run", "--config", writeConfig(t, tinyConfig+c.extra), "--out", out)
+		if code == 0 || !strings.Contains(stderr, c.want) {
+			t.Errorf("%q: code %d, error %q does not mention %q", c.extra, code, stderr, c.want)
+		}
+		if _, err := os.Stat(filepath.Join(out, "supernet", "supernet.safetensors")); err == nil {
+			t.Errorf("%q: a supernet was trained before the configuration was refused", c.extra)
+		}
+	}
+}
