@@ -121,6 +121,9 @@ func TestExportPredict(t *testing.T) {
 	if err != nil || res["bytes"].(float64) != float64(fi.Size()) || res["kind"] != "supernet" {
 		t.Fatalf("export result %v, file %v (%v)", res, fi, err)
 	}
+	if b, _ := os.ReadFile(onnxPath); !bytes.Contains(b, []byte(m.Extra[modelfile.KeyClasses])) {
+		t.Error("the ONNX file does not carry the model's class names")
+	}
 	compareOnnxRuntime(t, m, ortEnv, onnxPath, []string{idxPath, pngPath}, pred)
 
 	// usage errors name the flag

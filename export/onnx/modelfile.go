@@ -10,7 +10,8 @@ import (
 
 // ExportModel is Export for a model file's model: subnet s of a supernet, or the whole
 // model of any other kind (extracted, expanded, fine-tuned), for which s must be
-// arch.Largest(m.Arch). The file records the model's kind and its preprocessing metadata.
+// arch.Largest(m.Arch). The file records the model's kind, its preprocessing metadata and
+// its class names when the checkpoint has them.
 func ExportModel(m *modelfile.Model, s arch.Subnet, producerVersion string) ([]byte, error) {
 	if m == nil {
 		return nil, fmt.Errorf("%w: no model", ErrExport)
@@ -29,5 +30,6 @@ func ExportModel(m *modelfile.Model, s arch.Subnet, producerVersion string) ([]b
 	if err != nil {
 		return nil, fmt.Errorf("%w: encoding the preprocessing metadata: %w", ErrExport, err)
 	}
-	return Export(m.Arch, m.Float32Params(), s, Options{Kind: m.Kind, Preprocess: string(pre), ProducerVersion: producerVersion})
+	return Export(m.Arch, m.Float32Params(), s, Options{Kind: m.Kind, Preprocess: string(pre),
+		Classes: m.Extra[modelfile.KeyClasses], ProducerVersion: producerVersion})
 }
