@@ -91,6 +91,9 @@ func ReadInputs(m *modelfile.Model, path string) ([]Input, error) {
 		case bytes.HasPrefix(head, []byte{0x1f, 0x8b}), bytes.HasPrefix(head, []byte{0, 0, 0x08}):
 			return idxInputs(m, f, path)
 		}
+		if bytes.HasPrefix(head, []byte("RIFF")) {
+			return nil, fmt.Errorf("%s: %w: a WAV file, but this is an image model: it takes PNG or IDX files (gzipped or not)", path, ErrInput)
+		}
 		return nil, fmt.Errorf("%s: %w: an image model takes PNG or IDX files (gzipped or not), this file starts with % x", path, ErrInput, head)
 	}
 	return nil, fmt.Errorf("%s: %w: the model's task is %q, want %s or %s", path, ErrInput, a.Task, arch.TaskImage, arch.TaskSpeech)

@@ -179,7 +179,7 @@ func TestPredictImages(t *testing.T) {
 		want string
 	}{
 		{"small.png", encodePNG(t, small), "not resized"},
-		{"clip.wav", w.Bytes(), "PNG or IDX"},
+		{"clip.wav", w.Bytes(), "a WAV file, but this is an image model"},
 		{"notes.txt", []byte("hello"), "PNG or IDX"},
 		{"rgb.idx", idx4.Bytes(), "3x28x28"},
 	} {

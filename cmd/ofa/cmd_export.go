@@ -40,11 +40,16 @@ func (a *app) exportCmd() *cobra.Command {
 				return err
 			}
 			ar := m.Arch
-			a.say("exported %s (%s, subnet %s) to %s: ONNX opset %d, input %q (batch, %d, %d, %d) normalised, output %q (batch, %d); %d bytes",
-				modelPath, m.Kind, s.Key(), out, onnx.Opset, onnx.InputName, ar.InChannels, ar.InHeight, ar.InWidth, onnx.OutputName, ar.Classes, len(b))
-			a.emit(map[string]any{"command": "export", "model": modelPath, "kind": m.Kind, "format": format, "out": out,
-				"subnet": s, "bytes": len(b), "opset": onnx.Opset, "input": []int{ar.InChannels, ar.InHeight, ar.InWidth},
-				"classes": ar.Classes, "preprocess": m.Preprocess})
+			what := "the whole model"
+			res := map[string]any{"command": "export", "model": modelPath, "kind": m.Kind, "format": format, "out": out,
+				"bytes": len(b), "opset": onnx.Opset, "input": []int{ar.InChannels, ar.InHeight, ar.InWidth},
+				"classes": ar.Classes, "preprocess": m.Preprocess}
+			if m.Kind == modelfile.KindSupernet {
+				what, res["subnet"] = "subnet "+s.Key(), s
+			}
+			a.say("exported %s (%s, %s) to %s: ONNX opset %d, input %q (batch, %d, %d, %d) normalised, output %q (batch, %d); %d bytes",
+				modelPath, m.Kind, what, out, onnx.Opset, onnx.InputName, ar.InChannels, ar.InHeight, ar.InWidth, onnx.OutputName, ar.Classes, len(b))
+			a.emit(res)
 			return nil
 		},
 	}
