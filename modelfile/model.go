@@ -1,8 +1,8 @@
 // Package modelfile is the tool's model file: a safetensors file (package checkpoint is
 // the codec) whose metadata says what the tensors are. It owns the kinds of model, the
-// metadata keys (architecture, search space, preprocessing, extraction manifest, expansion
-// plan and transforms, provenance), the resume files of training runs, and the checks that
-// a file's parts agree with each other before anything uses it.
+// metadata keys (architecture, search space, preprocessing, class names, extraction
+// manifest, expansion plan and transforms, provenance), the resume files of training runs,
+// and the checks that a file's parts agree with each other before anything uses it.
 package modelfile
 
 import (
@@ -40,6 +40,10 @@ const (
 	KeyTransforms = "transforms"
 	// KeyNote is a free-form remark (e.g. "trained from scratch").
 	KeyNote = "note"
+	// KeyClasses holds the class names in label order, a JSON list of strings, one per
+	// class (kept in Extra and copied to every model derived from the supernet). Files
+	// written before it existed lack it; readers then name classes by their labels.
+	KeyClasses = "classes"
 	// FormatModel is the value of KeyFormat in every model file this tool writes.
 	FormatModel = "ofa-model/1"
 )

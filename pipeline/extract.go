@@ -130,7 +130,7 @@ func (e *Extractor) Model(res *extract.Result, prov *modelfile.Provenance) (*mod
 		return nil, err
 	}
 	return &modelfile.Model{Kind: modelfile.KindExtracted, Arch: res.Arch, Params: res.Params, Preprocess: e.supernet.Preprocess,
-		Provenance: prov, Extra: map[string]string{modelfile.KeyManifest: mj}}, nil
+		Provenance: prov, Extra: copyClasses(map[string]string{modelfile.KeyManifest: mj}, e.supernet)}, nil
 }
 
 // SaveModelDir writes a model directory atomically: dir is marked incomplete, the model

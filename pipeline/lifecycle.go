@@ -392,7 +392,7 @@ func (b *budgetRun) run(ctx context.Context) error {
 		}
 		fresh := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: em.Arch, Params: p, Preprocess: sn.Preprocess,
 			Provenance: &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
-			Extra:      map[string]string{modelfile.KeyNote: "trained from scratch"}}
+			Extra:      copyClasses(map[string]string{modelfile.KeyNote: "trained from scratch"}, sn)}
 		sc := b.cfg
 		sc.Finetune.Steps = ft.Steps // the same number of steps as fine-tuning
 		sc.Finetune.LR = b.cfg.Train.LR

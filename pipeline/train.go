@@ -127,6 +127,9 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	if err := ds.CheckModel("the supernet", model); err != nil {
 		return nil, err
 	}
+	if err := storeClasses(model, ds.Classes); err != nil {
+		return nil, err
+	}
 	ar, space := model.Arch, *model.Space
 	if err := cfg.Train.ValidateFor("train", ar); err != nil {
 		return nil, err

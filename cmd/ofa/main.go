@@ -54,7 +54,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
-	root.AddCommand(a.trainCmd(), a.evalCmd(), a.inspectCmd(), a.extractCmd(), a.latencyCmd(), a.expandCmd(), a.finetuneCmd(), a.runCmd(), a.benchCmd())
+	root.AddCommand(a.trainCmd(), a.evalCmd(), a.inspectCmd(), a.extractCmd(), a.latencyCmd(), a.expandCmd(), a.finetuneCmd(), a.runCmd(), a.benchCmd(), a.exportCmd(), a.predictCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)

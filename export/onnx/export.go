@@ -58,6 +58,9 @@ const (
 	// KeyPreprocess is the checkpoint's preprocessing JSON ({"mean": m, "std": s, ...}),
 	// written when Options.Preprocess is set.
 	KeyPreprocess = "preprocess"
+	// KeyClasses is the class names in label order (JSON list of strings), the checkpoint's
+	// "classes" metadata, written when Options.Classes is set.
+	KeyClasses = "classes"
 )
 
 // ErrExport is wrapped by every error about a model that cannot be exported.
@@ -70,6 +73,9 @@ type Options struct {
 	// Preprocess is the checkpoint's preprocessing metadata, JSON, recorded verbatim under
 	// KeyPreprocess; empty omits it.
 	Preprocess string
+	// Classes is the checkpoint's class names, a JSON list of strings recorded verbatim
+	// under KeyClasses; empty omits it.
+	Classes string
 	// ProducerVersion is the ModelProto's producer_version (the tool's version); optional.
 	ProducerVersion string
 }
@@ -107,6 +113,12 @@ func Model(a arch.Arch, p *supernet.Params, s arch.Subnet, opts Options) (*onnxp
 	if opts.Preprocess != "" && !json.Valid([]byte(opts.Preprocess)) {
 		return nil, fmt.Errorf("%w: Options.Preprocess is not JSON: %q", ErrExport, opts.Preprocess)
 	}
+	if opts.Classes != "" {
+		var names []string
+		if err := json.Unmarshal([]byte(opts.Classes), &names); err != nil || len(names) != a.Classes {
+			return nil, fmt.Errorf("%w: Options.Classes %q: want a JSON list of %d class names", ErrExport, opts.Classes, a.Classes)
+		}
+	}
 	g, err := buildGraph(a, p, s)
 	if err != nil {
 		return nil, err
@@ -131,6 +143,9 @@ func Model(a arch.Arch, p *supernet.Params, s arch.Subnet, opts Options) (*onnxp
 	meta = append(meta, &onnxpb.StringStringEntryProto{Key: proto.String(KeyArch), Value: proto.String(own.JSON())})
 	if opts.Preprocess != "" {
 		meta = append(meta, &onnxpb.StringStringEntryProto{Key: proto.String(KeyPreprocess), Value: proto.String(opts.Preprocess)})
+	}
+	if opts.Classes != "" {
+		meta = append(meta, &onnxpb.StringStringEntryProto{Key: proto.String(KeyClasses), Value: proto.String(opts.Classes)})
 	}
 
 	m := &onnxpb.ModelProto{

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/ofa-go/ofa/modelfile"
+	"github.com/ofa-go/ofa/pipeline"
+	"github.com/spf13/cobra"
+)
+
+func (a *app) predictCmd() *cobra.Command {
+	var modelPath, subnetArg string
+	var top int
+	fk := flagKeys{}
+	cmd := &cobra.Command{
+		Use:   "predict --model M FILE...",
+		Short: "Classify PNG or IDX images (image models) or WAV clips (speech models) and print the most probable classes",
+		Example: `  ofa predict --model runs/fmnist/x4e-ft/model.safetensors shoe.png t10k-images-idx3-ubyte.gz
+  ofa predict --model runs/speech/supernet.safetensors --subnet smallest --json seven.wav`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, files []string) error {
+			cfg, err := loader{file: a.configFile, flags: changed(fk)}.load()
+			if err != nil {
+				return err
+			}
+			if modelPath == "" {
+				return fmt.Errorf("%w: --model is required", errUsage)
+			}
+			if top < 1 {
+				return fmt.Errorf("%w: --top: got %d, want >= 1", errUsage, top)
+			}
+			m, err := modelfile.Load(modelPath)
+			if err != nil {
+				return err
+			}
+			s, err := oneSubnet(subnetArg, m)
+			if err != nil {
+				return err
+			}
+			var inputs []pipeline.Input
+			for _, f := range files {
+				in, err := pipeline.ReadInputs(m, f)
+				if err != nil {
+					return err
+				}
+				inputs = append(inputs, in...)
+			}
+			preds, err := pipeline.Predict(m, s, pipeline.Ops(cfg.Ops), inputs, top)
+			if err != nil {
+				return err
+			}
+			for _, p := range preds {
+				parts := make([]string, len(p.Top))
+				for i, c := range p.Top {
+					parts[i] = fmt.Sprintf("%s %.1f%%", c.Class, 100*c.Probability)
+				}
+				a.say("%s: %s", p.Input, strings.Join(parts, ", "))
+			}
+			names, err := pipeline.ClassNames(m)
+			if err != nil {
+				return err
+			}
+			a.emit(map[string]any{"command": "predict", "model": modelPath, "kind": m.Kind, "subnet": s,
+				"classes": names, "predictions": preds})
+			return nil
+		},
+	}
+	fs := cmd.Flags()
+	fs.StringVar(&modelPath, "model", "", "model checkpoint (.safetensors)")
+	fs.StringVar(&subnetArg, "subnet", "largest", "supernets: largest, middle, smallest, a JSON subnet or a file holding one")
+	fs.IntVar(&top, "top", 3, "classes shown per input")
+	fs.String("ops", "", "fused or composed (ops)")
+	fk.add(fs, "ops", "ops")
+	return cmd
+}

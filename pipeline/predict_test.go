@@ -1,0 +1,294 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"image"
+	"image/color"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/data/speech"
+	"github.com/ofa-go/ofa/modelfile"
+	"github.com/ofa-go/ofa/nn"
+	"github.com/ofa-go/ofa/supernet"
+	"github.com/ofa-go/ofa/train"
+	"gorgonia.org/tensor"
+)
+
+// tinyModel is an untrained model of architecture a with seeded weights whose biases and
+// norms are perturbed too, so that every input pixel matters to the logits.
+func tinyModel(t *testing.T, a arch.Arch, pre modelfile.Preprocess) *modelfile.Model {
+	t.Helper()
+	p, err := supernet.NewParams(a, tensor.Float32, 11)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, name := range p.Names() {
+		w := p.Float32(name)
+		for j := range w {
+			w[j] += 0.05 * float32(math.Sin(float64(7*i+13*j)))
+		}
+	}
+	return &modelfile.Model{Kind: modelfile.KindExtracted, Arch: a, Params: p, Preprocess: pre, Extra: map[string]string{}}
+}
+
+func writeFile(t *testing.T, path string, b []byte) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+func encodePNG(t *testing.T, img image.Image) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// TestPredictImages: IDX and PNG files of embedded test images become exactly the inputs
+// the evaluation loader makes, and the predictions' accuracy and loss on them equal what
+// `ofa eval` (pipeline.Evaluate) measures on the same images.
+func TestPredictImages(t *testing.T) {
+	const n = 70 // more than one prediction graph's batch
+	dc := DefaultConfig().Data
+	dc.Embedded, dc.TestLimit = true, n
+	ds, err := LoadData(dc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := arch.Default()
+	a.Dim, a.HeadDim = 16, 4
+	a.Layers = arch.Uniform(2, arch.Layer{Heads: 2, MLP: 24})
+	m := tinyModel(t, a, ds.Preprocess())
+	if err := storeClasses(m, ds.Classes); err != nil {
+		t.Fatal(err)
+	}
+	test := ds.Test.(imageSplit).images
+	dir := t.TempDir()
+	var idx bytes.Buffer
+	if err := data.WriteIDX(&idx, []int{n, 28, 28}, test.Pixels); err != nil {
+		t.Fatal(err)
+	}
+	inputs, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "test.idx"), idx.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(inputs) != n || inputs[5].Name != filepath.Join(dir, "test.idx")+"[5]" {
+		t.Fatalf("%d inputs, the 6th named %q", len(inputs), inputs[5].Name)
+	}
+	l, _, err := EvalLoader(ds.Test, n, m.Preprocess)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b data.Batch
+	l.Batch(0, 0, &b)
+	size := 28 * 28
+	for i, in := range inputs {
+		if !slices.Equal(in.X, b.X[i*size:(i+1)*size]) {
+			t.Fatalf("IDX image %d differs from the loader's input", i)
+		}
+	}
+
+	// PNG round trip, grey and colour (grey colours have luma equal to their value)
+	gray := image.NewGray(image.Rect(0, 0, 28, 28))
+	rgb := image.NewRGBA(image.Rect(0, 0, 28, 28))
+	for y := range 28 {
+		for x := range 28 {
+			v := test.Image(3)[y*28+x]
+			gray.SetGray(x, y, color.Gray{Y: v})
+			rgb.SetRGBA(x, y, color.RGBA{R: v, G: v, B: v, A: 255})
+		}
+	}
+	for name, img := range map[string]image.Image{"gray.png": gray, "rgb.png": rgb} {
+		got, err := ReadInputs(m, writeFile(t, filepath.Join(dir, name), encodePNG(t, img)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(got) != 1 || !slices.Equal(got[0].X, inputs[3].X) {
+			t.Errorf("%s: the PNG's input differs from the IDX image's", name)
+		}
+	}
+
+	preds, err := Predict(m, arch.Largest(a), nn.Fused{}, inputs, 3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	correct, loss := 0, 0.0
+	for i, p := range preds {
+		if len(p.Logits) != 10 || len(p.Top) != 3 {
+			t.Fatalf("prediction %d: %d logits, %d top classes", i, len(p.Logits), len(p.Top))
+		}
+		sum := 0.0
+		for _, q := range p.Probabilities {
+			sum += q
+		}
+		if math.Abs(sum-1) > 1e-9 {
+			t.Fatalf("prediction %d: probabilities sum to %v", i, sum)
+		}
+		best := p.Top[0]
+		if best.Class != ds.Classes[best.Label] || p.Top[0].Probability < p.Top[1].Probability || p.Top[1].Probability < p.Top[2].Probability {
+			t.Fatalf("prediction %d: top %v", i, p.Top)
+		}
+		if best.Label == int(test.Labels[i]) {
+			correct++
+		}
+		loss -= math.Log(p.Probabilities[test.Labels[i]])
+	}
+	res, err := Evaluate(a, m.Params, nn.Fused{}, ds.Test, n, m.Preprocess, []train.Named{{Name: "model", Subnet: arch.Largest(a)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if acc := float64(correct) / n; acc != res[0].Accuracy || math.Abs(loss/n-res[0].Loss) > 1e-5 {
+		t.Fatalf("predictions: accuracy %v, loss %v; evaluation: accuracy %v, loss %v", acc, loss/n, res[0].Accuracy, res[0].Loss)
+	}
+	if slices.Equal(preds[0].Logits, preds[1].Logits) {
+		t.Fatal("two different images have the same logits; the test would prove nothing")
+	}
+
+	// inputs the model cannot take
+	small := image.NewGray(image.Rect(0, 0, 27, 28))
+	wav := filepath.Join(dir, "tone.wav")
+	var w bytes.Buffer
+	if err := speech.WriteWAV(&w, &speech.Audio{Rate: 8000, Samples: make([]float32, 800)}, 16); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, wav, w.Bytes())
+	var idx4 bytes.Buffer
+	if err := data.WriteIDX(&idx4, []int{1, 3, 28, 28}, make([]uint8, 3*28*28)); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name string
+		body []byte
+		want string
+	}{
+		{"small.png", encodePNG(t, small), "not resized"},
+		{"clip.wav", w.Bytes(), "a WAV file, but this is an image model"},
+		{"notes.txt", []byte("hello"), "PNG or IDX"},
+		{"rgb.idx", idx4.Bytes(), "3x28x28"},
+	} {
+		_, err := ReadInputs(m, writeFile(t, filepath.Join(dir, c.name), c.body))
+		if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.name) {
+			t.Errorf("%s: error %v, want %v naming the file and %q", c.name, err, ErrInput, c.want)
+		}
+	}
+}
+
+// tone is a clip of two sine waves.
+func tone(rate int, seconds, f1, f2 float64) *speech.Audio {
+	x := make([]float32, int(float64(rate)*seconds))
+	for i := range x {
+		tt := float64(i) / float64(rate)
+		x[i] = float32(0.4*math.Sin(2*math.Pi*f1*tt) + 0.2*math.Sin(2*math.Pi*f2*tt))
+	}
+	return &speech.Audio{Rate: rate, Samples: x}
+}
+
+// TestPredictWAV: a WAV clip (8 kHz, so resampled; longer than the model's frames, so
+// cropped) becomes exactly the input the speech data set loader makes of it, and predicts
+// the logits of that input.
+func TestPredictWAV(t *testing.T) {
+	fe := speech.DefaultFrontend()
+	fe.Mels, fe.Frames = 16, 20
+	dir := t.TempDir()
+	for class, clip := range map[string]*speech.Audio{"high": tone(8000, 0.45, 1500, 2300), "low": tone(8000, 0.15, 300, 700)} {
+		var w bytes.Buffer
+		if err := speech.WriteWAV(&w, clip, 16); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(dir, class, "synth_nohash_0.wav"), w.Bytes())
+	}
+	writeFile(t, filepath.Join(dir, speech.ValidationList), nil)
+	writeFile(t, filepath.Join(dir, speech.TestingList), nil)
+	set, _, _, err := speech.LoadCommands(dir, fe, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fej, _ := json.Marshal(fe)
+	st := set.Stats()
+	pre := modelfile.Preprocess{Mean: st.Mean, Std: st.Std, Frontend: fej}
+	a := arch.Arch{Task: arch.TaskSpeech, InChannels: 1, InHeight: fe.Mels, InWidth: fe.Frames, PatchHeight: fe.Mels, PatchWidth: 4,
+		Dim: 16, HeadDim: 4, Classes: 2, NormEps: 1e-6, Activation: arch.ActivationGELUTanh,
+		Layers: arch.Uniform(2, arch.Layer{Heads: 2, MLP: 24})}
+	m := tinyModel(t, a, pre)
+	l, err := speech.NewLoader(set, speech.LoaderConfig{BatchSize: 2, Mean: pre.Mean, Std: pre.Std})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b data.Batch
+	l.Batch(0, 0, &b)
+	size := fe.FeatureSize()
+	for i, class := range set.ClassNames {
+		in, err := ReadInputs(m, filepath.Join(dir, class, "synth_nohash_0.wav"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(in) != 1 || !slices.Equal(in[0].X, b.X[i*size:(i+1)*size]) {
+			t.Fatalf("%s: the WAV file's input differs from the data set's", class)
+		}
+		preds, err := Predict(m, arch.Largest(a), nn.Fused{}, in, 5)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := Logits(a, m.Params, arch.Largest(a), nn.Fused{}, b.X[i*size:(i+1)*size], 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(preds[0].Logits, want) || len(preds[0].Top) != 2 || preds[0].Top[0].Class != strings.TrimSpace(preds[0].Top[0].Class) {
+			t.Fatalf("%s: prediction %+v, logits of the data set's input %v", class, preds[0], want)
+		}
+	}
+	if slices.Equal(b.X[:size], b.X[size:2*size]) {
+		t.Fatal("the two clips have the same features; the test would prove nothing")
+	}
+	// a PNG for a speech model is refused
+	png := writeFile(t, filepath.Join(dir, "x.png"), encodePNG(t, image.NewGray(image.Rect(0, 0, fe.Frames, fe.Mels))))
+	if _, err := ReadInputs(m, png); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "WAV") {
+		t.Errorf("PNG for a speech model: %v", err)
+	}
+}
+
+// TestClassNames: the stored names, label numbers without them, errors naming the key.
+func TestClassNames(t *testing.T) {
+	a := arch.Default()
+	a.Classes = 3
+	m := &modelfile.Model{Arch: a, Extra: map[string]string{}}
+	if got, err := ClassNames(m); err != nil || !slices.Equal(got, []string{"0", "1", "2"}) {
+		t.Errorf("without metadata: %v, %v", got, err)
+	}
+	if err := storeClasses(m, []string{"cat", "dog", "eel"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := storeClasses(m, []string{"x", "y", "z"}); err != nil { // kept: the model has names
+		t.Fatal(err)
+	}
+	if got, err := ClassNames(m); err != nil || !slices.Equal(got, []string{"cat", "dog", "eel"}) {
+		t.Errorf("stored: %v, %v", got, err)
+	}
+	derived := copyClasses(map[string]string{}, m)
+	if derived[modelfile.KeyClasses] != `["cat","dog","eel"]` {
+		t.Errorf("copied metadata %v", derived)
+	}
+	for _, bad := range []string{`["cat"]`, `{"0":"cat"}`} {
+		m.Extra[modelfile.KeyClasses] = bad
+		if _, err := ClassNames(m); !errors.Is(err, modelfile.ErrNotModel) || !strings.Contains(err.Error(), `"classes"`) {
+			t.Errorf("%s: %v", bad, err)
+		}
+	}
+}
