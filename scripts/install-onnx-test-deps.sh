@@ -2,10 +2,10 @@
 # Installs what the ONNX export tests (package export/onnx) use, so that they run instead
 # of skipping:
 #   - the Debian package python3-onnx: onnx.checker validates every exported graph
-#     (with /usr/bin/python3, or the interpreter named by OFA_ONNX_PYTHON);
+#     (with /usr/bin/python3, or the interpreter named by ONNX_CHECK_PYTHON);
 #   - the npm package onnxruntime-node (its CPU library ships in the package, no install
 #     scripts needed): runs every exported model, installed into export/onnx/testdata/ort
-#     (ignored by git) or into the directory named by OFA_ONNXRUNTIME_NODE.
+#     (ignored by git) or into the directory named by ONNXRUNTIME_NODE_DIR.
 # Node.js and npm come from the Debian packages nodejs and npm when missing.
 # Safe to run again: it installs only what is missing or at another version.
 set -euo pipefail
@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 
 # the onnxruntime-node version the tests were last run with
 ORT_VERSION="${ORT_VERSION:-1.23.2}"
-DEST="${OFA_ONNXRUNTIME_NODE:-export/onnx/testdata/ort}"
+DEST="${ONNXRUNTIME_NODE_DIR:-export/onnx/testdata/ort}"
 
 export DEBIAN_FRONTEND=noninteractive
 SUDO=""

@@ -22,10 +22,10 @@ import (
 
 // ortEnv names a directory holding node_modules/onnxruntime-node; by default the tests look
 // in testdata/ort (ignored by git), where scripts/install-onnx-test-deps.sh installs it.
-const ortEnv = "OFA_ONNXRUNTIME_NODE"
+const ortEnv = "ONNXRUNTIME_NODE_DIR"
 
 // pythonEnv overrides the interpreter that has the onnx package (Debian's python3-onnx).
-const pythonEnv = "OFA_ONNX_PYTHON"
+const pythonEnv = "ONNX_CHECK_PYTHON"
 
 // ortDir returns the directory holding node_modules/onnxruntime-node, or skips the test.
 func ortDir(t *testing.T) string {
