@@ -91,7 +91,7 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 			return nil, err
 		}
 		modelPath = filepath.Join(opts.Dir, FileModel)
-		metrics, err := train.NewMetricsHook(filepath.Join(opts.Dir, FileMetrics), 10)
+		metrics, err := newMetrics(filepath.Join(opts.Dir, FileMetrics), 10)
 		if err != nil {
 			return nil, err
 		}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -177,10 +179,12 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 
 	resumePath := filepath.Join(out, FileResume)
 	metricsPath := filepath.Join(out, FileMetrics)
-	metrics, err := train.NewMetricsHook(metricsPath, 10)
+	var metrics *train.MetricsHook
 	if opts.Resume != nil {
 		// records past the resumed step (written after the last resume state) go
 		metrics, err = train.NewMetricsHookResumed(metricsPath, 10, opts.Resume.Step)
+	} else {
+		metrics, err = newMetrics(metricsPath, 10)
 	}
 	if err != nil {
 		return nil, err
@@ -244,6 +248,16 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	return &TrainResult{Model: model, Path: path, Eval: lastEval.Subnets, Steps: tr.Step(), Seconds: elapsed,
 		SamplesPerSec: float64(steps*cfg.Train.BatchSize) / elapsed,
 		Losses:        curve.lossCurve("supernet"), Accuracies: curve.accCurve("supernet (largest, test)", "largest")}, nil
+}
+
+// newMetrics starts the metrics file at path afresh: a run that starts over (a run killed
+// before its first resume state and redone, a fine-tune redone, --force) must not append
+// its records to those of the run it replaces.
+func newMetrics(path string, every int) (*train.MetricsHook, error) {
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("removing the earlier run's metrics: %w", err)
+	}
+	return train.NewMetricsHook(path, every)
 }
 
 // reorderHook rewires the supernet during training.
