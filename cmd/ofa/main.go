@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"syscall"
 
+	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/ofa-go/ofa/train"
 	"github.com/schollz/progressbar/v3"
@@ -119,10 +120,14 @@ func (a *app) output() pipeline.Output {
 // refuseExistingModel is a usage error when out already holds a model and force is not set,
 // so that a command never silently replaces a result.
 func refuseExistingModel(out string, force bool) error {
-	if _, err := os.Stat(filepath.Join(out, pipeline.FileModel)); err == nil && !force {
-		return fmt.Errorf("%w: %s already holds a model: use --force to replace it", errUsage, out)
+	path := filepath.Join(out, pipeline.FileModel)
+	if _, err := os.Stat(path); err != nil || force {
+		return nil
 	}
-	return nil
+	if err := modelfile.CheckComplete(path); err != nil {
+		return fmt.Errorf("%w: %s holds an incomplete model (its writer was stopped): use --force to replace it", errUsage, out)
+	}
+	return fmt.Errorf("%w: %s already holds a model: use --force to replace it", errUsage, out)
 }
 
 // progress returns a callback that shows done/total as a bar on a terminal and, when
