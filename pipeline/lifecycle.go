@@ -328,7 +328,12 @@ func storedSections(doc string) (train.Config, sampler.Config, error) {
 
 // replay counts the forward MACs of every subnet the sampler drew over the run's steps.
 func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
-	if !r.known || r.steps == 0 || sn.Space == nil {
+	if !r.known || r.steps == 0 {
+		return
+	}
+	if sn.Space == nil {
+		r.source += "; the supernet has no search space, so its sampler cannot be replayed"
+		r.known = false
 		return
 	}
 	smp, err := sampler.New(sc, *sn.Space)
