@@ -34,21 +34,26 @@ const (
 
 // Config configures an extraction (the "extract" section of the configuration).
 type Config struct {
-	Criteria           Criteria     `mapstructure:"criteria" json:"criteria"`
-	CalibrationBatches int          `mapstructure:"calibration_batches" json:"calibration_batches"`
-	Order              string       `mapstructure:"order" json:"order"`
-	Depth              string       `mapstructure:"depth" json:"depth"`
-	Floors             Floors       `mapstructure:"floors" json:"floors"`
-	Search             SearchConfig `mapstructure:"search" json:"search"`
+	Criteria           Criteria `mapstructure:"criteria" json:"criteria"`
+	CalibrationBatches int      `mapstructure:"calibration_batches" json:"calibration_batches"`
+	// Order is the unit order: OrderBest (default: the best of Candidates on validation),
+	// or one of OrderImportance, OrderNone, OrderNested, OrderRandom.
+	Order string `mapstructure:"order" json:"order"`
+	// Candidates are the orders OrderBest compares, ties going to the earlier one.
+	Candidates []string     `mapstructure:"candidates" json:"candidates"`
+	Depth      string       `mapstructure:"depth" json:"depth"`
+	Floors     Floors       `mapstructure:"floors" json:"floors"`
+	Search     SearchConfig `mapstructure:"search" json:"search"`
 	// ValExamples caps the validation examples each search candidate is scored on.
 	ValExamples int    `mapstructure:"val_examples" json:"val_examples"`
 	Seed        uint64 `mapstructure:"seed" json:"seed"`
 }
 
-// DefaultConfig scores with the default criteria on 8 calibration batches, reorders by
-// importance and gives up layers by importance.
+// DefaultConfig scores with the default criteria on 8 calibration batches, keeps the best
+// of plain slices, the nested order and the importance order on validation, and gives up
+// layers by importance (plain slices and the nested order: the last layers).
 func DefaultConfig() Config {
-	return Config{Criteria: DefaultCriteria(), CalibrationBatches: 8, Order: OrderImportance, Depth: DepthImportance,
+	return Config{Criteria: DefaultCriteria(), CalibrationBatches: 8, Order: OrderBest, Candidates: DefaultCandidates(), Depth: DepthImportance,
 		Floors: DefaultFloors(), Search: DefaultSearch(), ValExamples: 2000, Seed: 1}
 }
 
@@ -60,12 +65,17 @@ func (c Config) Validate() error {
 	switch {
 	case c.CalibrationBatches < 1:
 		return fmt.Errorf("%w: extract.calibration_batches: got %d, want >= 1", ErrExtract, c.CalibrationBatches)
-	case c.Order != OrderImportance && c.Order != OrderNone && c.Order != OrderRandom:
-		return fmt.Errorf("%w: extract.order: got %q, want importance, none or random", ErrExtract, c.Order)
+	case c.Order != OrderBest && c.Order != OrderImportance && c.Order != OrderNone && c.Order != OrderNested && c.Order != OrderRandom:
+		return fmt.Errorf("%w: extract.order: got %q, want best, importance, none, nested or random", ErrExtract, c.Order)
 	case c.Depth != DepthImportance && c.Depth != DepthPrefix:
 		return fmt.Errorf("%w: extract.depth: got %q, want importance or prefix", ErrExtract, c.Depth)
 	case c.ValExamples < 0:
 		return fmt.Errorf("%w: extract.val_examples: got %d, want >= 0", ErrExtract, c.ValExamples)
+	}
+	if c.Order == OrderBest {
+		if err := validateCandidates(c.Candidates); err != nil {
+			return err
+		}
 	}
 	return c.Search.Validate()
 }
@@ -111,6 +121,9 @@ type Input struct {
 	Latency     *LatencyTable
 	// Scores, if set, are reused instead of measured (same model, same criteria).
 	Scores *Scores
+	// Space is the supernet's trained search space, needed by OrderNested (without it
+	// OrderBest leaves that candidate out).
+	Space *arch.Space
 }
 
 // Result is an extracted model and how it was obtained.
@@ -127,26 +140,36 @@ type Result struct {
 
 // Manifest records what an extracted model kept from its supernet.
 type Manifest struct {
-	Mode        string         `json:"mode"`
-	Order       string         `json:"order"`
-	Criteria    Criteria       `json:"criteria"`
-	Calibration int            `json:"calibration_batches"`
-	Target      *budget.Target `json:"target,omitempty"`
-	TargetFrom  string         `json:"target_from,omitempty"`
-	Budget      *Budget        `json:"budget,omitempty"`
-	Ratios      *Ratios        `json:"ratios,omitempty"`
-	Thresholds  *Thresholds    `json:"thresholds,omitempty"`
-	Supernet    Cost           `json:"supernet"`
-	Achieved    Cost           `json:"achieved"`
+	Mode string `json:"mode"`
+	// Order is the unit order of the model; OrderRule is "best" when it was chosen among
+	// Candidates on validation (each with its validation accuracy), and Depth how layers
+	// were given up.
+	Order       string           `json:"order"`
+	OrderRule   string           `json:"order_rule,omitempty"`
+	Candidates  []OrderCandidate `json:"order_candidates,omitempty"`
+	Depth       string           `json:"depth"`
+	Criteria    Criteria         `json:"criteria"`
+	Calibration int              `json:"calibration_batches"`
+	Target      *budget.Target   `json:"target,omitempty"`
+	TargetFrom  string           `json:"target_from,omitempty"`
+	Budget      *Budget          `json:"budget,omitempty"`
+	Ratios      *Ratios          `json:"ratios,omitempty"`
+	Thresholds  *Thresholds      `json:"thresholds,omitempty"`
+	Supernet    Cost             `json:"supernet"`
+	Achieved    Cost             `json:"achieved"`
 	// ParamsReduction is the supernet's parameters divided by the model's.
-	ParamsReduction float64        `json:"params_reduction"`
-	Layers          []KeptLayer    `json:"layers"`
-	Search          []Generation   `json:"search,omitempty"`
-	ValAccuracy     *float64       `json:"val_accuracy,omitempty"`
-	Verification    Verification   `json:"verification"`
-	LayerScores     []float64      `json:"layer_scores"`
-	Seconds         float64        `json:"seconds"`
-	Latency         *LatencySource `json:"latency_table,omitempty"`
+	ParamsReduction float64      `json:"params_reduction"`
+	Layers          []KeptLayer  `json:"layers"`
+	Search          []Generation `json:"search,omitempty"`
+	ValAccuracy     *float64     `json:"val_accuracy,omitempty"`
+	// Evaluations counts the validation evaluations of subnets (search and order
+	// comparison) and EvaluatedMACs sums their forward MACs per validation example.
+	Evaluations   int            `json:"evaluations"`
+	EvaluatedMACs int64          `json:"evaluated_macs_per_example"`
+	Verification  Verification   `json:"verification"`
+	LayerScores   []float64      `json:"layer_scores"`
+	Seconds       float64        `json:"seconds"`
+	Latency       *LatencySource `json:"latency_table,omitempty"`
 	// Warnings are things a user should know, e.g. a budget that does not constrain.
 	Warnings []string `json:"warnings,omitempty"`
 }
@@ -178,7 +201,9 @@ func Resolve(t budget.Target, a arch.Arch) Budget {
 	return b
 }
 
-// Extract scores, reorders, selects, exports and verifies.
+// Extract scores, reorders, selects, exports and verifies. With cfg.Order OrderBest it
+// reorders and selects once per candidate order and keeps the most accurate on validation
+// (see OrderBest); it then needs in.Fitness.
 func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 	start := time.Now()
 	if err := cfg.Validate(); err != nil {
@@ -204,35 +229,80 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 			return nil, err
 		}
 	}
-	order, err := makeOrder(a, scores, cfg)
-	if err != nil {
-		return nil, err
-	}
-	rp := in.Params.Clone()
-	if err := Reorder(a, rp, order); err != nil {
-		return nil, err
-	}
-	rs := order.Apply(scores)
 	cm := CostModel{Arch: a, Latency: in.Latency}
 	m := Manifest{Mode: sel.Mode(), Order: cfg.Order, Criteria: cfg.Criteria, Calibration: cfg.CalibrationBatches,
 		Supernet: cm.Of(arch.Largest(a)), LayerScores: scores.Layers, Ratios: sel.Ratios, Thresholds: sel.Thresholds}
 	if in.Latency != nil {
 		m.Latency = &LatencySource{Batch: in.Latency.Batch, BLAS: in.Latency.BLAS, MeanAbsErrorPct: in.Latency.MeanAbsErrorPct}
 	}
-	var sub arch.Subnet
-	switch {
-	case sel.Ratios != nil:
-		sub, err = ByRatios(a, sel.Ratios.Heads, sel.Ratios.MLP)
-	case sel.Thresholds != nil:
-		sub, err = ByThresholds(a, rs, sel.Thresholds.Heads, sel.Thresholds.MLP)
-	case sel.Subnet != nil:
-		sub, err = *sel.Subnet, sel.Subnet.Validate(a)
-	default:
-		sub, err = selectTarget(in, cfg, sel, cm, rs, rp, &m)
+	var b Budget
+	if sel.Target != nil {
+		var err error
+		if b, err = resolveTarget(cm, sel, &m); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
-		return nil, err
+	best := cfg.Order == OrderBest
+	names := []string{cfg.Order}
+	if best {
+		if in.Fitness == nil {
+			return nil, fmt.Errorf("%w: extract.order best compares unit orders on validation data, and none was given: choose an order (importance, none, nested)", ErrExtract)
+		}
+		names = nil
+		for _, o := range cfg.Candidates {
+			if o == OrderNested && in.Space == nil {
+				m.Warnings = append(m.Warnings, "extract.order best: the nested order needs the supernet's search space, which the model lacks; left out")
+				continue
+			}
+			names = append(names, o)
+		}
+		if sel.Thresholds != nil {
+			names = []string{OrderImportance}
+			m.Warnings = append(m.Warnings, "extract.order best: thresholds apply to importance-ordered scores, so only the importance order was used")
+		}
+		if len(names) == 0 {
+			return nil, fmt.Errorf("%w: extract.candidates: no candidate order is usable for this model", ErrExtract)
+		}
 	}
+	count := &evalCounter{cm: cm}
+	var trials []*trial
+	for _, name := range names {
+		t, err := newTrial(in, cfg, name, scores)
+		if err != nil {
+			return nil, err
+		}
+		if err := t.choose(in, cfg, sel, cm, b, count); err != nil {
+			return nil, err
+		}
+		trials = append(trials, t)
+	}
+	win, sub := trials[0], trials[0].sub
+	m.Search, m.Depth = win.hist, win.depth
+	if win.evaluated {
+		acc := win.acc
+		m.ValAccuracy = &acc
+	}
+	if best {
+		w, s, acc, err := bestOf(in, trials, count)
+		if err != nil {
+			return nil, err
+		}
+		win, sub = w, s
+		m.Order, m.OrderRule, m.ValAccuracy = win.name, OrderBest, &acc
+		for _, t := range trials {
+			t.acc = t.memo[t.sub.Key()]
+			m.Candidates = append(m.Candidates, OrderCandidate{Order: t.name, Depth: t.depth, Subnet: t.sub, ValAccuracy: t.acc,
+				ChosenValAccuracy: t.memo[sub.Key()]})
+		}
+		for _, t := range trials { // the history of the selection that found the chosen sizes
+			if t.sub.Equal(sub) {
+				m.Search, m.Depth = t.hist, t.depth
+				break
+			}
+		}
+	}
+	m.Evaluations, m.EvaluatedMACs = count.n, count.macs
+	order, rp, rs := win.order, win.rp, win.rs
 	ea, ep, err := Export(a, rp, sub)
 	if err != nil {
 		return nil, err
@@ -251,10 +321,17 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 	return &Result{Arch: ea, Params: ep, Manifest: m, Subnet: sub, Reordered: rp, Order: order, Scores: scores}, nil
 }
 
-func makeOrder(a arch.Arch, s *Scores, cfg Config) (Order, error) {
-	switch cfg.Order {
+// makeOrder builds the named unit order.
+func makeOrder(in Input, s *Scores, cfg Config, name string) (Order, error) {
+	a := in.Arch
+	switch name {
 	case OrderNone:
 		return Identity(a), nil
+	case OrderNested:
+		if in.Space == nil {
+			return Order{}, fmt.Errorf("%w: extract.order nested needs the supernet's search space, which the model lacks", ErrExtract)
+		}
+		return ByNestedImportance(a, s, *in.Space), nil
 	case OrderRandom:
 		r := rand.New(rand.NewPCG(cfg.Seed, 0x0dde))
 		o := Identity(a)
@@ -267,10 +344,12 @@ func makeOrder(a arch.Arch, s *Scores, cfg Config) (Order, error) {
 	return ByImportance(s), nil
 }
 
-func selectTarget(in Input, cfg Config, sel Selection, cm CostModel, rs *Scores, rp *supernet.Params, m *Manifest) (arch.Subnet, error) {
+// resolveTarget validates the selection's target and resolves it into a budget, recording
+// both in the manifest.
+func resolveTarget(cm CostModel, sel Selection, m *Manifest) (Budget, error) {
 	t := *sel.Target
 	if err := t.Validate(); err != nil {
-		return arch.Subnet{}, fmt.Errorf("%w: %w", ErrExtract, err)
+		return Budget{}, fmt.Errorf("%w: %w", ErrExtract, err)
 	}
 	b := Resolve(t, cm.Arch)
 	m.Target, m.TargetFrom, m.Budget = &t, sel.TargetFrom, &b
@@ -279,27 +358,38 @@ func selectTarget(in Input, cfg Config, sel Selection, cm CostModel, rs *Scores,
 	}
 	if b.LatencyMS > 0 {
 		if cm.Latency == nil {
-			return arch.Subnet{}, fmt.Errorf("%w: a latency budget needs a latency table (ofa latency-table, then --latency-table FILE)", ErrExtract)
+			return Budget{}, fmt.Errorf("%w: a latency budget needs a latency table (ofa latency-table, then --latency-table FILE)", ErrExtract)
 		}
 		if err := cm.Latency.Compatible(cm.Arch); err != nil {
-			return arch.Subnet{}, err
+			return Budget{}, err
 		}
 	}
-	greedy, err := Greedy(cm, rs, b, cfg.Floors, cfg.Depth)
-	if err != nil {
-		return arch.Subnet{}, err
+	return b, nil
+}
+
+// choose selects t's subnet: the selection's sizes, or for a target budget b the greedy
+// ranking followed by the search when one is configured and a fitness is given.
+func (t *trial) choose(in Input, cfg Config, sel Selection, cm CostModel, b Budget, count *evalCounter) error {
+	a := in.Arch
+	var err error
+	switch {
+	case sel.Ratios != nil:
+		t.sub, err = ByRatios(a, sel.Ratios.Heads, sel.Ratios.MLP)
+	case sel.Thresholds != nil:
+		t.sub, err = ByThresholds(a, t.rs, sel.Thresholds.Heads, sel.Thresholds.MLP)
+	case sel.Subnet != nil:
+		t.sub, err = *sel.Subnet, sel.Subnet.Validate(a)
+	default:
+		if t.sub, err = Greedy(cm, t.rs, b, cfg.Floors, t.depth); err != nil || cfg.Search.Generations == 0 || in.Fitness == nil {
+			break
+		}
+		fit, done := t.fitness(in, count)
+		defer done()
+		best, hist, err := Evolve(cm, t.rs, b, cfg.Floors, t.depth, cfg.Search, []arch.Subnet{t.sub}, fit)
+		if err != nil {
+			return err
+		}
+		t.sub, t.acc, t.hist, t.evaluated = best.Subnet, best.Accuracy, hist, true
 	}
-	if cfg.Search.Generations == 0 || in.Fitness == nil {
-		return greedy, nil
-	}
-	fit, done := in.Fitness(rp)
-	defer done()
-	best, hist, err := Evolve(cm, rs, b, cfg.Floors, cfg.Depth, cfg.Search, []arch.Subnet{greedy}, fit)
-	if err != nil {
-		return arch.Subnet{}, err
-	}
-	m.Search = hist
-	acc := best.Accuracy
-	m.ValAccuracy = &acc
-	return best.Subnet, nil
+	return err
 }

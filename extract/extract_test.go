@@ -216,6 +216,7 @@ func TestExportIsSubsetAndMatches(t *testing.T) {
 	l.Batch(0, 3, &vb)
 	cfg := DefaultConfig()
 	cfg.CalibrationBatches = 2
+	cfg.Order = OrderImportance // no validation data here to compare orders on
 	res, err := Extract(Input{Arch: a, Params: p, Calibration: l, VerifyBatch: vb}, cfg,
 		Selection{Ratios: &Ratios{Heads: []float64{0.5, 0.75, 0.25}, MLP: []float64{0.3, 1, 0.5}}})
 	if err != nil {

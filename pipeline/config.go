@@ -120,8 +120,18 @@ type RunConfig struct {
 	// Expand adds the expanded model (layer reuse + transforms) for each budget.
 	Expand bool `mapstructure:"expand"`
 	// Scratch trains a model of the extracted size from random weights for the fine-tuning
-	// steps, as a baseline.
+	// steps only, as a baseline (labelled so: it had far less training than the others).
 	Scratch bool `mapstructure:"scratch"`
+	// ScratchEqualSteps trains a model of the extracted size from random weights for as
+	// many steps as the pipeline spent on the extracted model (the supernet's steps plus
+	// the fine-tuning steps), distilled from the supernet's largest subnet, with the
+	// supernet's train section (learning-rate schedule, batch, distillation).
+	ScratchEqualSteps bool `mapstructure:"scratch_equal_steps"`
+	// DensePrune trains the dense model (the supernet's architecture, no elastic sampling)
+	// once for the supernet run's training MACs, then per budget prunes it by Taylor
+	// importance with the greedy selector and fine-tunes it like the extracted model,
+	// distilled from the dense model.
+	DensePrune bool `mapstructure:"dense_prune"`
 	// Baselines measures plain-slice and random-unit extractions of the same sizes.
 	Baselines bool `mapstructure:"baselines"`
 	// LatencyBatch and LatencyRepeats configure the latency table and measurements.
@@ -161,7 +171,7 @@ func DefaultConfig() Config {
 		Extract:  ExtractConfig{Config: extract.DefaultConfig()},
 		Expand:   expand.DefaultConfig(),
 		Finetune: DefaultFinetune(),
-		Run: RunConfig{Budgets: []string{"2x", "4x", "8x"}, Expand: true, Scratch: true, Baselines: true,
+		Run: RunConfig{Budgets: []string{"2x", "4x", "8x"}, Expand: true, Scratch: true, ScratchEqualSteps: true, DensePrune: true, Baselines: true,
 			LatencyBatch: 1, LatencyRepeats: 20},
 		Reorder: ReorderConfig{CalibrationBatches: 4},
 		Out:     "runs/latest",

@@ -24,6 +24,7 @@ type Extractor struct {
 	calib    data.Batcher
 	val      data.Batcher
 	valBatch int
+	valN     int
 	verify   data.Batch
 	latency  *extract.LatencyTable
 	scores   map[string]*extract.Scores
@@ -55,13 +56,17 @@ func NewExtractor(cfg Config, sn *modelfile.Model, ds *Dataset, latency *extract
 			return nil, err
 		}
 	}
-	e := &Extractor{cfg: cfg, supernet: sn, data: ds, calib: calib, val: val, valBatch: valBatch, latency: latency, scores: map[string]*extract.Scores{}}
+	e := &Extractor{cfg: cfg, supernet: sn, data: ds, calib: calib, val: val, valBatch: valBatch, valN: valSet.N(), latency: latency,
+		scores: map[string]*extract.Scores{}}
 	val.Batch(0, 0, &e.verify)
 	return e, nil
 }
 
 // Supernet is the model extractions come from.
 func (e *Extractor) Supernet() *modelfile.Model { return e.supernet }
+
+// ValExamples is the number of validation examples each search candidate is scored on.
+func (e *Extractor) ValExamples() int { return e.valN }
 
 // VerifyBatch is a validation batch used to check exported models against the supernet.
 func (e *Extractor) VerifyBatch() data.Batch { return e.verify }
@@ -72,7 +77,7 @@ func (e *Extractor) Extract(core extract.Config, sel extract.Selection, subnet *
 	m := e.supernet
 	key := fmt.Sprint(core.Criteria, core.CalibrationBatches)
 	in := extract.Input{Arch: m.Arch, Params: m.Params, Calibration: e.calib, VerifyBatch: e.verify,
-		Latency: e.latency, Scores: e.scores[key]}
+		Latency: e.latency, Scores: e.scores[key], Space: m.Space}
 	in.Fitness = func(p *supernet.Params) (extract.Fitness, func()) {
 		ev := train.NewEvaluator(m.Arch, p, Ops(e.cfg.Ops), e.val, e.valBatch)
 		return func(s arch.Subnet) (float64, error) {

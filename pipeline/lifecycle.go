@@ -11,19 +11,24 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-viper/mapstructure/v2"
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/report"
+	"github.com/ofa-go/ofa/sampler"
 	"github.com/ofa-go/ofa/supernet"
+	"github.com/ofa-go/ofa/train"
+	"go.yaml.in/yaml/v3"
 	"gorgonia.org/tensor"
 )
 
 // Files and directories of a lifecycle's output directory.
 const (
 	DirSupernet    = "supernet"
+	DirDense       = "dense"
 	DirBudgets     = "budgets"
 	FileLatency    = "latency.json"
 	FileReport     = "report.md"
@@ -46,9 +51,10 @@ type LifecycleOptions struct {
 	StoredConfig []byte
 }
 
-// Lifecycle trains (or loads) a supernet, measures a latency table, and for every budget
-// of cfg.Run extracts, fine-tunes, expands and trains the baselines, then writes the
-// report into opts.Dir and returns it. Every value is checked before any work starts.
+// Lifecycle trains (or loads) a supernet, measures a latency table, trains the dense
+// model when run.dense_prune is set, and for every budget of cfg.Run extracts, fine-tunes,
+// expands and trains the baselines, then writes the report into opts.Dir and returns it.
+// Every row states its compute. Every value is checked before any work starts.
 func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.Report, error) {
 	start := time.Now()
 	out := opts.Dir
@@ -97,7 +103,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		fmt.Sprintf("splits: train %d, validation %d, test %d", ds.Train.N(), ds.Val.N(), ds.Test.N()))
 
 	// 1. the supernet
-	sn, supernetPath, err := lifecycleSupernet(ctx, cfg, ds, opts, rep)
+	sn, supernetPath, run, err := lifecycleSupernet(ctx, cfg, ds, opts, rep)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +158,19 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	}
 	refCost := sn.Arch.ModelCost()
 	rep.Reference = report.Row{Budget: "1x", Variant: "supernet (largest)", Params: refCost.Params, Layers: len(sn.Arch.Layers),
-		Positions: len(sn.Arch.Layers), MACs: refCost.MACs, LatencyMS: refLat, Accuracy: refAcc}
+		Positions: len(sn.Arch.Layers), MACs: refCost.MACs, LatencyMS: refLat, Accuracy: refAcc, Steps: run.steps,
+		Compute: []report.Stage{run.stage()}}
+	rep.Notes = append(rep.Notes, run.notes()...)
+	var dense *denseRun
+	if cfg.Run.DensePrune {
+		if dense, err = lifecycleDense(ctx, cfg, ds, sn, run, opts); err != nil {
+			return nil, fmt.Errorf("dense model: %w", err)
+		}
+		rep.Notes = append(rep.Notes, dense.note)
+	}
+	if cfg.Run.ScratchEqualSteps && !run.known {
+		rep.Notes = append(rep.Notes, "scratch, equal steps: skipped, the supernet's step count is unknown ("+run.source+")")
+	}
 
 	// 3. each budget
 	opts.log("== 3/3 budgets: %s", strings.Join(cfg.Run.Budgets, ", "))
@@ -160,7 +178,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		name := cfg.Run.Budgets[i]
 		opts.log("-- budget %s (%s)", name, t)
 		b := &budgetRun{cfg: cfg, opts: opts, ex: ex, ds: ds, target: t, name: name, prov: prov,
-			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, measure: measure}
+			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, measure: measure, supernet: run, dense: dense}
 		if err := b.run(ctx); err != nil {
 			return nil, fmt.Errorf("budget %s: %w", name, err)
 		}
@@ -177,7 +195,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 // clearLifecycle removes the outputs of an earlier lifecycle in out (and its supernet run
 // when a new one will be trained), so a fresh run never reuses them.
 func clearLifecycle(out string, supernetToo bool) error {
-	paths := []string{DirBudgets, FileLatency, FileReport, fileReportJSON, fileReportCSV, dirPlots}
+	paths := []string{DirBudgets, DirDense, FileLatency, FileReport, fileReportJSON, fileReportCSV, dirPlots}
 	if supernetToo {
 		paths = append(paths, DirSupernet)
 	}
@@ -190,19 +208,19 @@ func clearLifecycle(out string, supernetToo bool) error {
 }
 
 // lifecycleSupernet loads run.supernet, or trains the supernet in Dir/supernet (continuing
-// or reusing it when resuming).
-func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts LifecycleOptions, rep *report.Report) (*modelfile.Model, string, error) {
+// or reusing it when resuming), and says what training it cost.
+func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts LifecycleOptions, rep *report.Report) (*modelfile.Model, string, *supernetRun, error) {
 	if path := cfg.Run.Supernet; path != "" {
 		sn, err := modelfile.Load(path)
 		if err != nil {
-			return nil, "", err
+			return nil, "", nil, err
 		}
 		if sn.Kind != modelfile.KindSupernet {
-			return nil, "", fmt.Errorf("%w: run.supernet %s is a %s model, not a supernet", ErrConfig, path, sn.Kind)
+			return nil, "", nil, fmt.Errorf("%w: run.supernet %s is a %s model, not a supernet", ErrConfig, path, sn.Kind)
 		}
 		opts.log("== supernet: %s", path)
 		rep.Notes = append(rep.Notes, "supernet: "+path)
-		return sn, path, nil
+		return sn, path, storedRun(cfg, sn, path), nil
 	}
 	dir := filepath.Join(opts.Dir, DirSupernet)
 	path := filepath.Join(dir, FileSupernet)
@@ -211,20 +229,20 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 		if sn, err := modelfile.Load(path); err == nil {
 			opts.log("== 1/3 supernet: reusing the finished run in %s", dir)
 			rep.Notes = append(rep.Notes, "supernet: "+path+" (finished before the lifecycle was resumed)")
-			return sn, path, nil
+			return sn, path, storedRun(cfg, sn, path), nil
 		}
 		r, err := modelfile.LoadResume(filepath.Join(dir, FileResume))
 		switch {
 		case err == nil:
 			if r.RunConfig != string(opts.StoredConfig) {
-				return nil, "", fmt.Errorf("%w: %s was written with another configuration; resume with that one or start over with --force",
+				return nil, "", nil, fmt.Errorf("%w: %s was written with another configuration; resume with that one or start over with --force",
 					ErrConfig, filepath.Join(dir, FileResume))
 			}
 			to.Resume = r
 			opts.log("== 1/3 training the supernet: continuing at step %d", r.Step)
 		case errors.Is(err, fs.ErrNotExist):
 		default:
-			return nil, "", err
+			return nil, "", nil, err
 		}
 	}
 	if to.Resume == nil {
@@ -232,12 +250,203 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 	}
 	res, err := TrainSupernet(ctx, cfg, ds, to)
 	if err != nil {
-		return nil, "", err
+		return nil, "", nil, err
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("supernet trained for %d steps (%s)", res.Steps, dir))
 	rep.Losses = append(rep.Losses, res.Losses)
 	rep.Accuracies = append(rep.Accuracies, res.Accuracies)
-	return res.Model, res.Path, nil
+	run := &supernetRun{known: true, steps: res.Steps, batch: cfg.Train.BatchSize, train: cfg.Train, seconds: res.Seconds,
+		timed: to.Resume == nil, source: "trained in this run"}
+	run.replay(cfg.Sampler, res.Model)
+	return res.Model, res.Path, run, nil
+}
+
+// supernetRun is what training the supernet cost: its steps and examples per step, the
+// training MACs per example and step (replayed from its sampler: every subnet it trained,
+// forward and backward), its wall time and its train section.
+type supernetRun struct {
+	known          bool // the step count is known
+	steps, batch   int
+	train          train.Config
+	sampler        string
+	macsPerExample float64 // training MACs per example and step, mean over the steps
+	seconds        float64
+	timed          bool
+	source         string // where the figures come from
+}
+
+// storedRun reads what a supernet trained elsewhere cost from the resume file beside it
+// (its step count) and its stored configuration (train and sampler sections); the
+// configuration's own sections stand in for ones that cannot be read, and say so.
+func storedRun(cfg Config, sn *modelfile.Model, path string) *supernetRun {
+	run := &supernetRun{batch: cfg.Train.BatchSize, train: cfg.Train}
+	rpath := filepath.Join(filepath.Dir(path), FileResume)
+	r, err := modelfile.LoadResume(rpath)
+	if err != nil {
+		run.source = fmt.Sprintf("no readable resume file beside the supernet: %v", err)
+		return run
+	}
+	run.known, run.steps, run.source = true, r.Step, "step count from "+rpath
+	doc := r.RunConfig
+	if doc == "" && sn.Provenance != nil {
+		doc = sn.Provenance.Config
+	}
+	tc, sc, err := storedSections(doc)
+	if err != nil {
+		tc, sc = cfg.Train, cfg.Sampler
+		run.source += fmt.Sprintf("; its configuration is unreadable (%v), so this run's train and sampler sections are assumed", err)
+	} else {
+		run.source += ", train and sampler sections from its stored configuration"
+	}
+	run.batch, run.train = tc.BatchSize, tc
+	run.replay(sc, sn)
+	return run
+}
+
+// storedSections decodes the train and sampler sections of a stored configuration (YAML
+// with the configuration's keys) over their defaults.
+func storedSections(doc string) (train.Config, sampler.Config, error) {
+	tc, sc := train.Default(), sampler.DefaultConfig()
+	var root map[string]any
+	if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
+		return tc, sc, fmt.Errorf("stored configuration: %w", err)
+	}
+	for key, out := range map[string]any{"train": &tc, "sampler": &sc} {
+		sec, ok := root[key]
+		if !ok {
+			return tc, sc, fmt.Errorf("stored configuration: no %s section", key)
+		}
+		d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: out, TagName: "mapstructure", ErrorUnused: true})
+		if err != nil {
+			return tc, sc, err
+		}
+		if err := d.Decode(sec); err != nil {
+			return tc, sc, fmt.Errorf("stored configuration: %s: %w", key, err)
+		}
+	}
+	if err := tc.Validate("train"); err != nil {
+		return tc, sc, fmt.Errorf("stored configuration: %w", err)
+	}
+	return tc, sc, sc.Validate()
+}
+
+// replay counts the forward MACs of every subnet the sampler drew over the run's steps.
+func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
+	if !r.known || r.steps == 0 {
+		return
+	}
+	if sn.Space == nil {
+		r.source += "; the supernet has no search space, so its sampler cannot be replayed"
+		r.known = false
+		return
+	}
+	smp, err := sampler.New(sc, *sn.Space)
+	if err != nil {
+		r.source += fmt.Sprintf("; its sampler cannot be replayed (%v)", err)
+		r.known = false
+		return
+	}
+	total := 0.0
+	for step := 0; step < r.steps; step++ {
+		for _, s := range smp.Sample(step) {
+			total += float64(sn.Arch.SubnetCost(s).MACs)
+		}
+	}
+	r.sampler = smp.Name()
+	r.macsPerExample = 3 * total / float64(r.steps)
+}
+
+// stage is the supernet's compute as a report stage.
+func (r *supernetRun) stage() report.Stage {
+	if !r.known {
+		return report.Stage{Name: "supernet (steps unknown)", Untimed: true, Shared: true}
+	}
+	return report.Stage{Name: "supernet", Steps: r.steps, Batch: r.batch, MACsPerExample: r.macsPerExample,
+		MACs: float64(r.steps) * float64(r.batch) * r.macsPerExample, Seconds: r.seconds, Untimed: !r.timed, Shared: true}
+}
+
+// notes describe the supernet's compute for the report.
+func (r *supernetRun) notes() []string {
+	if !r.known {
+		return []string{"supernet compute unknown: " + r.source}
+	}
+	n := fmt.Sprintf("supernet compute: %d steps x %d examples x %s training MACs per example and step (%s sampler: every subnet trained "+
+		"at a step, forward and backward, replayed from the sampler), %s training MACs in all; %s",
+		r.steps, r.batch, report.SI(r.macsPerExample), r.sampler, report.SI(float64(r.steps)*float64(r.batch)*r.macsPerExample), r.source)
+	if !r.timed {
+		n += "; its wall time was not measured in this run"
+	}
+	return []string{n}
+}
+
+// denseRun is the dense model of a lifecycle: the supernet's architecture trained alone.
+type denseRun struct {
+	model  *modelfile.Model
+	stage  report.Stage
+	scores *extract.Scores // Taylor scores, measured at the first budget and reused
+	note   string
+}
+
+// equalComputeSteps is the number of dense-model steps (same batch as the supernet) whose
+// training MACs equal the supernet run's: both pay 3 forward passes per trained model and
+// example, so it is the supernet's steps x sampled forward MACs per step over the dense
+// model's forward MACs.
+func equalComputeSteps(run *supernetRun, dense arch.Arch) int {
+	return int(math.Round(float64(run.steps) * run.macsPerExample / (3 * float64(dense.ModelCost().MACs))))
+}
+
+// lifecycleDense trains the dense model once (or loads it when resuming) in Dir/dense: the
+// supernet's architecture from the same initialisation, on the labels, with the supernet's
+// train section, for the supernet run's training MACs.
+func lifecycleDense(ctx context.Context, cfg Config, ds *Dataset, sn *modelfile.Model, run *supernetRun, opts LifecycleOptions) (*denseRun, error) {
+	if !run.known {
+		return &denseRun{note: "dense -> prune -> fine-tune: skipped, the supernet's compute is unknown (" + run.source + ")"}, nil
+	}
+	steps := max(1, equalComputeSteps(run, sn.Arch))
+	dir := filepath.Join(opts.Dir, DirDense)
+	var r *FinetuneResult
+	if opts.Resume {
+		if r, _ = LoadFinetuned(dir); r != nil && r.Steps != steps {
+			r = nil
+		}
+	}
+	if r == nil {
+		opts.log("== dense model: %d steps (the supernet run's training MACs)", steps)
+		p, err := supernet.NewParams(sn.Arch, tensor.Float32, cfg.Model.InitSeed)
+		if err != nil {
+			return nil, err
+		}
+		fresh := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: sn.Arch, Params: p, Preprocess: sn.Preprocess,
+			Provenance: &modelfile.Provenance{Step: "dense", Config: string(opts.StoredConfig)},
+			Extra:      map[string]string{modelfile.KeyNote: "the supernet's architecture trained alone (dense -> prune -> fine-tune baseline)"}}
+		dc := cfg
+		dc.Finetune = run.train
+		dc.Finetune.Steps, dc.Finetune.EvalBatch = steps, cfg.Finetune.EvalBatch
+		if r, err = Finetune(ctx, dc, fresh, nil, ds, FinetuneOptions{Output: opts.Output, Title: "dense", Dir: dir}); err != nil {
+			return nil, err
+		}
+	} else {
+		opts.log("== dense model: reusing %s", dir)
+	}
+	macs := 3 * float64(sn.Arch.ModelCost().MACs)
+	d := &denseRun{model: r.Model,
+		stage: report.Stage{Name: "dense", Steps: r.Steps, Batch: run.batch, MACsPerExample: macs,
+			MACs: float64(r.Steps) * float64(run.batch) * macs, Seconds: r.Seconds, Shared: true}}
+	d.note = fmt.Sprintf("dense -> prune -> fine-tune: the dense model (the supernet's architecture, same initialisation, labels only, the supernet's "+
+		"train section) trained for %d steps x %d examples = %s training MACs, the supernet run's %s (equal training MACs, not equal steps: "+
+		"steps = supernet steps x sampled forward MACs per step / the dense model's forward MACs); test accuracy %.2f%% (%s); "+
+		"each budget prunes it by Taylor importance with the greedy selector and fine-tunes it like the extracted model, distilled from the dense model",
+		r.Steps, run.batch, report.SI(d.stage.MACs), report.SI(run.stage().MACs), 100*r.Test, dir)
+	return d, nil
+}
+
+// pruneConfig is the extraction that prunes the dense model: Taylor importance for heads
+// and neurons, units in importance order, the greedy selector without search.
+func pruneConfig(cfg Config) extract.Config {
+	c := cfg.Extract.Config
+	c.Criteria.Heads, c.Criteria.Neurons = extract.HeadTaylor, extract.NeuronTaylor
+	c.Order, c.Search.Generations = extract.OrderImportance, 0
+	return c
 }
 
 // feasible checks that every budget can be met by a subnet of supernet a.
@@ -261,22 +470,24 @@ func safeName(s string) string {
 
 // budgetRun is one budget of a lifecycle: its models, rows and curves.
 type budgetRun struct {
-	cfg     Config
-	opts    LifecycleOptions
-	ex      *Extractor
-	ds      *Dataset
-	target  budget.Target
-	name    string
-	prov    *modelfile.Provenance
-	dir     string
-	root    string
-	measure func(arch.Arch) (float64, error)
-	rows    []report.Row
-	curves  []report.Curve
+	cfg      Config
+	opts     LifecycleOptions
+	ex       *Extractor
+	ds       *Dataset
+	target   budget.Target
+	name     string
+	prov     *modelfile.Provenance
+	dir      string
+	root     string
+	measure  func(arch.Arch) (float64, error)
+	supernet *supernetRun
+	dense    *denseRun // nil: no dense -> prune baseline
+	rows     []report.Row
+	curves   []report.Curve
 }
 
-// row adds a report row for a model of architecture a.
-func (b *budgetRun) row(variant string, a arch.Arch, acc float64, steps int, path string) error {
+// row adds a report row for a model of architecture a trained with compute.
+func (b *budgetRun) row(variant string, a arch.Arch, acc float64, steps int, path string, compute ...report.Stage) error {
 	c := a.ModelCost()
 	lat, err := b.measure(a)
 	if err != nil {
@@ -287,7 +498,7 @@ func (b *budgetRun) row(variant string, a arch.Arch, acc float64, steps int, pat
 		rel, _ = filepath.Rel(b.root, path)
 	}
 	b.rows = append(b.rows, report.Row{Budget: b.name, Variant: variant, Params: c.Params, Layers: len(a.Layers), Positions: a.Depth(),
-		MACs: c.MACs, LatencyMS: lat, Accuracy: acc, Steps: steps, Model: rel})
+		MACs: c.MACs, LatencyMS: lat, Accuracy: acc, Steps: steps, Model: rel, Compute: compute})
 	b.opts.log("   %-22s params %7d  MACs %9d  test %6.2f%%", variant, c.Params, c.MACs, 100*acc)
 	return nil
 }
@@ -318,21 +529,45 @@ func (b *budgetRun) extracted(sub string, t budget.Target, from string) (*modelf
 	return m, &res.Manifest, nil
 }
 
-// finetuned fine-tunes m into dir/sub (or loads that run when resuming), reporting it as
-// variant.
-func (b *budgetRun) finetuned(ctx context.Context, variant, sub, title string, c Config, m, teacher *modelfile.Model) (*FinetuneResult, error) {
+// finetuned fine-tunes m into dir/sub with c's finetune section (or loads that run when
+// resuming), reporting it as variant after the upstream compute stages; stage names the
+// run's own stage.
+func (b *budgetRun) finetuned(ctx context.Context, variant, sub, title, stage string, c Config, m, teacher *modelfile.Model,
+	upstream ...report.Stage) (*FinetuneResult, report.Stage, error) {
 	dir := filepath.Join(b.dir, sub)
 	var r *FinetuneResult
 	if b.opts.Resume {
-		r, _ = LoadFinetuned(dir)
+		if r, _ = LoadFinetuned(dir); r != nil && c.Finetune.Steps > 0 && r.Steps != c.Finetune.Steps {
+			r = nil
+		}
 	}
 	if r == nil {
 		var err error
 		if r, err = Finetune(ctx, c, m, teacher, b.ds, FinetuneOptions{Output: b.opts.Output, Title: b.name + " " + title, Dir: dir}); err != nil {
-			return nil, err
+			return nil, report.Stage{}, err
 		}
 	}
-	return r, b.row(variant, r.Model.Arch, r.Test, r.Steps, filepath.Join(dir, FileModel))
+	per := 3 * float64(m.Arch.ModelCost().MACs)
+	if teacher != nil {
+		per += float64(teacher.Arch.SubnetCost(arch.Largest(teacher.Arch)).MACs)
+	}
+	st := report.Stage{Name: stage, Steps: r.Steps, Batch: c.Finetune.BatchSize, MACsPerExample: per,
+		MACs: float64(r.Steps) * float64(c.Finetune.BatchSize) * per, Seconds: r.Seconds}
+	return r, st, b.row(variant, r.Model.Arch, r.Test, r.Steps, filepath.Join(dir, FileModel), append(upstream, st)...)
+}
+
+// extractionStage is the compute of an extraction: its importance scores (a forward and
+// backward pass of the whole model per calibration example, plus a forward pass per layer
+// when layers are scored by dropping them; counted for every extraction, though scores
+// are measured once per model and reused) and the validation passes of its search and
+// order comparison.
+func (b *budgetRun) extractionStage(name string, a arch.Arch, c extract.Config, mf *extract.Manifest) report.Stage {
+	per := 3.0
+	if c.Criteria.Layers == extract.LayerDrop {
+		per += float64(len(a.Layers))
+	}
+	macs := float64(c.CalibrationBatches*extractBatch)*per*float64(a.ModelCost().MACs) + float64(mf.EvaluatedMACs)*float64(b.ex.ValExamples())
+	return report.Stage{Name: name, MACs: macs, Seconds: mf.Seconds}
 }
 
 func (b *budgetRun) run(ctx context.Context) error {
@@ -344,11 +579,20 @@ func (b *budgetRun) run(ctx context.Context) error {
 	for _, w := range mf.Warnings {
 		b.opts.log("   warning: %s", w)
 	}
+	if mf.OrderRule == extract.OrderBest {
+		var c []string
+		for _, x := range mf.Candidates {
+			c = append(c, fmt.Sprintf("%s %.2f%%", x.Order, 100*x.ValAccuracy))
+		}
+		b.opts.log("   unit order %s won on validation (%.2f%%; candidates: %s)", mf.Order, 100*deref(mf.ValAccuracy), strings.Join(c, ", "))
+	}
 	acc, err := b.ex.TestAccuracy(em.Arch, em.Params)
 	if err != nil {
 		return err
 	}
-	if err := b.row("extracted", em.Arch, acc, 0, filepath.Join(b.dir, "extracted", FileModel)); err != nil {
+	snStage := b.supernet.stage()
+	exStage := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, mf)
+	if err := b.row("extracted", em.Arch, acc, 0, filepath.Join(b.dir, "extracted", FileModel), snStage, exStage); err != nil {
 		return err
 	}
 	if b.cfg.Run.Baselines {
@@ -364,56 +608,139 @@ func (b *budgetRun) run(ctx context.Context) error {
 			if err != nil {
 				return err
 			}
-			if err := b.row(bl.Name, res.Arch, acc, 0, ""); err != nil {
+			// the sizes are the extraction's: it paid for their search
+			if err := b.row(bl.Name, res.Arch, acc, 0, "", snStage, exStage); err != nil {
 				return err
 			}
 		}
 	}
-	ft, err := b.finetuned(ctx, "extracted+finetune", "finetuned", "finetune", b.cfg, em, sn)
+	ft, ftStage, err := b.finetuned(ctx, "extracted+finetune", "finetuned", "finetune", "fine-tune", b.cfg, em, sn, snStage, exStage)
 	if err != nil {
 		return err
 	}
 	b.curves = append(b.curves, named(b.name+" extracted+finetune (val)", ft.Curve))
 	if b.cfg.Run.Expand {
-		xm, err := b.expanded()
+		xm, xStage, err := b.expanded()
 		if err != nil {
 			return err
 		}
-		eft, err := b.finetuned(ctx, "expanded+finetune", "expanded-finetuned", "expanded", b.cfg, xm, sn)
+		eft, _, err := b.finetuned(ctx, "expanded+finetune", "expanded-finetuned", "expanded", "fine-tune", b.cfg, xm, sn, snStage, xStage)
 		if err != nil {
 			return err
 		}
 		b.curves = append(b.curves, named(b.name+" expanded+finetune (val)", eft.Curve))
 	}
 	if b.cfg.Run.Scratch {
-		p, err := supernet.NewParams(em.Arch, tensor.Float32, b.cfg.Model.InitSeed)
+		sc := b.cfg
+		sc.Finetune.Steps = ft.Steps // the fine-tuning's steps only
+		sc.Finetune.LR = b.cfg.Train.LR
+		fresh, err := b.fresh(em.Arch, "trained from scratch for the fine-tuning's steps")
 		if err != nil {
 			return err
 		}
-		fresh := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: em.Arch, Params: p, Preprocess: sn.Preprocess,
-			Provenance: &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
-			Extra:      copyClasses(map[string]string{modelfile.KeyNote: "trained from scratch"}, sn)}
+		if _, _, err := b.finetuned(ctx, fmt.Sprintf("scratch, only the fine-tune's %d steps", ft.Steps), "scratch", "scratch", "training",
+			sc, fresh, nil); err != nil {
+			return err
+		}
+	}
+	if b.cfg.Run.ScratchEqualSteps && b.supernet.known {
+		// as many steps as the extracted model had: the supernet's, then the fine-tuning's,
+		// with the supernet's train section and distilled from its largest subnet
 		sc := b.cfg
-		sc.Finetune.Steps = ft.Steps // the same number of steps as fine-tuning
-		sc.Finetune.LR = b.cfg.Train.LR
-		if _, err := b.finetuned(ctx, fmt.Sprintf("scratch, %d steps", ft.Steps), "scratch", "scratch", sc, fresh, nil); err != nil {
+		sc.Finetune = b.supernet.train
+		sc.Finetune.Steps, sc.Finetune.EvalBatch = b.supernet.steps+ftStage.Steps, b.cfg.Finetune.EvalBatch
+		fresh, err := b.fresh(em.Arch, "trained from scratch for the supernet's and the fine-tuning's steps")
+		if err != nil {
+			return err
+		}
+		if _, _, err := b.finetuned(ctx, "scratch, equal steps", "scratch-equal-steps", "scratch (equal steps)", "training",
+			sc, fresh, sn); err != nil {
+			return err
+		}
+	}
+	if b.dense != nil && b.dense.model != nil {
+		if err := b.densePruned(ctx, ftStage.Steps); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
+func deref(x *float64) float64 {
+	if x == nil {
+		return math.NaN()
+	}
+	return *x
+}
+
+// fresh is a randomly initialised model of architecture a (the supernet's initialisation
+// seed), for the baselines trained from scratch.
+func (b *budgetRun) fresh(a arch.Arch, note string) (*modelfile.Model, error) {
+	p, err := supernet.NewParams(a, tensor.Float32, b.cfg.Model.InitSeed)
+	if err != nil {
+		return nil, err
+	}
+	return &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: a, Params: p, Preprocess: b.ex.Supernet().Preprocess,
+		Provenance: &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
+		Extra:      copyClasses(map[string]string{modelfile.KeyNote: note}, b.ex.Supernet())}, nil
+}
+
+// densePruned is the dense -> prune -> fine-tune baseline: the dense model pruned to the
+// budget by Taylor importance with the greedy selector (no search), then fine-tuned for
+// the extracted model's fine-tuning steps, distilled from the dense model.
+func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
+	d := b.dense
+	dir := filepath.Join(b.dir, "dense-pruned")
+	c := pruneConfig(b.cfg)
+	var pm *modelfile.Model
+	var mf extract.Manifest
+	if b.opts.Resume {
+		if m, err := modelfile.Load(filepath.Join(dir, FileModel)); err == nil && readJSON(filepath.Join(dir, FileManifest), &mf) == nil {
+			pm = m
+		}
+	}
+	if pm == nil {
+		t := b.target
+		in := extract.Input{Arch: d.model.Arch, Params: d.model.Float32Params(), Calibration: b.ex.calib, VerifyBatch: b.ex.verify,
+			Latency: b.ex.latency, Scores: d.scores}
+		res, err := extract.Extract(in, c, extract.Selection{Target: &t, TargetFrom: "run.budgets (dense model)"})
+		if err != nil {
+			return err
+		}
+		d.scores, mf = res.Scores, res.Manifest
+		mj, err := jsonString(res.Manifest)
+		if err != nil {
+			return err
+		}
+		pm = &modelfile.Model{Kind: modelfile.KindExtracted, Arch: res.Arch, Params: res.Params, Preprocess: d.model.Preprocess,
+			Provenance: &modelfile.Provenance{Step: "dense-prune", Config: string(b.opts.StoredConfig)},
+			Extra:      map[string]string{modelfile.KeyManifest: mj, modelfile.KeyNote: "the dense model pruned by Taylor importance"}}
+		if err := SaveModelDir(dir, pm, map[string]any{FileManifest: res.Manifest}); err != nil {
+			return err
+		}
+	}
+	pc := b.cfg
+	pc.Finetune.Steps = ftSteps
+	_, _, err := b.finetuned(ctx, "dense -> prune (Taylor) -> fine-tune", "dense-pruned-finetuned", "dense-pruned", "fine-tune", pc, pm, d.model,
+		d.stage, b.extractionStage("prune", d.model.Arch, c, &mf))
+	return err
+}
+
 // expanded extracts a model whose expansion fits the budget's unique-parameter limit (the
 // transforms' own parameters come out of the extraction's budget: the extraction is
 // repeated with a smaller budget until the expanded model fits) and expands it.
-func (b *budgetRun) expanded() (*modelfile.Model, error) {
+func (b *budgetRun) expanded() (*modelfile.Model, report.Stage, error) {
 	dir := filepath.Join(b.dir, "expanded")
+	sn := b.ex.Supernet()
 	if b.opts.Resume {
-		if m, err := modelfile.Load(filepath.Join(dir, FileModel)); err == nil {
-			return m, nil
+		var mf extract.Manifest
+		if m, err := modelfile.Load(filepath.Join(dir, FileModel)); err == nil && readJSON(filepath.Join(dir, FileManifest), &mf) == nil {
+			st := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, &mf)
+			st.Untimed = true // earlier tries of that run are not recorded
+			return m, st, nil
 		}
 	}
-	sn := b.ex.Supernet()
+	total := report.Stage{Name: "extraction"}
 	bud := extract.Resolve(b.target, sn.Arch)
 	limit := bud.Params
 	target := budget.Target{Params: bud.Params, MACs: bud.MACs}
@@ -421,23 +748,25 @@ func (b *budgetRun) expanded() (*modelfile.Model, error) {
 	for try := 0; try < 6; try++ {
 		res, err := b.ex.Extract(b.cfg.Extract.Config, extract.Selection{Target: &target, TargetFrom: "run.budgets (room left for expansion)"}, nil)
 		if err != nil {
-			return nil, err
+			return nil, total, err
 		}
+		st := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, &res.Manifest)
+		total.MACs, total.Seconds = total.MACs+st.MACs, total.Seconds+st.Seconds
 		m, err := b.ex.Model(res, b.prov)
 		if err != nil {
-			return nil, err
+			return nil, total, err
 		}
 		xm, err := Expand(m, b.cfg.Expand, verify)
 		if err != nil {
-			return nil, err
+			return nil, total, err
 		}
 		if got := xm.Arch.ModelCost().Params; limit == 0 || got <= limit {
-			return xm, SaveModelDir(dir, xm, map[string]any{FileManifest: res.Manifest})
+			return xm, total, SaveModelDir(dir, xm, map[string]any{FileManifest: res.Manifest})
 		} else {
 			target.Params -= got - limit + int64(math.Ceil(0.01*float64(limit)))
 		}
 	}
-	return nil, fmt.Errorf("could not fit the expanded model within %d unique params", limit)
+	return nil, total, fmt.Errorf("could not fit the expanded model within %d unique params", limit)
 }
 
 // subnetOf is the subnet of the reordered supernet an extraction kept (its manifest's

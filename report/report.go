@@ -32,6 +32,93 @@ type Row struct {
 	Accuracy  float64 `json:"test_accuracy"`
 	Steps     int     `json:"steps,omitempty"` // training/fine-tuning steps spent on this model
 	Model     string  `json:"model,omitempty"` // checkpoint path, relative to the report
+	// Compute is every stage of training and search behind the model, upstream stages
+	// (the supernet, a dense model) included.
+	Compute []Stage `json:"compute,omitempty"`
+}
+
+// Stage is one piece of the compute behind a model. Training MACs count a forward and a
+// backward pass of a trained model as 3 forward passes (the backward pass costs about two),
+// plus one forward pass of a separate teacher; evaluations during training are not counted.
+type Stage struct {
+	// Name says what the stage is: "supernet", "dense", "extraction", "fine-tune", ...
+	Name string `json:"name"`
+	// Steps and Batch are the optimizer steps and examples per step (0 for a stage
+	// without steps, such as scoring and searching).
+	Steps int `json:"steps,omitempty"`
+	Batch int `json:"batch,omitempty"`
+	// MACsPerExample is the training MACs per example and step (every model trained at
+	// the step, and the teacher); MACs is the stage's total.
+	MACsPerExample float64 `json:"macs_per_example,omitempty"`
+	MACs           float64 `json:"macs"`
+	// Seconds is the stage's wall time; Untimed says it was not measured in this run (a
+	// given or reused model), so Seconds is 0 or only part of it.
+	Seconds float64 `json:"seconds"`
+	Untimed bool    `json:"untimed,omitempty"`
+	// Shared marks a stage whose result every budget shares (the supernet, the dense model).
+	Shared bool `json:"shared,omitempty"`
+}
+
+// TrainMACs is the total of the row's stages.
+func (r Row) TrainMACs() float64 {
+	t := 0.0
+	for _, s := range r.Compute {
+		t += s.MACs
+	}
+	return t
+}
+
+// Seconds is the row's total wall time and whether every stage of it was timed.
+func (r Row) Seconds() (float64, bool) {
+	t, all := 0.0, true
+	for _, s := range r.Compute {
+		t += s.Seconds
+		all = all && !s.Untimed
+	}
+	return t, all
+}
+
+// ComputeString describes the stages, e.g. "supernet* 680 × 64 × 9.41M + fine-tune 85 × 64
+// × 1.20M": steps × examples per step × training MACs per example (totals for stages
+// without steps); a star marks a stage shared by every budget.
+func (r Row) ComputeString() string {
+	var parts []string
+	for _, s := range r.Compute {
+		name := s.Name
+		if s.Shared {
+			name += "*"
+		}
+		if s.Steps > 0 {
+			parts = append(parts, fmt.Sprintf("%s %d × %d × %s", name, s.Steps, s.Batch, SI(s.MACsPerExample)))
+		} else {
+			parts = append(parts, fmt.Sprintf("%s %s", name, SI(s.MACs)))
+		}
+	}
+	return strings.Join(parts, " + ")
+}
+
+// SI writes a count with an SI prefix and 3 significant digits (1.23G).
+func SI(x float64) string {
+	for _, p := range []struct {
+		f float64
+		s string
+	}{{1e15, "P"}, {1e12, "T"}, {1e9, "G"}, {1e6, "M"}, {1e3, "k"}} {
+		if x >= p.f {
+			return strconv.FormatFloat(x/p.f, 'g', 3, 64) + p.s
+		}
+	}
+	return strconv.FormatFloat(x, 'g', 3, 64)
+}
+
+func (r Row) wallString() string {
+	if len(r.Compute) == 0 {
+		return ""
+	}
+	t, all := r.Seconds()
+	if !all {
+		return fmt.Sprintf("≥ %.1f", t)
+	}
+	return fmt.Sprintf("%.1f", t)
 }
 
 // Curve is a training curve (x: step, y: a metric).
@@ -93,11 +180,15 @@ func (r *Report) writeCSV(path string) error {
 		return err
 	}
 	w := csv.NewWriter(f)
-	_ = w.Write([]string{"budget", "variant", "unique_params", "layers", "positions", "macs", "latency_ms", "test_accuracy", "steps", "model"})
+	_ = w.Write([]string{"budget", "variant", "unique_params", "layers", "positions", "macs", "latency_ms", "test_accuracy", "steps",
+		"train_macs", "wall_seconds", "wall_time_complete", "compute", "model"})
 	for _, row := range append([]Row{r.Reference}, r.Rows...) {
+		sec, all := row.Seconds()
 		_ = w.Write([]string{row.Budget, row.Variant, strconv.FormatInt(row.Params, 10), strconv.Itoa(row.Layers), strconv.Itoa(row.Positions),
 			strconv.FormatInt(row.MACs, 10), strconv.FormatFloat(row.LatencyMS, 'f', 4, 64),
-			strconv.FormatFloat(row.Accuracy, 'f', 4, 64), strconv.Itoa(row.Steps), row.Model})
+			strconv.FormatFloat(row.Accuracy, 'f', 4, 64), strconv.Itoa(row.Steps),
+			strconv.FormatFloat(row.TrainMACs(), 'g', 6, 64), strconv.FormatFloat(sec, 'f', 1, 64), strconv.FormatBool(all),
+			row.ComputeString(), row.Model})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -114,23 +205,39 @@ func (r *Report) markdown(plots []string) string {
 		fmt.Fprintf(&b, "- %s\n", n)
 	}
 	ref := r.Reference
-	fmt.Fprintf(&b, "\nReference: the supernet's largest subnet, %d params, %d MACs, %.3f ms, test accuracy **%.2f%%**.\n",
+	fmt.Fprintf(&b, "\nReference: the supernet's largest subnet, %d params, %d MACs, %.3f ms, test accuracy **%.2f%%**",
 		ref.Params, ref.MACs, ref.LatencyMS, 100*ref.Accuracy)
+	if len(ref.Compute) > 0 {
+		fmt.Fprintf(&b, "; trained with %s = %s training MACs, %s s", ref.ComputeString(), SI(ref.TrainMACs()), ref.wallString())
+	}
+	b.WriteString(".\n")
+	shared := false
 	for _, budget := range r.Budgets() {
 		fmt.Fprintf(&b, "\n## Budget %s\n\n", budget)
-		b.WriteString("| model | unique params | layers / positions | MACs | latency (ms) | test accuracy | steps |\n")
-		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | ---: |\n")
+		b.WriteString("| model | unique params | layers / positions | MACs | latency (ms) | test accuracy | compute: steps × batch × training MACs per example | training MACs | wall time (s) |\n")
+		b.WriteString("| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |\n")
 		for _, row := range r.Rows {
 			if row.Budget != budget {
 				continue
 			}
-			steps := ""
-			if row.Steps > 0 {
-				steps = strconv.Itoa(row.Steps)
+			total := ""
+			if len(row.Compute) > 0 {
+				total = SI(row.TrainMACs())
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d / %d | %d | %.3f | %.2f%% | %s |\n", row.Variant, row.Params, row.Layers, row.Positions, row.MACs,
-				row.LatencyMS, 100*row.Accuracy, steps)
+			for _, s := range row.Compute {
+				shared = shared || s.Shared
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d / %d | %d | %.3f | %.2f%% | %s | %s | %s |\n", row.Variant, row.Params, row.Layers, row.Positions, row.MACs,
+				row.LatencyMS, 100*row.Accuracy, row.ComputeString(), total, row.wallString())
 		}
+	}
+	if len(r.Rows) > 0 {
+		b.WriteString("\nCompute: training MACs count a forward and backward pass as 3 forward passes, plus a forward pass of a separate teacher; " +
+			"evaluations during training are not counted; a stage without steps (extraction: importance scores and the search's validation passes) shows its total.")
+		if shared {
+			b.WriteString(" A star marks a stage shared by every budget (the supernet, the dense model): each row counts it in full.")
+		}
+		b.WriteString(" A wall time with ≥ leaves out stages not timed in this run.\n")
 	}
 	if len(plots) > 0 {
 		b.WriteString("\n## Plots\n\n")

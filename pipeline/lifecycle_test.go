@@ -1,0 +1,156 @@
+package pipeline
+
+import (
+	"context"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/modelfile"
+	"github.com/ofa-go/ofa/report"
+	"github.com/ofa-go/ofa/sampler"
+)
+
+// tinyStored is the part of a stored configuration storedRun reads back.
+const tinyStored = `train:
+  steps: 8
+  batch_size: 32
+  warmup_steps: 2
+  eval_batch: 50
+sampler:
+  kind: sandwich
+  random: 2
+`
+
+// tinyLifecycle is a small model and short runs on the embedded data, one budget.
+func tinyLifecycle(dir string) Config {
+	c := DefaultConfig()
+	c.Data.Embedded, c.Data.TrainLimit, c.Data.TestLimit, c.Data.ValSize = true, 600, 100, 88
+	c.Data.Augment = data.Augment{}
+	c.Model = ModelConfig{PatchSize: 7, Dim: 32, HeadDim: 8, Heads: 2, MLP: 64, Depth: 2,
+		HeadChoices: []int{1, 2}, MLPChoices: []int{32, 64}, DepthChoices: []int{1, 2}, InitSeed: 1}
+	c.Train.Steps, c.Train.BatchSize, c.Train.WarmupSteps, c.Train.EvalBatch = 8, 32, 2, 50
+	c.Finetune.Steps, c.Finetune.BatchSize, c.Finetune.WarmupSteps, c.Finetune.EvalBatch = 4, 32, 1, 50
+	c.Extract.CalibrationBatches, c.Extract.ValExamples = 2, 50
+	c.Extract.Search.Population, c.Extract.Search.Generations = 4, 1
+	c.Run.Budgets, c.Run.Expand, c.Run.LatencyRepeats = []string{"2x"}, false, 3
+	c.Out = dir
+	return c
+}
+
+// TestLifecycleBaselinesAndCompute: a lifecycle reports the honest baselines (scratch for
+// the supernet's plus the fine-tuning's steps; dense -> prune -> fine-tune at the
+// supernet's training MACs), every row with its compute, and an extraction that is on
+// validation at least as good as plain slices of its sizes.
+func TestLifecycleBaselinesAndCompute(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyLifecycle(dir)
+	rep, err := Lifecycle(context.Background(), cfg, LifecycleOptions{Dir: dir, StoredConfig: []byte(tinyStored)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := map[string]report.Row{}
+	for _, r := range rep.Rows {
+		rows[r.Variant] = r
+		if len(r.Compute) == 0 || r.TrainMACs() <= 0 {
+			t.Errorf("%s states no compute: %+v", r.Variant, r.Compute)
+		}
+	}
+	for _, v := range []string{"extracted", "plain slices", "random units", "extracted+finetune", "scratch, only the fine-tune's 4 steps",
+		"scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"} {
+		if _, ok := rows[v]; !ok {
+			t.Errorf("report lacks %q", v)
+		}
+	}
+	// the supernet's compute, replayed from its sampler
+	sn, err := modelfile.Load(filepath.Join(dir, DirSupernet, FileSupernet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	smp, err := sampler.New(cfg.Sampler, *sn.Space)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := 0.0 // forward MACs per example over the run
+	for step := 0; step < 8; step++ {
+		for _, s := range smp.Sample(step) {
+			fwd += float64(sn.Arch.SubnetCost(s).MACs)
+		}
+	}
+	ft := rows["extracted+finetune"]
+	if len(ft.Compute) != 3 || ft.Compute[0].Name != "supernet" || ft.Compute[0].Steps != 8 || ft.Compute[0].Batch != 32 ||
+		math.Abs(ft.Compute[0].MACs-3*32*fwd) > 1 || ft.Compute[2].Steps != 4 || !ft.Compute[0].Shared || ft.Compute[0].Untimed {
+		t.Fatalf("extracted+finetune compute %+v; supernet forward MACs per example %g", ft.Compute, fwd)
+	}
+	// scratch for the supernet's and the fine-tuning's steps, distilled (teacher forward counted)
+	eq := rows["scratch, equal steps"]
+	if eq.Steps != 8+4 || eq.Compute[0].MACsPerExample != float64(3*eq.MACs+sn.Arch.ModelCost().MACs) {
+		t.Fatalf("scratch, equal steps: %d steps, %+v", eq.Steps, eq.Compute)
+	}
+	// the dense model trains for the supernet's training MACs, rounded to whole steps
+	dp := rows["dense -> prune (Taylor) -> fine-tune"]
+	dense := float64(sn.Arch.ModelCost().MACs)
+	if d := dp.Compute[0]; d.Name != "dense" || math.Abs(float64(d.Steps)*dense-fwd) > dense/2 || d.Batch != 32 {
+		t.Fatalf("dense stage %+v: %g forward MACs per example, want %g", d, float64(d.Steps)*dense, fwd)
+	}
+	if dp.Steps != 4 || dp.Params > sn.Arch.ModelCost().Params/2 {
+		t.Fatalf("dense -> prune -> fine-tune: %d steps, %d params", dp.Steps, dp.Params)
+	}
+	// the extraction chose its unit order on validation: never below plain slices
+	var mf extract.Manifest
+	if err := readJSON(filepath.Join(dir, DirBudgets, "2x", "extracted", FileManifest), &mf); err != nil {
+		t.Fatal(err)
+	}
+	if mf.OrderRule != extract.OrderBest || len(mf.Candidates) != 3 || mf.ValAccuracy == nil {
+		t.Fatalf("manifest order %q rule %q candidates %+v", mf.Order, mf.OrderRule, mf.Candidates)
+	}
+	for _, c := range mf.Candidates {
+		if c.ChosenValAccuracy > *mf.ValAccuracy {
+			t.Errorf("order %s scores %g on the chosen sizes, above the chosen %g", c.Order, c.ChosenValAccuracy, *mf.ValAccuracy)
+		}
+	}
+	md, err := os.ReadFile(filepath.Join(dir, FileReport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"training MACs", "| scratch, equal steps |", "equal training MACs", "supernet compute: 8 steps x 32 examples"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	// a supernet given by path: its steps from the resume file beside it, its sections from
+	// the stored configuration
+	run := storedRun(cfg, sn, filepath.Join(dir, DirSupernet, FileSupernet))
+	if !run.known || run.steps != 8 || run.batch != 32 || math.Abs(run.macsPerExample*8-3*fwd) > 1 || !strings.Contains(run.source, "stored configuration") {
+		t.Fatalf("stored run %+v", run)
+	}
+	if run := storedRun(cfg, sn, filepath.Join(t.TempDir(), "supernet.safetensors")); run.known || !strings.Contains(run.source, "no readable resume file") {
+		t.Fatalf("a supernet without its resume file: %+v", run)
+	}
+}
+
+// TestStoredSections: the train and sampler sections of a stored configuration are read
+// over their defaults; unknown keys and bad values are errors naming them.
+func TestStoredSections(t *testing.T) {
+	tc, sc, err := storedSections("train:\n  batch_size: 16\n  lr: 0.001\nsampler:\n  kind: uniform\n  random: 1\nrun:\n  budgets: [2x]\n")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tc.BatchSize != 16 || tc.LR != 0.001 || tc.WarmupSteps != 200 || sc.Kind != sampler.KindUniform || sc.Random != 1 {
+		t.Fatalf("train %+v sampler %+v", tc, sc)
+	}
+	for doc, want := range map[string]string{
+		"train:\n  batch_sise: 16\nsampler:\n  kind: uniform\n": "batch_sise",
+		"train:\n  lr: 2\nsampler:\n  kind: uniform\n":          "train.lr",
+		"train:\n  lr: 0.001\n":                                 "no sampler section",
+		"x":                                                     "stored configuration",
+	} {
+		if _, _, err := storedSections(doc); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}
