@@ -13,6 +13,7 @@ import (
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
 	"github.com/ofa-go/ofa/modelfile"
@@ -68,10 +69,8 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err := os.MkdirAll(out, 0o755); err != nil {
 		return nil, err
 	}
-	if !opts.Resume {
-		if err := clearLifecycle(out, cfg.Run.Supernet == ""); err != nil {
-			return nil, err
-		}
+	if err := lifecycleConfig(out, opts, cfg.Run.Supernet == ""); err != nil {
+		return nil, err
 	}
 	ds, err := LoadData(cfg.Data)
 	if err != nil {
@@ -192,10 +191,34 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	return rep, nil
 }
 
+// lifecycleConfig starts a fresh lifecycle (earlier outputs removed, the configuration
+// recorded in Dir/config.yaml) or checks that a resumed one has the configuration it was
+// started with, since its outputs were made with that one.
+func lifecycleConfig(out string, opts LifecycleOptions, supernetToo bool) error {
+	path := filepath.Join(out, FileConfig)
+	if opts.Resume {
+		old, err := data.ReadFileLimited(path, maxSideFile)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("%w: %s holds no lifecycle to resume (no %s)", ErrConfig, out, FileConfig)
+		case err != nil:
+			return err
+		case string(old) != string(opts.StoredConfig):
+			return fmt.Errorf("%w: the configuration differs from the one %s was started with (%s): resume with that one, or start over with --force",
+				ErrConfig, out, path)
+		}
+		return nil
+	}
+	if err := clearLifecycle(out, supernetToo); err != nil {
+		return err
+	}
+	return modelfile.WriteAtomic(path, opts.StoredConfig)
+}
+
 // clearLifecycle removes the outputs of an earlier lifecycle in out (and its supernet run
 // when a new one will be trained), so a fresh run never reuses them.
 func clearLifecycle(out string, supernetToo bool) error {
-	paths := []string{DirBudgets, DirDense, FileLatency, FileReport, fileReportJSON, fileReportCSV, dirPlots}
+	paths := []string{DirBudgets, DirDense, FileLatency, FileReport, fileReportJSON, fileReportCSV, dirPlots, FileConfig}
 	if supernetToo {
 		paths = append(paths, DirSupernet)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ofa-go/ofa/extract"
@@ -119,5 +120,10 @@ func TestLifecycleResumeReuses(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ft, modelfile.MarkerIncomplete)); err == nil {
 		t.Fatal("the redone fine-tune is still marked incomplete")
+	}
+	// outputs made with one configuration are not reused under another
+	opts.StoredConfig = []byte("changed")
+	if _, err := Lifecycle(context.Background(), cfg, opts); err == nil || !strings.Contains(err.Error(), "differs from the one") {
+		t.Fatalf("resumed with another configuration: %v", err)
 	}
 }

@@ -4,6 +4,7 @@
 package report
 
 import (
+	"bytes"
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ofa-go/ofa/checkpoint"
 	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
@@ -152,7 +154,8 @@ func (r *Report) Budgets() []string {
 	return out
 }
 
-// Write creates dir/report.md, dir/report.csv, dir/report.json and dir/plots/*.png.
+// Write creates dir/report.md, dir/report.csv, dir/report.json (each atomically) and
+// dir/plots/*.png.
 func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "plots"), 0o755); err != nil {
 		return err
@@ -164,22 +167,19 @@ func (r *Report) Write(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.WriteFile(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
+	if err := checkpoint.WriteFileAtomic(filepath.Join(dir, "report.json"), append(b, '\n'), 0o644); err != nil {
 		return err
 	}
 	plots, err := r.writePlots(filepath.Join(dir, "plots"))
 	if err != nil {
 		return err
 	}
-	return os.WriteFile(filepath.Join(dir, "report.md"), []byte(r.markdown(plots)), 0o644)
+	return checkpoint.WriteFileAtomic(filepath.Join(dir, "report.md"), []byte(r.markdown(plots)), 0o644)
 }
 
 func (r *Report) writeCSV(path string) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	w := csv.NewWriter(f)
+	var buf bytes.Buffer
+	w := csv.NewWriter(&buf)
 	_ = w.Write([]string{"budget", "variant", "unique_params", "layers", "positions", "macs", "latency_ms", "test_accuracy", "steps",
 		"train_macs", "wall_seconds", "wall_time_complete", "compute", "model"})
 	for _, row := range append([]Row{r.Reference}, r.Rows...) {
@@ -192,10 +192,9 @@ func (r *Report) writeCSV(path string) error {
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
-		f.Close()
 		return err
 	}
-	return f.Close()
+	return checkpoint.WriteFileAtomic(path, buf.Bytes(), 0o644)
 }
 
 func (r *Report) markdown(plots []string) string {
