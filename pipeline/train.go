@@ -260,6 +260,26 @@ func newMetrics(path string, every int) (*train.MetricsHook, error) {
 	return train.NewMetricsHook(path, every)
 }
 
+// LoadDense reads a trained dense model (an ofa model file of the supernet's largest size,
+// or a timm ViT state dict saved as safetensors) as the starting weights of the supernet
+// that cfg describes for ds. An ofa model's preprocessing must equal the data's, so its
+// weights see the inputs they were trained on.
+func LoadDense(path string, cfg Config, ds *Dataset) (*modelfile.DenseModel, error) {
+	ar, _, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
+	if err != nil {
+		return nil, err
+	}
+	d, err := modelfile.LoadDenseFile(path, ar)
+	if err != nil {
+		return nil, err
+	}
+	if d.Preprocess != nil && (d.Preprocess.Mean != ds.pre.Mean || d.Preprocess.Std != ds.pre.Std) {
+		return nil, fmt.Errorf("%w: %s normalises inputs with mean %v, std %v; this data uses %v, %v", ErrConfig, path,
+			d.Preprocess.Mean, d.Preprocess.Std, ds.pre.Mean, ds.pre.Std)
+	}
+	return d, nil
+}
+
 // reorderHook rewires the supernet during training.
 type reorderHook struct {
 	every    int // steps

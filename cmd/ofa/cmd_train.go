@@ -54,6 +54,7 @@ func resumeConflicts(fs *pflag.FlagSet, allowed ...string) error {
 
 func (a *app) trainCmd() *cobra.Command {
 	var resume, force bool
+	var from string
 	fk := flagKeys{}
 	cmd := &cobra.Command{
 		Use:   "train",
@@ -108,6 +109,17 @@ func (a *app) trainCmd() *cobra.Command {
 			if state != nil {
 				opts.StoredConfig = []byte(state.RunConfig)
 			}
+			if from != "" {
+				if resume {
+					return fmt.Errorf("%w: --from starts a run; --resume continues one: give one", errUsage)
+				}
+				d, err := pipeline.LoadDense(from, cfg, ds)
+				if err != nil {
+					return err
+				}
+				opts.Init = d.Params
+				a.say("starting from the dense model %s (%s names)", from, d.Naming)
+			}
 			res, err := pipeline.TrainSupernet(cmd.Context(), cfg, ds, opts)
 			if err != nil {
 				return err
@@ -126,6 +138,7 @@ func (a *app) trainCmd() *cobra.Command {
 	fs := cmd.Flags()
 	fs.BoolVar(&resume, "resume", false, "continue the run in --out from its resume checkpoint (the configuration comes from the checkpoint)")
 	fs.BoolVar(&force, "force", false, "start over even if --out holds a run")
+	fs.StringVar(&from, "from", "", "start from a trained dense model: an ofa model of the supernet's largest size, or a timm ViT state dict in .safetensors (num_heads = model.heads)")
 	fs.String("out", "", "output directory (config key out)")
 	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
 	fs.Bool("embedded", false, "use the embedded 6,000/1,000 subset (data.embedded)")

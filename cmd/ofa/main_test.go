@@ -332,3 +332,24 @@ func TestSideFilesBounded(t *testing.T) {
 		}
 	}
 }
+
+// TestTrainFromDense: `ofa train --from` starts a supernet from a trained model of the
+// same size (here the largest subnet of another run's supernet) and refuses one of
+// another size, naming the tensor.
+func TestTrainFromDense(t *testing.T) {
+	cfg := writeConfig(t, tinyConfig)
+	first := filepath.Join(t.TempDir(), "first")
+	if code, _, stderr := ofa(t, "train", "--config", cfg, "--out", first); code != 0 {
+		t.Fatal(stderr)
+	}
+	dense := filepath.Join(first, "supernet.safetensors")
+	code, stdout, stderr := ofa(t, "train", "--config", cfg, "--out", filepath.Join(t.TempDir(), "second"), "--from", dense)
+	if code != 0 || !strings.Contains(stdout, "starting from the dense model") {
+		t.Fatalf("train --from: code %d\n%s\n%s", code, stdout, stderr)
+	}
+	wider := writeConfig(t, strings.Replace(strings.Replace(tinyConfig, "mlp: 64", "mlp: 96", 1), "mlp_choices: [32, 64]", "mlp_choices: [48, 96]", 1))
+	code, _, stderr = ofa(t, "train", "--config", wider, "--out", filepath.Join(t.TempDir(), "third"), "--from", dense)
+	if code == 0 || !strings.Contains(stderr, dense) {
+		t.Fatalf("train --from a model of another size: code %d, %s", code, stderr)
+	}
+}
