@@ -334,9 +334,12 @@ func loadOfa(a arch.Arch, batch int) (runner, error) {
 }
 
 // sampleMS is the least duration of one sample: a sample times as many consecutive runs
-// as fit (one if a run takes longer), so that the clock's resolution does not matter, yet
-// short enough that on a loaded machine most samples fit between two preemptions.
-const sampleMS = 0.25
+// as fit (one if a run takes longer), so that the clock's resolution does not matter. It is
+// short on purpose: on a loaded machine a sample that spans a preemption is spoiled, and
+// the shorter the samples the more of them fit between two preemptions (with 2 ms samples
+// the minimum of 50 onnxruntime samples was off by 20-60%; with single runs, 6% was
+// reached on a 2-core machine at a load average of 13).
+const sampleMS = 0.05
 
 // sample loads the models of archs and returns cfg.Repeats samples of each one's forward
 // time in ms, interleaved: sample i of every model is taken before sample i+1 of any, so
