@@ -81,9 +81,10 @@ if ! go build -o bench/out/ortbench -tags onnxruntime ./bench/ortbench 2>bench/o
   echo "(needs cgo and the onnxruntime library: bash scripts/install-onnx-test-deps.sh, or set OFA_ONNXRUNTIME_LIB)"
   exit 0
 fi
-# batch | ofa bench flags (its training part is ignored here; --batch keeps it short)
+# batch | ofa bench flags (its training part is ignored here; a small --batch keeps it short,
+# and it must be a multiple of train.shards)
 BATCHES=(
-  "1|--batch 1 --infer-batch 1 --steps 400 --repeats 5"
+  "1|--batch 2 --infer-batch 1 --steps 400 --repeats 5"
   "256|--batch 8 --infer-batch 256 --steps 10 --repeats 5"
 )
 : > bench/out/ort-results.jsonl
@@ -104,6 +105,9 @@ done
 $PY - <<'PYEOF'
 import json, statistics
 rows = [json.loads(l) for l in open("bench/out/ort-results.jsonl")]
+for r in rows:
+    if "error" in r:
+        raise SystemExit(f"batch {r['batch']}, {r['impl']}: {r['error']}")
 ver = next(r["runtime"] for r in rows if r["impl"].startswith("onnxruntime"))
 print(f"inference, reference config, ofa bench vs {ver} on the same exported model; "
       "ratios are against onnxruntime's faster thread setting (medians over rounds of medians of 5 runs)")

@@ -144,10 +144,13 @@ func (cfg LatencyConfig) statistic() (string, func([]float64) float64, error) {
 }
 
 // MeasureLatency builds a table for models shaped like supernet a (its width, head size,
-// tokens, classes) on this machine, in cfg.Runtime. A block's time is a two-block model's
+// tokens, classes) on this machine, in cfg.Runtime, and checks it against whole-model
+// measurements of subnets not used to build it. A block's time is a two-block model's
 // minus a one-block model's of that shape, sampled alternately so that a change in the
 // machine's load falls on both; the stem is the median over shapes of the one-block time
-// minus its block. progress, if set, is called after each shape.
+// minus its block. cfg.Repeats samples of every model are taken in several passes over all
+// shapes and checks (see latencyPasses). progress, if set, is called after each shape or
+// check of each pass.
 func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total int)) (*LatencyTable, error) {
 	if cfg.Batch < 1 || cfg.Repeats < 3 {
 		return nil, fmt.Errorf("%w: latency: batch %d and repeats %d, want batch >= 1 and repeats >= 3", ErrExtract, cfg.Batch, cfg.Repeats)
@@ -179,32 +182,71 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 	t := &LatencyTable{Runtime: eng.name, RuntimeVersion: eng.version, RuntimeDescription: eng.description,
 		Dim: a.Dim, HeadDim: a.HeadDim, Tokens: a.Tokens(), Patch: a.PatchHeight, Classes: a.Classes,
 		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.Backend(), CPUs: runtime.GOMAXPROCS(0), Statistic: statName, Threads: eng.threads}
-	var stems []float64
-	total, done := maxH*len(grid), 0
+	// the jobs: per shape a one-block and a two-block model, then the checks
+	type job struct {
+		archs []arch.Arch
+		h, m  int          // a shape's
+		check *arch.Subnet // a check's
+	}
+	var jobs []job
 	for h := 1; h <= maxH; h++ {
 		for _, m := range grid {
 			l := arch.Layer{Heads: h, MLP: m}
-			s, err := eng.sample(cfg, shaped(a, []arch.Layer{l}), shaped(a, []arch.Layer{l, l}))
+			jobs = append(jobs, job{archs: []arch.Arch{shaped(a, []arch.Layer{l}), shaped(a, []arch.Layer{l, l})}, h: h, m: m})
+		}
+	}
+	for _, s := range checkSubnets(a, cfg) {
+		var layers []arch.Layer
+		for _, l := range s.Layers {
+			layers = append(layers, arch.Layer{Heads: l.Heads, MLP: l.MLP})
+		}
+		jobs = append(jobs, job{archs: []arch.Arch{shaped(a, layers)}, check: &s})
+	}
+	// Every job is sampled in each of several passes over all jobs, so that a job's samples
+	// spread over the whole measurement: a burst of load from elsewhere then falls on a
+	// share of every job's samples instead of on all samples of a few jobs.
+	passes := min(latencyPasses, cfg.Repeats)
+	samples := make([][][]float64, len(jobs))
+	total, done := passes*len(jobs), 0
+	for p := 0; p < passes; p++ {
+		pc := cfg
+		pc.Repeats = (cfg.Repeats*(p+1))/passes - (cfg.Repeats*p)/passes // the passes' samples sum to cfg.Repeats
+		for j, jb := range jobs {
+			s, err := eng.sample(pc, jb.archs...)
 			if err != nil {
 				return nil, err
 			}
-			diff := make([]float64, len(s[0]))
-			for i := range diff {
-				diff[i] = s[1][i] - s[0][i]
+			if samples[j] == nil {
+				samples[j] = make([][]float64, len(s))
 			}
-			block := Median(diff) // paired: the load a pair saw cancels
-			if statName == StatMin {
-				block = stat(s[1]) - stat(s[0])
+			for i := range s {
+				samples[j][i] = append(samples[j][i], s[i]...)
 			}
-			block = math.Max(block, 0)
-			t.Blocks = append(t.Blocks, LatencyEntry{Heads: h, MLP: m, MS: block, IQRMS: iqr(diff),
-				MACs: int64(cfg.Batch) * a.BlockCost(h, m).MACs})
-			stems = append(stems, stat(s[0])-block)
 			done++
 			if progress != nil {
 				progress(done, total)
 			}
 		}
+	}
+
+	var stems []float64
+	for j, jb := range jobs {
+		if jb.check != nil {
+			continue
+		}
+		one, two := samples[j][0], samples[j][1]
+		diff := make([]float64, len(one))
+		for i := range diff {
+			diff[i] = two[i] - one[i]
+		}
+		block := Median(diff) // paired: the load a pair saw cancels
+		if statName == StatMin {
+			block = stat(two) - stat(one)
+		}
+		block = math.Max(block, 0)
+		t.Blocks = append(t.Blocks, LatencyEntry{Heads: jb.h, MLP: jb.m, MS: block, IQRMS: iqr(diff),
+			MACs: int64(cfg.Batch) * a.BlockCost(jb.h, jb.m).MACs})
+		stems = append(stems, stat(one)-block)
 	}
 	t.StemMS = math.Max(Median(stems), 0)
 	macs, ms := make([]float64, len(t.Blocks)), make([]float64, len(t.Blocks))
@@ -212,12 +254,32 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 		macs[i], ms[i] = float64(e.MACs), e.MS
 	}
 	t.BlockOrder = concordance(macs, ms)
-	return t, t.check(a, cfg, eng, stat)
+
+	var pred, meas []float64
+	for j, jb := range jobs {
+		if jb.check == nil {
+			continue
+		}
+		s, v := *jb.check, samples[j][0]
+		measured, p := stat(v), t.Predict(a, s)
+		c := LatencyCheck{Subnet: s.Key(), MACs: int64(cfg.Batch) * a.SubnetCost(s).MACs, PredictedMS: p, MeasuredMS: measured,
+			IQRMS: iqr(v), ErrorPct: 100 * (p - measured) / measured}
+		t.Checks = append(t.Checks, c)
+		pred, meas = append(pred, p), append(meas, measured)
+	}
+	for _, c := range t.Checks {
+		t.MeanAbsErrorPct += math.Abs(c.ErrorPct) / float64(len(t.Checks))
+	}
+	t.CheckOrder = concordance(meas, pred)
+	return t, nil
 }
 
-// check compares predictions with measurements of the supernet's largest subnet and
-// random subnets.
-func (t *LatencyTable) check(a arch.Arch, cfg LatencyConfig, eng *engine, stat func([]float64) float64) error {
+// latencyPasses is the number of passes MeasureLatency spreads each job's samples over.
+const latencyPasses = 5
+
+// checkSubnets are the subnets a table is checked on: the largest and cfg.Checks random
+// ones of random depth and arbitrary (not grid) widths, none of them used to build it.
+func checkSubnets(a arch.Arch, cfg LatencyConfig) []arch.Subnet {
 	r := rand.New(rand.NewPCG(cfg.Seed, 17))
 	subnets := []arch.Subnet{arch.Largest(a)}
 	for i := 0; i < cfg.Checks; i++ {
@@ -228,27 +290,7 @@ func (t *LatencyTable) check(a arch.Arch, cfg LatencyConfig, eng *engine, stat f
 		}
 		subnets = append(subnets, s)
 	}
-	t.Checks, t.MeanAbsErrorPct = nil, 0
-	var pred, meas []float64
-	for _, s := range subnets {
-		var layers []arch.Layer
-		for _, l := range s.Layers {
-			layers = append(layers, arch.Layer{Heads: l.Heads, MLP: l.MLP})
-		}
-		samples, err := eng.sample(cfg, shaped(a, layers))
-		if err != nil {
-			return err
-		}
-		measured := stat(samples[0])
-		p := t.Predict(a, s)
-		c := LatencyCheck{Subnet: s.Key(), MACs: int64(cfg.Batch) * a.SubnetCost(s).MACs, PredictedMS: p, MeasuredMS: measured,
-			IQRMS: iqr(samples[0]), ErrorPct: 100 * (p - measured) / measured}
-		t.Checks = append(t.Checks, c)
-		t.MeanAbsErrorPct += math.Abs(c.ErrorPct) / float64(len(subnets))
-		pred, meas = append(pred, p), append(meas, measured)
-	}
-	t.CheckOrder = concordance(meas, pred)
-	return nil
+	return subnets
 }
 
 func shaped(a arch.Arch, layers []arch.Layer) arch.Arch {
