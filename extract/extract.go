@@ -176,6 +176,8 @@ type Manifest struct {
 
 // LatencySource describes the table latencies were predicted with.
 type LatencySource struct {
+	Runtime         string  `json:"runtime,omitempty"`   // the table's runtime (RuntimeOfa, RuntimeONNXRuntime)
+	Statistic       string  `json:"statistic,omitempty"` // the table's statistic (StatMedian, StatMin)
 	Batch           int     `json:"batch"`
 	BLAS            string  `json:"blas"`
 	MeanAbsErrorPct float64 `json:"mean_abs_error_pct"`
@@ -233,7 +235,7 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 	m := Manifest{Mode: sel.Mode(), Order: cfg.Order, Criteria: cfg.Criteria, Calibration: cfg.CalibrationBatches,
 		Supernet: cm.Of(arch.Largest(a)), LayerScores: scores.Layers, Ratios: sel.Ratios, Thresholds: sel.Thresholds}
 	if in.Latency != nil {
-		m.Latency = &LatencySource{Batch: in.Latency.Batch, BLAS: in.Latency.BLAS, MeanAbsErrorPct: in.Latency.MeanAbsErrorPct}
+		m.Latency = &LatencySource{Runtime: in.Latency.Runtime, Statistic: in.Latency.Statistic, Batch: in.Latency.Batch, BLAS: in.Latency.BLAS, MeanAbsErrorPct: in.Latency.MeanAbsErrorPct}
 	}
 	var b Budget
 	if sel.Target != nil {

@@ -21,26 +21,70 @@ import (
 	"gorgonia.org/tensor"
 )
 
-// LatencyEntry is the measured time of one block shape.
+// Runtimes a latency table can be measured in (LatencyConfig.Runtime, LatencyTable.Runtime).
+const (
+	// RuntimeOfa is this tool's own inference path: the model's gorgonia graph with the
+	// fused operations, run by a tape machine, as `ofa eval` and `ofa bench` run it.
+	RuntimeOfa = "ofa"
+	// RuntimeONNXRuntime is onnxruntime's CPU execution provider running the exported
+	// ONNX graph (package export/onnx), through package export/onnx/ortrun; it needs a
+	// binary built with cgo and -tags onnxruntime.
+	RuntimeONNXRuntime = "onnxruntime"
+)
+
+// Statistics a latency table can summarise samples with (LatencyConfig.Statistic).
+const (
+	// StatMedian is the median of the samples: what a run typically takes on this machine
+	// under its current load.
+	StatMedian = "median"
+	// StatMin is the least sample: what a run takes when nothing else competes for the
+	// processor. Interference from other processes only ever adds time, so on a shared
+	// machine the minimum estimates a model's own cost best (Chen and Revels, "Robust
+	// benchmarking in noisy environments", 2016).
+	StatMin = "min"
+)
+
+// LatencyEntry is the measured time of one block shape: a two-block model's time minus a
+// one-block model's (with StatMedian the median of paired differences, with StatMin the
+// difference of the minima), and the interquartile range of the paired differences.
 type LatencyEntry struct {
 	Heads int     `json:"heads"`
 	MLP   int     `json:"mlp"`
 	MS    float64 `json:"ms"`
+	IQRMS float64 `json:"iqr_ms,omitempty"`
+	// MACs of the block per batch of LatencyTable.Batch examples (arch.BlockCost).
+	MACs int64 `json:"macs,omitempty"`
 }
 
-// LatencyCheck compares a predicted whole-model latency with a measurement.
+// LatencyCheck compares a predicted whole-model latency with a measurement (the table's
+// statistic of the samples, and their interquartile range).
 type LatencyCheck struct {
 	Subnet      string  `json:"subnet"`
+	MACs        int64   `json:"macs,omitempty"` // per batch of LatencyTable.Batch examples
 	PredictedMS float64 `json:"predicted_ms"`
 	MeasuredMS  float64 `json:"measured_ms"`
+	IQRMS       float64 `json:"iqr_ms,omitempty"`
 	ErrorPct    float64 `json:"error_pct"`
 }
 
-// LatencyTable holds forward-pass latencies measured on this machine: the part outside the
-// blocks (embedding, final norm, classifier) and one entry per block shape on a grid of head
-// counts and MLP widths. A model's predicted latency is the stem plus its blocks, with MLP
-// widths between grid points interpolated linearly. Times are per batch of Batch examples.
+// LatencyTable holds forward-pass latencies measured on this machine in one runtime: the
+// part outside the blocks (embedding, final norm, classifier) and one entry per block
+// shape on a grid of head counts and MLP widths. A model's predicted latency is the stem
+// plus its blocks, with MLP widths between grid points interpolated linearly. Times are
+// per batch of Batch examples.
 type LatencyTable struct {
+	// Runtime is RuntimeOfa or RuntimeONNXRuntime (tables written before the field existed
+	// were measured in RuntimeOfa and load as such); RuntimeVersion is onnxruntime's
+	// library version; RuntimeDescription says in words what ran.
+	Runtime            string `json:"runtime"`
+	RuntimeVersion     string `json:"runtime_version,omitempty"`
+	RuntimeDescription string `json:"runtime_description,omitempty"`
+	// Statistic summarises each shape's samples: StatMedian (also for tables written
+	// before the field existed) or StatMin.
+	Statistic string `json:"statistic"`
+	// Threads is the number of threads one forward pass may use (GOMAXPROCS for the tool's
+	// own runtime, intra-op threads for onnxruntime).
+	Threads int            `json:"threads,omitempty"`
 	Dim     int            `json:"dim"`
 	HeadDim int            `json:"head_dim"`
 	Tokens  int            `json:"tokens"`
@@ -52,9 +96,16 @@ type LatencyTable struct {
 	CPUs    int            `json:"cpus"`
 	StemMS  float64        `json:"stem_ms"`
 	Blocks  []LatencyEntry `json:"blocks"`
-	// Checks compare predictions with whole-model measurements; MeanAbsErrorPct summarises them.
+	// Checks compare predictions with whole-model measurements of subnets not used to
+	// build the table; MeanAbsErrorPct summarises them.
 	Checks          []LatencyCheck `json:"checks"`
 	MeanAbsErrorPct float64        `json:"mean_abs_error_pct"`
+	// BlockOrder is the share of pairs of block shapes with different MACs whose measured
+	// times are in the same order as their MACs (1: the table never ranks a cheaper block
+	// as slower); CheckOrder the share of pairs of checks whose predicted latencies are in
+	// the order of their measured ones. Ties count half.
+	BlockOrder float64 `json:"block_order"`
+	CheckOrder float64 `json:"check_order"`
 }
 
 // LatencyConfig configures a measurement.
@@ -64,20 +115,54 @@ type LatencyConfig struct {
 	MLPGrid []int `mapstructure:"mlp_grid" json:"mlp_grid"` // empty: multiples of 32 up to the width
 	Checks  int   `mapstructure:"checks" json:"checks"`     // random subnets to validate with
 	Seed    uint64
+	// Runtime is RuntimeOfa (the default when empty) or RuntimeONNXRuntime.
+	Runtime string `mapstructure:"runtime" json:"runtime"`
+	// ORTLib is the onnxruntime shared library for RuntimeONNXRuntime; empty:
+	// ortrun.DefaultLibPath() ($OFA_ONNXRUNTIME_LIB, else the npm package's library).
+	ORTLib string `mapstructure:"onnxruntime_lib" json:"onnxruntime_lib,omitempty"`
+	// Threads is onnxruntime's number of intra-op threads; 0 means GOMAXPROCS, the threads
+	// the tool's own runtime uses (which only GOMAXPROCS sets, so it must be 0 there).
+	Threads int `mapstructure:"threads" json:"threads,omitempty"`
+	// Statistic is StatMedian (the default when empty) or StatMin.
+	Statistic string `mapstructure:"statistic" json:"statistic"`
 }
 
-// DefaultLatencyConfig times batches of one example, the median of 30 runs.
+// DefaultLatencyConfig times batches of one example in the tool's own runtime, the median
+// of 30 samples.
 func DefaultLatencyConfig() LatencyConfig {
-	return LatencyConfig{Batch: 1, Repeats: 30, Checks: 8, Seed: 1}
+	return LatencyConfig{Batch: 1, Repeats: 30, Checks: 8, Seed: 1, Runtime: RuntimeOfa, Statistic: StatMedian}
+}
+
+// statistic returns the summary function cfg.Statistic names.
+func (cfg LatencyConfig) statistic() (string, func([]float64) float64, error) {
+	switch cfg.Statistic {
+	case "", StatMedian:
+		return StatMedian, Median, nil
+	case StatMin:
+		return StatMin, func(v []float64) float64 { return slices.Min(v) }, nil
+	}
+	return "", nil, fmt.Errorf("%w: latency: statistic %q, want %q or %q", ErrExtract, cfg.Statistic, StatMedian, StatMin)
 }
 
 // MeasureLatency builds a table for models shaped like supernet a (its width, head size,
-// tokens, classes) on this machine. Block times are the difference between a two-block and
-// a one-block model of that shape; the stem is the median of the one-block times minus
-// their blocks. progress, if set, is called after each shape.
+// tokens, classes) on this machine, in cfg.Runtime, and checks it against whole-model
+// measurements of subnets not used to build it. A block's time is a two-block model's
+// minus a one-block model's of that shape, sampled alternately so that a change in the
+// machine's load falls on both; the stem is the median over shapes of the one-block time
+// minus its block. cfg.Repeats samples of every model are taken in several passes over all
+// shapes and checks (see latencyPasses). progress, if set, is called after each shape or
+// check of each pass.
 func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total int)) (*LatencyTable, error) {
 	if cfg.Batch < 1 || cfg.Repeats < 3 {
 		return nil, fmt.Errorf("%w: latency: batch %d and repeats %d, want batch >= 1 and repeats >= 3", ErrExtract, cfg.Batch, cfg.Repeats)
+	}
+	statName, stat, err := cfg.statistic()
+	if err != nil {
+		return nil, err
+	}
+	eng, err := newEngine(cfg)
+	if err != nil {
+		return nil, err
 	}
 	maxH, maxM := 0, 0
 	for _, l := range a.Layers {
@@ -95,36 +180,107 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 	if grid[0] < 1 {
 		return nil, fmt.Errorf("%w: latency: mlp_grid %v, want widths >= 1", ErrExtract, cfg.MLPGrid)
 	}
-	t := &LatencyTable{Dim: a.Dim, HeadDim: a.HeadDim, Tokens: a.Tokens(), Patch: a.PatchHeight, Classes: a.Classes,
-		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.Backend(), CPUs: runtime.GOMAXPROCS(0)}
-	var stems []float64
-	total, done := maxH*len(grid), 0
+	t := &LatencyTable{Runtime: eng.name, RuntimeVersion: eng.version, RuntimeDescription: eng.description,
+		Dim: a.Dim, HeadDim: a.HeadDim, Tokens: a.Tokens(), Patch: a.PatchHeight, Classes: a.Classes,
+		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.Backend(), CPUs: runtime.GOMAXPROCS(0), Statistic: statName, Threads: eng.threads}
+	// the jobs: per shape a one-block and a two-block model, then the checks
+	type job struct {
+		archs []arch.Arch
+		h, m  int          // a shape's
+		check *arch.Subnet // a check's
+	}
+	var jobs []job
 	for h := 1; h <= maxH; h++ {
 		for _, m := range grid {
-			one, err := timeModel(shaped(a, []arch.Layer{{Heads: h, MLP: m}}), cfg)
+			l := arch.Layer{Heads: h, MLP: m}
+			jobs = append(jobs, job{archs: []arch.Arch{shaped(a, []arch.Layer{l}), shaped(a, []arch.Layer{l, l})}, h: h, m: m})
+		}
+	}
+	for _, s := range checkSubnets(a, cfg) {
+		var layers []arch.Layer
+		for _, l := range s.Layers {
+			layers = append(layers, arch.Layer{Heads: l.Heads, MLP: l.MLP})
+		}
+		jobs = append(jobs, job{archs: []arch.Arch{shaped(a, layers)}, check: &s})
+	}
+	// Every job is sampled in each of several passes over all jobs, so that a job's samples
+	// spread over the whole measurement: a burst of load from elsewhere then falls on a
+	// share of every job's samples instead of on all samples of a few jobs.
+	passes := min(latencyPasses, cfg.Repeats)
+	samples := make([][][]float64, len(jobs))
+	total, done := passes*len(jobs), 0
+	for p := 0; p < passes; p++ {
+		pc := cfg
+		pc.Repeats = (cfg.Repeats*(p+1))/passes - (cfg.Repeats*p)/passes // the passes' samples sum to cfg.Repeats
+		for j, jb := range jobs {
+			s, err := eng.sample(pc, jb.archs...)
 			if err != nil {
 				return nil, err
 			}
-			two, err := timeModel(shaped(a, []arch.Layer{{Heads: h, MLP: m}, {Heads: h, MLP: m}}), cfg)
-			if err != nil {
-				return nil, err
+			if samples[j] == nil {
+				samples[j] = make([][]float64, len(s))
 			}
-			block := math.Max(two-one, 0)
-			t.Blocks = append(t.Blocks, LatencyEntry{Heads: h, MLP: m, MS: block})
-			stems = append(stems, one-block)
+			for i := range s {
+				samples[j][i] = append(samples[j][i], s[i]...)
+			}
 			done++
 			if progress != nil {
 				progress(done, total)
 			}
 		}
 	}
+
+	var stems []float64
+	for j, jb := range jobs {
+		if jb.check != nil {
+			continue
+		}
+		one, two := samples[j][0], samples[j][1]
+		diff := make([]float64, len(one))
+		for i := range diff {
+			diff[i] = two[i] - one[i]
+		}
+		block := Median(diff) // paired: the load a pair saw cancels
+		if statName == StatMin {
+			block = stat(two) - stat(one)
+		}
+		block = math.Max(block, 0)
+		t.Blocks = append(t.Blocks, LatencyEntry{Heads: jb.h, MLP: jb.m, MS: block, IQRMS: iqr(diff),
+			MACs: int64(cfg.Batch) * a.BlockCost(jb.h, jb.m).MACs})
+		stems = append(stems, stat(one)-block)
+	}
 	t.StemMS = math.Max(Median(stems), 0)
-	return t, t.check(a, cfg)
+	macs, ms := make([]float64, len(t.Blocks)), make([]float64, len(t.Blocks))
+	for i, e := range t.Blocks {
+		macs[i], ms[i] = float64(e.MACs), e.MS
+	}
+	t.BlockOrder = concordance(macs, ms)
+
+	var pred, meas []float64
+	for j, jb := range jobs {
+		if jb.check == nil {
+			continue
+		}
+		s, v := *jb.check, samples[j][0]
+		measured, p := stat(v), t.Predict(a, s)
+		c := LatencyCheck{Subnet: s.Key(), MACs: int64(cfg.Batch) * a.SubnetCost(s).MACs, PredictedMS: p, MeasuredMS: measured,
+			IQRMS: iqr(v), ErrorPct: 100 * (p - measured) / measured}
+		t.Checks = append(t.Checks, c)
+		pred, meas = append(pred, p), append(meas, measured)
+	}
+	for _, c := range t.Checks {
+		t.MeanAbsErrorPct += math.Abs(c.ErrorPct) / float64(len(t.Checks))
+	}
+	t.CheckOrder = concordance(meas, pred)
+	return t, nil
 }
 
-// check compares predictions with measurements of the supernet's largest subnet and
-// random subnets.
-func (t *LatencyTable) check(a arch.Arch, cfg LatencyConfig) error {
+// latencyPasses is the number of passes MeasureLatency spreads each job's samples over.
+const latencyPasses = 5
+
+// checkSubnets are the subnets a table is checked on: the largest and cfg.Checks random
+// ones of random depth and arbitrary (not grid) widths, none of them used to build it.
+func checkSubnets(a arch.Arch, cfg LatencyConfig) []arch.Subnet {
 	r := rand.New(rand.NewPCG(cfg.Seed, 17))
 	subnets := []arch.Subnet{arch.Largest(a)}
 	for i := 0; i < cfg.Checks; i++ {
@@ -135,23 +291,7 @@ func (t *LatencyTable) check(a arch.Arch, cfg LatencyConfig) error {
 		}
 		subnets = append(subnets, s)
 	}
-	t.Checks, t.MeanAbsErrorPct = nil, 0
-	for _, s := range subnets {
-		var layers []arch.Layer
-		for _, l := range s.Layers {
-			layers = append(layers, arch.Layer{Heads: l.Heads, MLP: l.MLP})
-		}
-		sa := shaped(a, layers)
-		measured, err := timeModel(sa, cfg)
-		if err != nil {
-			return err
-		}
-		pred := t.Predict(a, s)
-		c := LatencyCheck{Subnet: s.Key(), PredictedMS: pred, MeasuredMS: measured, ErrorPct: 100 * (pred - measured) / measured}
-		t.Checks = append(t.Checks, c)
-		t.MeanAbsErrorPct += math.Abs(c.ErrorPct) / float64(len(subnets))
-	}
-	return nil
+	return subnets
 }
 
 func shaped(a arch.Arch, layers []arch.Layer) arch.Arch {
@@ -161,46 +301,187 @@ func shaped(a arch.Arch, layers []arch.Layer) arch.Arch {
 	return b
 }
 
-// TimeModel returns the median forward time in ms (per batch of cfg.Batch examples) of a
-// model with architecture a on this machine.
-func TimeModel(a arch.Arch, cfg LatencyConfig) (float64, error) { return timeModel(a, cfg) }
-
-// timeModel returns the median forward time in ms of a randomly initialised model.
-func timeModel(a arch.Arch, cfg LatencyConfig) (float64, error) {
-	p, err := supernet.NewParams(a, tensor.Float32, 1)
+// TimeModel returns the forward time in ms (per batch of cfg.Batch examples; cfg.Statistic
+// of cfg.Repeats samples) of a model with architecture a (expanded or not) on this machine,
+// in cfg.Runtime.
+func TimeModel(a arch.Arch, cfg LatencyConfig) (float64, error) {
+	if cfg.Repeats < 1 {
+		return 0, fmt.Errorf("%w: latency: repeats %d, want >= 1", ErrExtract, cfg.Repeats)
+	}
+	_, stat, err := cfg.statistic()
 	if err != nil {
 		return 0, err
 	}
-	g := G.NewGraph()
-	if _, err := supernet.Build(g, a, p, arch.Largest(a), supernet.NewPatches(a, cfg.Batch, tensor.Float32), nn.Fused{}); err != nil {
+	eng, err := newEngine(cfg)
+	if err != nil {
 		return 0, err
 	}
-	vm := G.NewTapeMachine(g)
-	defer vm.Close()
-	run := func() error {
-		vm.Reset()
-		return vm.RunAll()
+	s, err := eng.sample(cfg, a)
+	if err != nil {
+		return 0, err
 	}
-	for i := 0; i < 3; i++ { // warm up: buffers, caches
-		if err := run(); err != nil {
+	return stat(s[0]), nil
+}
+
+// runner runs the forward pass of one randomly initialised model on a fixed batch.
+type runner interface {
+	run() error
+	close()
+}
+
+// engine loads models into one runtime.
+type engine struct {
+	name, version, description string
+	threads                    int
+	load                       func(a arch.Arch, batch int) (runner, error)
+}
+
+// newEngine returns the engine of cfg.Runtime.
+func newEngine(cfg LatencyConfig) (*engine, error) {
+	switch cfg.Runtime {
+	case "", RuntimeOfa:
+		n := runtime.GOMAXPROCS(0)
+		if cfg.Threads != 0 && cfg.Threads != n {
+			return nil, fmt.Errorf("%w: latency: threads %d with runtime %s, whose threads only GOMAXPROCS (%d) sets; want 0",
+				ErrExtract, cfg.Threads, RuntimeOfa, n)
+		}
+		return &engine{name: RuntimeOfa, load: loadOfa, threads: n,
+			description: fmt.Sprintf("ofa: this tool's own inference path (gorgonia tape machine, fused ops, BLAS %s, GOMAXPROCS %d)",
+				nn.Backend(), n)}, nil
+	case RuntimeONNXRuntime:
+		return ortEngine(cfg)
+	}
+	return nil, fmt.Errorf("%w: latency: runtime %q, want %q or %q", ErrExtract, cfg.Runtime, RuntimeOfa, RuntimeONNXRuntime)
+}
+
+// ofaRunner is a model's graph in a tape machine.
+type ofaRunner struct{ vm G.VM }
+
+func (r ofaRunner) run() error {
+	r.vm.Reset()
+	return r.vm.RunAll()
+}
+
+func (r ofaRunner) close() { r.vm.Close() }
+
+func loadOfa(a arch.Arch, batch int) (runner, error) {
+	p, err := supernet.NewParams(a, tensor.Float32, 1)
+	if err != nil {
+		return nil, err
+	}
+	g := G.NewGraph()
+	if _, err := supernet.Build(g, a, p, arch.Largest(a), supernet.NewPatches(a, batch, tensor.Float32), nn.Fused{}); err != nil {
+		return nil, err
+	}
+	return ofaRunner{vm: G.NewTapeMachine(g)}, nil
+}
+
+// sampleMS is the least duration of one sample: a sample times as many consecutive runs
+// as fit (one if a run takes longer), so that the clock's resolution does not matter. It is
+// short on purpose: on a loaded machine a sample that spans a preemption is spoiled, and
+// the shorter the samples the more of them fit between two preemptions (with 2 ms samples
+// the minimum of 50 onnxruntime samples was off by 20-60%; with single runs, 6% was
+// reached on a 2-core machine at a load average of 13).
+const sampleMS = 0.05
+
+// sample loads the models of archs and returns cfg.Repeats samples of each one's forward
+// time in ms, interleaved: sample i of every model is taken before sample i+1 of any, so
+// that paired samples saw the same load. Each sample is the mean of a fixed number of
+// consecutive runs, chosen per model after a warm-up.
+func (e *engine) sample(cfg LatencyConfig, archs ...arch.Arch) ([][]float64, error) {
+	rs := make([]runner, 0, len(archs))
+	defer func() {
+		for _, r := range rs {
+			r.close()
+		}
+	}()
+	for _, a := range archs {
+		r, err := e.load(a, cfg.Batch)
+		if err != nil {
+			return nil, fmt.Errorf("latency (%s runtime): %w", e.name, err)
+		}
+		rs = append(rs, r)
+	}
+	runs := make([]int, len(rs))
+	for i, r := range rs {
+		for j := 0; j < 3; j++ { // warm up: buffers, caches, the runtime's arenas
+			if err := r.run(); err != nil {
+				return nil, fmt.Errorf("latency (%s runtime): %w", e.name, err)
+			}
+		}
+		ms, err := timeRuns(r, 3)
+		if err != nil {
+			return nil, fmt.Errorf("latency (%s runtime): %w", e.name, err)
+		}
+		runs[i] = min(1000, max(1, int(math.Ceil(sampleMS/ms))))
+	}
+	// a collection now keeps garbage from earlier work out of the timed windows
+	runtime.GC()
+	out := make([][]float64, len(rs))
+	for k := 0; k < cfg.Repeats; k++ {
+		for i, r := range rs {
+			ms, err := timeRuns(r, runs[i])
+			if err != nil {
+				return nil, fmt.Errorf("latency (%s runtime): %w", e.name, err)
+			}
+			out[i] = append(out[i], ms)
+		}
+	}
+	return out, nil
+}
+
+// timeRuns returns the mean time in ms of n consecutive runs.
+func timeRuns(r runner, n int) (float64, error) {
+	start := time.Now()
+	for j := 0; j < n; j++ {
+		if err := r.run(); err != nil {
 			return 0, err
 		}
 	}
-	// each sample averages a few consecutive runs (short runs are noisy), after a collection
-	// so that garbage from earlier work does not land in the timed window
-	runtime.GC()
-	const perSample = 4
-	times := make([]float64, 0, cfg.Repeats)
-	for i := 0; i < cfg.Repeats; i++ {
-		start := time.Now()
-		for j := 0; j < perSample; j++ {
-			if err := run(); err != nil {
-				return 0, err
+	return float64(time.Since(start).Nanoseconds()) / 1e6 / float64(n), nil
+}
+
+// iqr is the interquartile range of v (quartiles interpolated linearly between order
+// statistics); NaN for an empty v.
+func iqr(v []float64) float64 {
+	if len(v) == 0 {
+		return math.NaN()
+	}
+	s := slices.Clone(v)
+	slices.Sort(s)
+	q := func(p float64) float64 {
+		x := p * float64(len(s)-1)
+		i := int(x)
+		if i+1 >= len(s) {
+			return s[len(s)-1]
+		}
+		return s[i] + (x-float64(i))*(s[i+1]-s[i])
+	}
+	return q(0.75) - q(0.25)
+}
+
+// concordance is the share of pairs (i, j) with x_i != x_j whose y are ordered as their
+// x, a tie in y counting half; 1 when no pair has different x.
+func concordance(x, y []float64) float64 {
+	pairs, agree := 0, 0.0
+	for i := range x {
+		for j := i + 1; j < len(x); j++ {
+			if x[i] == x[j] {
+				continue
+			}
+			pairs++
+			switch dx, dy := x[j]-x[i], y[j]-y[i]; {
+			case dy == 0:
+				agree += 0.5
+			case (dx > 0) == (dy > 0):
+				agree++
 			}
 		}
-		times = append(times, float64(time.Since(start).Nanoseconds())/1e6/perSample)
 	}
-	return Median(times), nil
+	if pairs == 0 {
+		return 1
+	}
+	return agree / float64(pairs)
 }
 
 // Median is the middle value of v, or the mean of the two middle values when len(v) is
@@ -315,9 +596,9 @@ func (t *LatencyTable) Save(path string) error {
 // maxLatencyTableBytes bounds a latency table file, checked before it is read.
 const maxLatencyTableBytes = 16 << 20
 
-// LoadLatencyTable reads a table written by Save. It refuses tables with invalid entries
-// or with two entries for one block shape (heads, mlp): which one a lookup used would
-// depend on their order.
+// LoadLatencyTable reads a table written by Save. It refuses tables with invalid entries,
+// an unknown runtime or statistic, or two entries for one block shape (heads, mlp): which one a lookup
+// used would depend on their order.
 func LoadLatencyTable(path string) (*LatencyTable, error) {
 	b, err := data.ReadFileLimited(path, maxLatencyTableBytes)
 	if err != nil {
@@ -329,6 +610,20 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	}
 	if len(t.Blocks) == 0 || t.Batch < 1 || !(t.StemMS >= 0) {
 		return nil, fmt.Errorf("%w: latency table %s has no measurements", ErrExtract, path)
+	}
+	switch t.Runtime {
+	case "": // written before tables recorded their runtime: always the tool's own
+		t.Runtime = RuntimeOfa
+	case RuntimeOfa, RuntimeONNXRuntime:
+	default:
+		return nil, fmt.Errorf("%w: latency table %s: runtime %q, want %q or %q", ErrExtract, path, t.Runtime, RuntimeOfa, RuntimeONNXRuntime)
+	}
+	switch t.Statistic {
+	case "": // written before tables recorded their statistic: always the median
+		t.Statistic = StatMedian
+	case StatMedian, StatMin:
+	default:
+		return nil, fmt.Errorf("%w: latency table %s: statistic %q, want %q or %q", ErrExtract, path, t.Statistic, StatMedian, StatMin)
 	}
 	seen := make(map[[2]int]int, len(t.Blocks))
 	for i, e := range t.Blocks {

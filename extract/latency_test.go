@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -156,5 +157,156 @@ func TestMeasureLatencyRepeatedGrid(t *testing.T) {
 	}
 	if _, err := MeasureLatency(a, LatencyConfig{Batch: 1, Repeats: 3, MLPGrid: []int{0, 16}}, nil); !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), "mlp_grid") {
 		t.Errorf("grid with width 0: error %v, want ErrExtract naming mlp_grid", err)
+	}
+}
+
+// tinyLatencyArch is a model small enough to time in a test.
+func tinyLatencyArch() arch.Arch {
+	a := arch.Default()
+	a.InHeight, a.InWidth, a.PatchHeight, a.PatchWidth = 4, 4, 2, 2
+	a.Dim, a.HeadDim = 8, 4
+	a.Layers = arch.Uniform(2, arch.Layer{Heads: 2, MLP: 16})
+	return a
+}
+
+// TestMeasureLatencyRecordsRuntime: a table says which runtime measured it, carries the
+// interquartile range and MACs of every entry and check, and its order statistics lie in
+// [0, 1]; an unknown runtime is refused naming the choices.
+func TestMeasureLatencyRecordsRuntime(t *testing.T) {
+	a := tinyLatencyArch()
+	tb, err := MeasureLatency(a, LatencyConfig{Batch: 2, Repeats: 3, MLPGrid: []int{8, 16}, Checks: 2, Seed: 1}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Runtime != RuntimeOfa || !strings.Contains(tb.RuntimeDescription, "own inference") {
+		t.Errorf("runtime %q (%q), want %q described as the tool's own inference", tb.Runtime, tb.RuntimeDescription, RuntimeOfa)
+	}
+	for _, e := range tb.Blocks {
+		if want := 2 * a.BlockCost(e.Heads, e.MLP).MACs; e.MACs != want || !(e.IQRMS >= 0) {
+			t.Errorf("entry %+v: want MACs %d (batch 2) and IQR >= 0", e, want)
+		}
+	}
+	if len(tb.Checks) != 3 || tb.Checks[0].MACs != 2*a.ModelCost().MACs {
+		t.Errorf("checks %+v, want 3, the first of the largest subnet with MACs %d", tb.Checks, 2*a.ModelCost().MACs)
+	}
+	for _, v := range []float64{tb.BlockOrder, tb.CheckOrder} {
+		if !(v >= 0 && v <= 1) {
+			t.Errorf("order statistics %v, %v, want both in [0, 1]", tb.BlockOrder, tb.CheckOrder)
+		}
+	}
+	_, err = MeasureLatency(a, LatencyConfig{Batch: 1, Repeats: 3, Runtime: "tflite"}, nil)
+	if !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), `"tflite"`) || !strings.Contains(err.Error(), RuntimeONNXRuntime) {
+		t.Errorf("runtime tflite: error %v, want ErrExtract naming it and the choices", err)
+	}
+	if _, err := TimeModel(a, LatencyConfig{Batch: 1, Repeats: 3, Runtime: "tflite"}); !errors.Is(err, ErrExtract) {
+		t.Errorf("TimeModel with runtime tflite: error %v, want ErrExtract", err)
+	}
+	_, err = MeasureLatency(a, LatencyConfig{Batch: 1, Repeats: 3, Statistic: "mean"}, nil)
+	if !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), `"mean"`) || !strings.Contains(err.Error(), StatMin) {
+		t.Errorf("statistic mean: error %v, want ErrExtract naming it and the choices", err)
+	}
+	_, err = MeasureLatency(a, LatencyConfig{Batch: 1, Repeats: 3, Threads: runtime.GOMAXPROCS(0) + 1}, nil)
+	if !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), "GOMAXPROCS") {
+		t.Errorf("threads with the ofa runtime: error %v, want ErrExtract naming GOMAXPROCS", err)
+	}
+}
+
+// TestMeasureLatencyMin: LatencyConfig.Statistic picks the summary of the samples (the
+// median by default, the least sample with StatMin), and the table records it.
+func TestMeasureLatencyMin(t *testing.T) {
+	samples := []float64{0.9, 0.3, 5, 0.4, 0.5}
+	for _, c := range []struct {
+		name, want string
+		value      float64
+	}{{"", StatMedian, 0.5}, {StatMedian, StatMedian, 0.5}, {StatMin, StatMin, 0.3}} {
+		name, stat, err := LatencyConfig{Statistic: c.name}.statistic()
+		if err != nil || name != c.want || stat(samples) != c.value {
+			t.Errorf("statistic %q: %q, %v, %v; want %q giving %v", c.name, name, stat(samples), err, c.want, c.value)
+		}
+	}
+	tb, err := MeasureLatency(tinyLatencyArch(), LatencyConfig{Batch: 1, Repeats: 5, MLPGrid: []int{16}, Checks: 1, Seed: 1, Statistic: StatMin}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Statistic != StatMin || len(tb.Blocks) != 2 || !(tb.Checks[0].MeasuredMS > 0) {
+		t.Fatalf("statistic %q, %d blocks, checks %+v; want %q, 2, a positive measurement", tb.Statistic, len(tb.Blocks), tb.Checks, StatMin)
+	}
+	for _, e := range tb.Blocks {
+		if !(e.MS >= 0) || math.IsInf(e.MS, 0) {
+			t.Errorf("entry %+v", e)
+		}
+	}
+}
+
+// TestLoadLatencyTableRuntime: a table written before tables recorded their runtime loads
+// as measured by the tool's own runtime; an unknown runtime is refused naming the file.
+func TestLoadLatencyTableRuntime(t *testing.T) {
+	old := gridTable()
+	old.Runtime = ""
+	got, err := LoadLatencyTable(writeTable(t, old))
+	if err != nil || got.Runtime != RuntimeOfa {
+		t.Fatalf("table without runtime: %+v, %v; want runtime %q", got, err, RuntimeOfa)
+	}
+	ort := gridTable()
+	ort.Runtime = RuntimeONNXRuntime
+	if got, err := LoadLatencyTable(writeTable(t, ort)); err != nil || got.Runtime != RuntimeONNXRuntime {
+		t.Fatalf("onnxruntime table: %v, %v", got, err)
+	}
+	if got.Statistic != StatMedian {
+		t.Errorf("table without statistic loads with %q, want %q", got.Statistic, StatMedian)
+	}
+	odd := gridTable()
+	odd.Statistic = "p90"
+	if _, err := LoadLatencyTable(writeTable(t, odd)); !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), `"p90"`) {
+		t.Errorf("statistic p90: error %v, want ErrExtract naming it", err)
+	}
+	bad := gridTable()
+	bad.Runtime = "tvm"
+	path := writeTable(t, bad)
+	if _, err := LoadLatencyTable(path); !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), path) || !strings.Contains(err.Error(), `"tvm"`) {
+		t.Errorf("runtime tvm: error %v, want ErrExtract naming %s and the runtime", err, path)
+	}
+}
+
+func TestConcordance(t *testing.T) {
+	for _, c := range []struct {
+		x, y []float64
+		want float64
+	}{
+		{[]float64{1, 2, 3}, []float64{10, 20, 30}, 1},
+		{[]float64{1, 2, 3}, []float64{30, 20, 10}, 0},
+		{[]float64{1, 2, 3}, []float64{10, 30, 20}, 2.0 / 3},
+		{[]float64{1, 2}, []float64{5, 5}, 0.5},       // a tie in y counts half
+		{[]float64{1, 1, 2}, []float64{9, 0, 5}, 0.5}, // pairs of equal x are left out: (1,2) up, (1,2) down
+		{[]float64{4, 4}, []float64{1, 2}, 1},         // no pair to compare
+		{nil, nil, 1},
+	} {
+		if got := concordance(c.x, c.y); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("concordance(%v, %v) = %v, want %v", c.x, c.y, got, c.want)
+		}
+	}
+}
+
+func TestIQR(t *testing.T) {
+	for _, c := range []struct {
+		v    []float64
+		want float64
+	}{
+		{[]float64{7}, 0},
+		{[]float64{1, 2, 3, 4, 5}, 2}, // quartiles 2 and 4
+		{[]float64{5, 1, 4, 2, 3}, 2}, // order does not matter
+		{[]float64{1, 2, 3, 4}, 1.5},  // quartiles 1.75 and 3.25
+		{[]float64{0, 0, 0, 100}, 25}, // quartiles 0 and 25
+	} {
+		in := slices.Clone(c.v)
+		if got := iqr(c.v); math.Abs(got-c.want) > 1e-12 {
+			t.Errorf("iqr(%v) = %v, want %v", c.v, got, c.want)
+		}
+		if !slices.Equal(in, c.v) {
+			t.Errorf("iqr reordered its input to %v", c.v)
+		}
+	}
+	if !math.IsNaN(iqr(nil)) {
+		t.Error("iqr(nil) is not NaN")
 	}
 }

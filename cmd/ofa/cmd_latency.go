@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 
+	"github.com/ofa-go/ofa/export/onnx/ortrun"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/spf13/cobra"
@@ -14,12 +15,44 @@ func (a *app) latencyCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "latency-table",
 		Short: "Time every block shape of a supernet on this machine and save a latency lookup table",
+		Long: `Times every block shape of a supernet on this machine and saves a latency lookup table.
+
+--runtime ofa (the default) times this tool's own inference path; --runtime onnxruntime
+times the exported ONNX graph in onnxruntime's C library, which needs a binary built with
+cgo and -tags onnxruntime and the library itself (--onnxruntime-lib, else
+$` + ortrun.LibEnv + `, else the CPU library inside the npm package onnxruntime-node that
+scripts/install-onnx-test-deps.sh installs under export/onnx/testdata/ort).
+
+Every shape is sampled --repeats times; --statistic median (the default) keeps the median,
+--statistic min the least sample, which on a machine shared with other work estimates the
+model's own cost best (interference only adds time). The interquartile range is recorded
+either way.`,
 		Example: `  ofa latency-table --supernet runs/fmnist/supernet.safetensors --out latency.json
-  ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json`,
+  ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json
+  go build -tags onnxruntime -o ofa-ort ./cmd/ofa && ./ofa-ort latency-table --supernet S --runtime onnxruntime --out latency-ort.json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --supernet and --out are required", errUsage)
+			}
+			switch cfg.Runtime {
+			case extract.RuntimeOfa:
+			case extract.RuntimeONNXRuntime:
+				if !ortrun.Built {
+					return fmt.Errorf("%w: --runtime %s: %w", errUsage, cfg.Runtime, ortrun.ErrNotBuilt)
+				}
+			default:
+				return fmt.Errorf("%w: --runtime %q, want %s or %s", errUsage, cfg.Runtime, extract.RuntimeOfa, extract.RuntimeONNXRuntime)
+			}
+			if (cfg.ORTLib != "" || cfg.Threads != 0) && cfg.Runtime != extract.RuntimeONNXRuntime {
+				return fmt.Errorf("%w: --onnxruntime-lib and --threads are only used with --runtime %s (the tool's own runtime uses GOMAXPROCS threads)",
+					errUsage, extract.RuntimeONNXRuntime)
+			}
+			if cfg.Threads < 0 {
+				return fmt.Errorf("%w: --threads %d, want >= 0 (0: GOMAXPROCS)", errUsage, cfg.Threads)
+			}
+			if cfg.Statistic != extract.StatMedian && cfg.Statistic != extract.StatMin {
+				return fmt.Errorf("%w: --statistic %q, want %s or %s", errUsage, cfg.Statistic, extract.StatMedian, extract.StatMin)
 			}
 			m, err := modelfile.Load(modelPath)
 			if err != nil {
@@ -35,11 +68,14 @@ func (a *app) latencyCmd() *cobra.Command {
 			if err := t.Save(out); err != nil {
 				return err
 			}
-			a.say("latency table %s: %d block shapes, stem %.4f ms, batch %d, BLAS %s", out, len(t.Blocks), t.StemMS, t.Batch, t.BLAS)
+			a.say("latency table %s: %d block shapes, stem %.4f ms, batch %d, %s of %d samples, runtime %s",
+				out, len(t.Blocks), t.StemMS, t.Batch, t.Statistic, t.Repeats, t.RuntimeDescription)
 			for _, c := range t.Checks {
-				a.say("  %-44s predicted %.4f ms, measured %.4f ms (%+.1f%%)", c.Subnet, c.PredictedMS, c.MeasuredMS, c.ErrorPct)
+				a.say("  %-44s predicted %.4f ms, measured %.4f ms (IQR %.4f, %+.1f%%)", c.Subnet, c.PredictedMS, c.MeasuredMS, c.IQRMS, c.ErrorPct)
 			}
 			a.say("mean absolute error of predicted vs measured whole-model latency: %.1f%%", t.MeanAbsErrorPct)
+			a.say("pairs of block shapes timed in the order of their MACs: %.1f%%; checks predicted in the measured order: %.1f%%",
+				100*t.BlockOrder, 100*t.CheckOrder)
 			a.emit(map[string]any{"command": "latency-table", "file": out, "table": t})
 			return nil
 		},
@@ -48,7 +84,11 @@ func (a *app) latencyCmd() *cobra.Command {
 	fs.StringVar(&modelPath, "supernet", "", "supernet checkpoint whose block shapes to time")
 	fs.StringVar(&out, "out", "", "output JSON file")
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "examples per forward pass")
-	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "timed runs per shape (the median is kept)")
+	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "timed samples per shape")
+	fs.StringVar(&cfg.Statistic, "statistic", cfg.Statistic, "what is kept of each shape's samples: median or min")
 	fs.IntVar(&cfg.Checks, "checks", cfg.Checks, "random subnets whose predicted latency is checked against a measurement")
+	fs.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "where to time: ofa (this tool's own inference) or onnxruntime (the exported ONNX graph; needs -tags onnxruntime)")
+	fs.IntVar(&cfg.Threads, "threads", 0, "onnxruntime intra-op threads (0: GOMAXPROCS, as the tool's own runtime)")
+	fs.StringVar(&cfg.ORTLib, "onnxruntime-lib", "", "onnxruntime shared library for --runtime onnxruntime (default $"+ortrun.LibEnv+", else the npm package's)")
 	return cmd
 }
