@@ -31,6 +31,16 @@ type Config struct {
 	ClipNorm float64 `mapstructure:"clip_norm" json:"clip_norm"`
 	// LabelSmoothing mixes the one-hot labels with the uniform distribution.
 	LabelSmoothing float64 `mapstructure:"label_smoothing" json:"label_smoothing"`
+	// LargestLabelSmoothing, when above 0, is the label smoothing of the in-place teacher
+	// (the largest subnet) instead of LabelSmoothing, so that the largest subnet alone is
+	// regularised (BigNAS); 0 means LabelSmoothing. With Alpha = 1 the other subnets never
+	// see the labels, so LabelSmoothing already acts on the largest alone.
+	LargestLabelSmoothing float64 `mapstructure:"largest_label_smoothing" json:"largest_label_smoothing,omitempty"`
+	// ProjectConflicts removes from each other subnet's gradient its component along the
+	// in-place teacher's gradient when the two point against each other (negative dot
+	// product), as NASViT's gradient projection does, so smaller subnets cannot undo the
+	// largest subnet's step. Only for in-place distillation (no external teacher).
+	ProjectConflicts bool `mapstructure:"project_conflicts" json:"project_conflicts,omitempty"`
 	// Temperature and Alpha configure distillation: students minimise
 	// (1-Alpha)·CE(labels) + Alpha·τ²·KL(teacher_τ || student_τ).
 	Temperature float64 `mapstructure:"temperature" json:"temperature"`
@@ -93,6 +103,8 @@ func (c Config) Validate() error {
 		return bad("clip_norm", "got %g, want >= 0", c.ClipNorm)
 	case !(c.LabelSmoothing >= 0 && c.LabelSmoothing < 1):
 		return bad("label_smoothing", "got %g, want in [0, 1)", c.LabelSmoothing)
+	case !(c.LargestLabelSmoothing >= 0 && c.LargestLabelSmoothing < 1):
+		return bad("largest_label_smoothing", "got %g, want in [0, 1)", c.LargestLabelSmoothing)
 	case !(c.Temperature > 0 && c.Temperature <= 100):
 		return bad("temperature", "got %g, want in (0, 100]", c.Temperature)
 	case !(c.Alpha >= 0 && c.Alpha <= 1):
