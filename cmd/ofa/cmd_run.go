@@ -336,7 +336,7 @@ func (a *app) runBudget(ctx context.Context, cfg Config, env *extractEnv, sn *ch
 		curves = append(curves, valCurve(name+" expanded+finetune (val)", eft))
 	}
 	if cfg.Run.Scratch {
-		p, err := supernet.NewParams(extracted.Arch, tensor.Float32, cfg.Model.InitSeed)
+		p, err := supernet.NewParamsWith(extracted.Arch, tensor.Float32, cfg.Model.InitSeed, cfg.Model.InitOptions())
 		if err != nil {
 			return nil, nil, err
 		}

@@ -148,7 +148,7 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	if state != nil {
 		model = state.Model
 		ar, space = model.Arch, *model.Space
-	} else if model.Params, err = supernet.NewParams(ar, tensor.Float32, cfg.Model.InitSeed); err != nil {
+	} else if model.Params, err = supernet.NewParamsWith(ar, tensor.Float32, cfg.Model.InitSeed, cfg.Model.InitOptions()); err != nil {
 		return nil, err
 	}
 	runCfg, err := json.Marshal(cfg)
@@ -166,7 +166,7 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	if err != nil {
 		return nil, err
 	}
-	smp, err := sampler.New(cfg.Sampler, space)
+	smp, err := sampler.NewForRun(cfg.Sampler, space, cfg.Train.TotalSteps(tl.BatchesPerEpoch()))
 	if err != nil {
 		return nil, err
 	}
@@ -250,6 +250,7 @@ func (a *app) train(ctx context.Context, cfg Config, resume, force bool) (*train
 	summary := map[string]any{"command": "train", "out": out, "supernet": filepath.Join(out, fileSupernet),
 		"steps": tr.Step(), "seconds": elapsed, "samples_per_sec": rate, "data": sp.source,
 		"eval": lastEval.Subnets, "blas": nn.Backend()}
+	summary["subnets_trained"], summary["train_macs"] = tr.Work()
 	return &trainOutcome{model: model, path: filepath.Join(out, fileSupernet), eval: lastEval.Subnets, curve: curve,
 		summary: summary, steps: tr.Step()}, nil
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/data/speech"
 	"github.com/ofa-go/ofa/sampler"
+	"github.com/ofa-go/ofa/supernet"
 	"github.com/ofa-go/ofa/train"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
@@ -78,6 +79,16 @@ type ModelConfig struct {
 	MLPChoices   []int  `mapstructure:"mlp_choices"`
 	DepthChoices []int  `mapstructure:"depth_choices"`
 	InitSeed     uint64 `mapstructure:"init_seed"`
+	// Init is the weights' initialisation: "trunc_normal" (timm's ViT) or "pytorch"
+	// (nn.Linear's default); see supernet.InitOptions.
+	Init string `mapstructure:"init"`
+	// ZeroInitResidual starts each block's attn.proj and mlp.fc2 at zero.
+	ZeroInitResidual bool `mapstructure:"zero_init_residual"`
+}
+
+// InitOptions is the initialisation the model section asks for.
+func (m ModelConfig) InitOptions() supernet.InitOptions {
+	return supernet.InitOptions{Scheme: m.Init, ZeroInitResidual: m.ZeroInitResidual}
 }
 
 // DefaultConfig is the configuration without file, environment or flags.
@@ -90,7 +101,7 @@ func DefaultConfig() Config {
 				Augment: speech.Augment{TimeShift: 10, FreqMasks: 1, FreqMaskWidth: 6, TimeMasks: 1, TimeMaskWidth: 10}}},
 		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
 			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
-			DepthChoices: sp.DepthChoices, InitSeed: 1},
+			DepthChoices: sp.DepthChoices, InitSeed: 1, Init: supernet.SchemeTruncNormal},
 		Sampler:  sampler.DefaultConfig(),
 		Train:    tc,
 		Extract:  defaultExtractConfig(),
@@ -147,6 +158,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("%w: data.task: got %q, want image or speech", errConfig, c.Data.Task)
+	}
+	if m := c.Model.Init; m != supernet.SchemeTruncNormal && m != supernet.SchemePyTorch {
+		return fmt.Errorf("%w: model.init: got %q, want %q or %q", errConfig, m, supernet.SchemeTruncNormal, supernet.SchemePyTorch)
 	}
 	if err := c.Sampler.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", errConfig, err)
