@@ -101,7 +101,7 @@ func DefaultConfig() Config {
 				Augment: speech.Augment{TimeShift: 10, FreqMasks: 1, FreqMaskWidth: 6, TimeMasks: 1, TimeMaskWidth: 10}}},
 		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
 			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
-			DepthChoices: sp.DepthChoices, InitSeed: 1, Init: supernet.SchemeTruncNormal},
+			DepthChoices: sp.DepthChoices, InitSeed: 1, Init: supernet.SchemePyTorch},
 		Sampler:  sampler.DefaultConfig(),
 		Train:    tc,
 		Extract:  defaultExtractConfig(),
