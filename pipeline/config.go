@@ -16,6 +16,7 @@ import (
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
 	"github.com/ofa-go/ofa/sampler"
+	"github.com/ofa-go/ofa/supernet"
 	"github.com/ofa-go/ofa/train"
 )
 
@@ -91,6 +92,16 @@ type ModelConfig struct {
 	MLPChoices   []int  `mapstructure:"mlp_choices"`
 	DepthChoices []int  `mapstructure:"depth_choices"`
 	InitSeed     uint64 `mapstructure:"init_seed"`
+	// Init is the weights' initialisation: "trunc_normal" (timm's ViT) or "pytorch"
+	// (nn.Linear's default); see supernet.InitOptions.
+	Init string `mapstructure:"init"`
+	// ZeroInitResidual starts each block's attn.proj and mlp.fc2 at zero.
+	ZeroInitResidual bool `mapstructure:"zero_init_residual"`
+}
+
+// InitOptions is the initialisation the model section asks for.
+func (m ModelConfig) InitOptions() supernet.InitOptions {
+	return supernet.InitOptions{Scheme: m.Init, ZeroInitResidual: m.ZeroInitResidual}
 }
 
 // ExtractConfig is the "extract" section: the library's extraction settings plus how the
@@ -165,7 +176,7 @@ func DefaultConfig() Config {
 				Augment: speech.Augment{TimeShift: 10, FreqMasks: 1, FreqMaskWidth: 6, TimeMasks: 1, TimeMaskWidth: 10}}},
 		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
 			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
-			DepthChoices: sp.DepthChoices, InitSeed: 1},
+			DepthChoices: sp.DepthChoices, InitSeed: 1, Init: supernet.SchemePyTorch},
 		Sampler:  sampler.DefaultConfig(),
 		Train:    train.Default(),
 		Extract:  ExtractConfig{Config: extract.DefaultConfig()},
@@ -229,6 +240,9 @@ func (c Config) Validate() error {
 		}
 	default:
 		return fmt.Errorf("%w: data.task: got %q, want image or speech", ErrConfig, c.Data.Task)
+	}
+	if m := c.Model.Init; m != supernet.SchemeTruncNormal && m != supernet.SchemePyTorch {
+		return fmt.Errorf("%w: model.init: got %q, want %q or %q", ErrConfig, m, supernet.SchemeTruncNormal, supernet.SchemePyTorch)
 	}
 	if err := c.Sampler.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -363,7 +363,7 @@ func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
 		r.known = false
 		return
 	}
-	smp, err := sampler.New(sc, *sn.Space)
+	smp, err := sampler.NewForRun(sc, *sn.Space, r.steps)
 	if err != nil {
 		r.source += fmt.Sprintf("; its sampler cannot be replayed (%v)", err)
 		r.known = false
@@ -435,7 +435,7 @@ func lifecycleDense(ctx context.Context, cfg Config, ds *Dataset, sn *modelfile.
 	}
 	if r == nil {
 		opts.log("== dense model: %d steps (the supernet run's training MACs)", steps)
-		p, err := supernet.NewParams(sn.Arch, tensor.Float32, cfg.Model.InitSeed)
+		p, err := supernet.NewParamsWith(sn.Arch, tensor.Float32, cfg.Model.InitSeed, cfg.Model.InitOptions())
 		if err != nil {
 			return nil, err
 		}
@@ -699,7 +699,7 @@ func deref(x *float64) float64 {
 // fresh is a randomly initialised model of architecture a (the supernet's initialisation
 // seed), for the baselines trained from scratch.
 func (b *budgetRun) fresh(a arch.Arch, note string) (*modelfile.Model, error) {
-	p, err := supernet.NewParams(a, tensor.Float32, b.cfg.Model.InitSeed)
+	p, err := supernet.NewParamsWith(a, tensor.Float32, b.cfg.Model.InitSeed, b.cfg.Model.InitOptions())
 	if err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
 	"github.com/ofa-go/ofa/sampler"
+	"github.com/ofa-go/ofa/supernet"
 )
 
 // tinyStored is the part of a stored configuration storedRun reads back.
@@ -31,7 +32,7 @@ func tinyLifecycle(dir string) Config {
 	c := DefaultConfig()
 	c.Data.Embedded, c.Data.TrainLimit, c.Data.TestLimit, c.Data.ValSize = true, 600, 100, 88
 	c.Data.Augment = data.Augment{}
-	c.Model = ModelConfig{PatchSize: 7, Dim: 32, HeadDim: 8, Heads: 2, MLP: 64, Depth: 2,
+	c.Model = ModelConfig{Init: supernet.SchemePyTorch, PatchSize: 7, Dim: 32, HeadDim: 8, Heads: 2, MLP: 64, Depth: 2,
 		HeadChoices: []int{1, 2}, MLPChoices: []int{32, 64}, DepthChoices: []int{1, 2}, InitSeed: 1}
 	c.Train.Steps, c.Train.BatchSize, c.Train.WarmupSteps, c.Train.EvalBatch = 8, 32, 2, 50
 	c.Finetune.Steps, c.Finetune.BatchSize, c.Finetune.WarmupSteps, c.Finetune.EvalBatch = 4, 32, 1, 50
@@ -71,7 +72,7 @@ func TestLifecycleBaselinesAndCompute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	smp, err := sampler.New(cfg.Sampler, *sn.Space)
+	smp, err := sampler.NewForRun(cfg.Sampler, *sn.Space, 8)
 	if err != nil {
 		t.Fatal(err)
 	}

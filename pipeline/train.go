@@ -82,6 +82,10 @@ type TrainResult struct {
 	Steps         int
 	Seconds       float64
 	SamplesPerSec float64
+	// SubnetsTrained and TrainMACs count the work of this invocation: subnet passes and
+	// their forward MACs.
+	SubnetsTrained int
+	TrainMACs      int64
 	// Losses and Accuracies are training curves for reports.
 	Losses, Accuracies report.Curve
 }
@@ -122,7 +126,7 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 			Provenance: &modelfile.Provenance{Step: "train", Config: string(opts.StoredConfig)}}
 		if opts.Init != nil {
 			model.Params = opts.Init
-		} else if model.Params, err = supernet.NewParams(ar, tensor.Float32, cfg.Model.InitSeed); err != nil {
+		} else if model.Params, err = supernet.NewParamsWith(ar, tensor.Float32, cfg.Model.InitSeed, cfg.Model.InitOptions()); err != nil {
 			return nil, err
 		}
 	}
@@ -149,7 +153,7 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	}
 	tcfg := cfg.Train
 	tcfg.EvalBatch = evalBatch
-	smp, err := sampler.New(cfg.Sampler, space)
+	smp, err := sampler.NewForRun(cfg.Sampler, space, cfg.Train.TotalSteps(tl.BatchesPerEpoch()))
 	if err != nil {
 		return nil, err
 	}
@@ -245,7 +249,8 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		return nil, err
 	}
 	steps := tr.Step() - startStep
-	return &TrainResult{Model: model, Path: path, Eval: lastEval.Subnets, Steps: tr.Step(), Seconds: elapsed,
+	subnets, macs := tr.Work()
+	return &TrainResult{SubnetsTrained: subnets, TrainMACs: macs, Model: model, Path: path, Eval: lastEval.Subnets, Steps: tr.Step(), Seconds: elapsed,
 		SamplesPerSec: float64(steps*cfg.Train.BatchSize) / elapsed,
 		Losses:        curve.lossCurve("supernet"), Accuracies: curve.accCurve("supernet (largest, test)", "largest")}, nil
 }

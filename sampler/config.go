@@ -3,6 +3,7 @@ package sampler
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/ofa-go/ofa/arch"
 )
@@ -31,18 +32,26 @@ type Config struct {
 	// Stages is the progressive-shrinking schedule; only for kind "progressive", which
 	// needs at least one stage (see DefaultStages).
 	Stages []Stage `mapstructure:"stages" json:"stages"`
+	// WarmFraction trains the largest subnet alone for this fraction of the run's steps
+	// before the sampler of Kind takes over (a dense warm phase, so that the teacher is
+	// useful before anyone distils from it); 0: none, 1: the largest alone throughout. It
+	// needs the run's length: see NewForRun.
+	WarmFraction float64 `mapstructure:"warm_fraction" json:"warm_fraction,omitempty"`
 }
 
 // MaxRandom bounds Config.Random. Each random subnet adds a forward and a backward pass of
 // up to the largest subnet's size to every training step: at 16 a sandwich step trains 18
-// subnets instead of the default 4. (Sampler structs accept up to MaxDraws subnets a step,
-// but with a million random subnets no step ever completes.)
+// subnets instead of 2. (Sampler structs accept up to MaxDraws subnets a step, but with a
+// million random subnets no step ever completes.)
 const MaxRandom = 16
 
-// DefaultConfig is the sandwich rule with two random subnets per step (four subnets in
-// all), as in BigNAS.
+// DefaultConfig is the recipe the grid of docs/RECIPES.md chose: the largest subnet alone
+// for the first quarter of the run, then the sandwich rule without random subnets (the
+// largest and the smallest each step). BigNAS's two random subnets per step cost twice the
+// compute and lost accuracy on every subnet in that grid's short runs. It has a warm phase,
+// so build it with NewForRun.
 func DefaultConfig() Config {
-	return Config{Kind: KindSandwich, Random: 2}
+	return Config{Kind: KindSandwich, Random: 0, WarmFraction: 0.25}
 }
 
 // Validate checks the configuration on its own (New also checks the stages against the
@@ -58,6 +67,9 @@ func (c Config) Validate() error {
 	}
 	if c.Random < 0 || c.Random > MaxRandom {
 		return bad("random", "got %d, want 0..%d (each random subnet adds a forward and a backward pass to every step)", c.Random, MaxRandom)
+	}
+	if !(c.WarmFraction >= 0 && c.WarmFraction <= 1) {
+		return bad("warm_fraction", "got %g, want in [0, 1]", c.WarmFraction)
 	}
 	if c.Kind != KindProgressive {
 		if len(c.Stages) > 0 {
@@ -115,11 +127,42 @@ func unlocked(n int) int {
 }
 
 // New validates cfg and space and returns the sampler they describe. The sampler keeps its
-// own copy of space and of the stages.
+// own copy of space and of the stages. A configuration with a warm phase needs the run's
+// length: use NewForRun.
 func New(cfg Config, space arch.Space) (Sampler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.WarmFraction > 0 {
+		return nil, fmt.Errorf("%w: sampler.warm_fraction: %g is a fraction of the run, whose length New does not know (use NewForRun)",
+			ErrConfig, cfg.WarmFraction)
+	}
+	return newSampler(cfg, space)
+}
+
+// NewForRun is New for a run of totalSteps steps: with a warm fraction the sampler returns
+// the largest subnet alone for the first round(WarmFraction·totalSteps) steps (see Warm).
+func NewForRun(cfg Config, space arch.Space, totalSteps int) (Sampler, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if totalSteps < 0 {
+		return nil, fmt.Errorf("%w: a run of %d steps", ErrConfig, totalSteps)
+	}
+	s, err := newSampler(cfg, space)
+	if err != nil || cfg.WarmFraction == 0 {
+		return s, err
+	}
+	return Warm{Next: s, Space: space.Clone(), Steps: WarmSteps(cfg.WarmFraction, totalSteps)}, nil
+}
+
+// WarmSteps is the length of a warm phase of fraction f of a run of totalSteps steps.
+func WarmSteps(f float64, totalSteps int) int {
+	return int(math.Round(f * float64(totalSteps)))
+}
+
+// newSampler builds the sampler of a valid configuration, without its warm phase.
+func newSampler(cfg Config, space arch.Space) (Sampler, error) {
 	if err := checkSpace(space); err != nil {
 		return nil, fmt.Errorf("sampler: %w", err)
 	}

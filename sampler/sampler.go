@@ -233,3 +233,24 @@ func (p Progressive) Sample(step int) []arch.Subnet {
 
 // Name is "progressive".
 func (Progressive) Name() string { return KindProgressive }
+
+// Warm is a dense warm phase in front of another sampler: steps before Steps train the
+// largest subnet of Space alone, later steps are Next's. The step numbers Next sees are
+// the run's own, so a progressive schedule after a warm phase keeps its boundaries.
+type Warm struct {
+	Next  Sampler
+	Space arch.Space
+	Steps int
+}
+
+// Sample returns the largest subnet alone before Steps, else Next's subnets.
+func (w Warm) Sample(step int) []arch.Subnet {
+	checkStep(step)
+	if step < w.Steps {
+		return []arch.Subnet{w.Space.Largest()}
+	}
+	return w.Next.Sample(step)
+}
+
+// Name is Next's name: the warm phase is not a kind of its own.
+func (w Warm) Name() string { return w.Next.Name() }

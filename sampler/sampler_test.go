@@ -478,13 +478,17 @@ func TestNew(t *testing.T) {
 
 	// The sampler owns its space: later edits to the caller's slices change nothing.
 	own := sp.Clone()
-	s := mustNew(t, DefaultConfig(), own)
+	s, err := NewForRun(DefaultConfig(), own, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
 	before := keys(s.Sample(3))
 	own.HeadChoices[0], own.DepthChoices[2] = 99, 1
 	if after := keys(s.Sample(3)); after != before {
 		t.Errorf("editing the space passed to New changed the draws: %s, then %s", before, after)
 	}
 
+	plain := Config{Kind: KindSandwich, Random: 2} // New refuses DefaultConfig's warm phase
 	bad := []struct {
 		name  string
 		cfg   Config
@@ -492,9 +496,9 @@ func TestNew(t *testing.T) {
 		want  string
 		is    error
 	}{
-		{"empty heads", DefaultConfig(), arch.Space{MLPChoices: []int{8}, DepthChoices: []int{1}}, "space.head_choices", arch.ErrArch},
-		{"unsorted mlp", DefaultConfig(), arch.Space{HeadChoices: []int{1}, MLPChoices: []int{8, 4}, DepthChoices: []int{1}}, "space.mlp_choices", arch.ErrArch},
-		{"zero depth", DefaultConfig(), arch.Space{HeadChoices: []int{1}, MLPChoices: []int{8}, DepthChoices: []int{0, 1}}, "space.depth_choices", arch.ErrArch},
+		{"empty heads", plain, arch.Space{MLPChoices: []int{8}, DepthChoices: []int{1}}, "space.head_choices", arch.ErrArch},
+		{"unsorted mlp", plain, arch.Space{HeadChoices: []int{1}, MLPChoices: []int{8, 4}, DepthChoices: []int{1}}, "space.mlp_choices", arch.ErrArch},
+		{"zero depth", plain, arch.Space{HeadChoices: []int{1}, MLPChoices: []int{8}, DepthChoices: []int{0, 1}}, "space.depth_choices", arch.ErrArch},
 		{"stage unlocks more than the space has", Config{Kind: KindProgressive, Stages: []Stage{{Until: 5, Heads: 1}, {Heads: 5}}},
 			sp, "sampler.stages[1].heads:", ErrConfig},
 	}

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 
 	"github.com/ofa-go/ofa/arch"
 	"gorgonia.org/tensor"
@@ -131,28 +132,84 @@ type TensorSpec struct {
 	Decay bool
 }
 
-// NewParams allocates and initialises the weights of a, deterministically from seed.
+// Initialisation schemes, as written in InitOptions.Scheme (and the model.init key).
+const (
+	// SchemeTruncNormal is timm's ViT initialisation: every matrix, the class token and the
+	// positions from a normal of std 0.02 truncated to ±2 std; biases at zero.
+	SchemeTruncNormal = "trunc_normal"
+	// SchemePyTorch is PyTorch's default for nn.Linear (kaiming_uniform with a = sqrt(5)):
+	// each matrix and its bias uniform in ±1/sqrt(fan_in), fan_in being the matrix's number
+	// of columns at the supernet's full size. The class token and the positions stay
+	// truncated-normal (std 0.02), as PyTorch ViTs initialise them by hand.
+	SchemePyTorch = "pytorch"
+)
+
+// InitOptions chooses how NewParamsWith initialises the weights; the zero value is
+// NewParams' initialisation.
+type InitOptions struct {
+	// Scheme is SchemeTruncNormal or SchemePyTorch; empty means SchemeTruncNormal.
+	Scheme string
+	// ZeroInitResidual starts each block's attn.proj and mlp.fc2 (weights and biases) at
+	// zero, so every residual branch first adds nothing and the network starts as its
+	// embedding followed by the head (BigNAS zero-initialises the last norm of each
+	// residual block for the same reason: every subnet then starts out equal).
+	ZeroInitResidual bool
+}
+
+// Validate checks the scheme name.
+func (o InitOptions) Validate() error {
+	switch o.Scheme {
+	case "", SchemeTruncNormal, SchemePyTorch:
+		return nil
+	}
+	return fmt.Errorf("supernet: unknown initialisation %q, want %q or %q", o.Scheme, SchemeTruncNormal, SchemePyTorch)
+}
+
+// NewParams allocates and initialises the weights of a, deterministically from seed, with
+// the default initialisation (InitOptions{}).
 func NewParams(a arch.Arch, dt tensor.Dtype, seed uint64) (*Params, error) {
+	return NewParamsWith(a, dt, seed, InitOptions{})
+}
+
+// NewParamsWith allocates and initialises the weights of a, deterministically from seed and
+// the options. Each tensor draws from its own generator, so an option changes only the
+// tensors it is about.
+func NewParamsWith(a arch.Arch, dt tensor.Dtype, seed uint64, o InitOptions) (*Params, error) {
 	if err := a.Validate(); err != nil {
+		return nil, err
+	}
+	if err := o.Validate(); err != nil {
 		return nil, err
 	}
 	if dt != tensor.Float32 && dt != tensor.Float64 {
 		return nil, fmt.Errorf("supernet: weights must be float32 or float64, not %v", dt)
 	}
+	spec := Spec(a)
+	var fanIn map[string]int
+	if o.Scheme == SchemePyTorch {
+		fanIn = linearFanIn(spec)
+	}
 	p := &Params{byName: map[string]*tensor.Dense{}}
-	for i, s := range Spec(a) {
+	for i, s := range spec {
 		t := tensor.New(tensor.WithShape(s.Shape...), tensor.Of(dt))
 		// one generator per tensor, so adding a tensor does not change the others
 		r := rand.New(rand.NewPCG(seed, uint64(i)+1))
 		n := t.Shape().TotalSize()
-		for j := 0; j < n; j++ {
+		bound := 0.0
+		if f, ok := fanIn[s.Name]; ok {
+			bound = 1 / math.Sqrt(float64(f))
+		}
+		zero := o.ZeroInitResidual && isResidualOutput(s.Name)
+		for j := 0; j < n && !zero; j++ {
 			var v float64
-			switch s.Init {
-			case InitNormal:
+			switch {
+			case bound > 0:
+				v = bound * (2*r.Float64() - 1)
+			case s.Init == InitNormal:
 				v = truncNormal(r) * 0.02
-			case InitOnes:
+			case s.Init == InitOnes:
 				v = 1
-			case InitIdentity:
+			case s.Init == InitIdentity:
 				if j/s.Shape[1] == j%s.Shape[1] {
 					v = 1
 				}
@@ -163,6 +220,32 @@ func NewParams(a arch.Arch, dt tensor.Dtype, seed uint64) (*Params, error) {
 		p.byName[s.Name] = t
 	}
 	return p, nil
+}
+
+// linearFanIn maps the weight and bias of every linear map of spec (the decayed matrices:
+// patch embedding, qkv, proj, fc1, fc2, head) to the map's fan-in, its number of columns.
+func linearFanIn(spec []TensorSpec) map[string]int {
+	out := map[string]int{}
+	for _, s := range spec {
+		if s.Decay && len(s.Shape) == 2 && strings.HasSuffix(s.Name, ".weight") {
+			out[s.Name] = s.Shape[1]
+			out[strings.TrimSuffix(s.Name, ".weight")+".bias"] = s.Shape[1]
+		}
+	}
+	return out
+}
+
+// isResidualOutput reports whether a tensor is the last map of a block's residual branch.
+func isResidualOutput(name string) bool {
+	if !strings.HasPrefix(name, "blocks.") {
+		return false
+	}
+	for _, suffix := range []string{".attn.proj.weight", ".attn.proj.bias", ".mlp.fc2.weight", ".mlp.fc2.bias"} {
+		if strings.HasSuffix(name, suffix) {
+			return true
+		}
+	}
+	return false
 }
 
 // truncNormal draws a standard normal truncated to [-2, 2].

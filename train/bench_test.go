@@ -32,7 +32,7 @@ func BenchmarkTrainStepLargest(b *testing.B) {
 // BenchmarkTrainStepSandwich: a sandwich step (largest, smallest, two random subnets).
 func BenchmarkTrainStepSandwich(b *testing.B) {
 	benchSteps(b, Default().Shards, func(arch.Arch) sampler.Sampler {
-		smp, err := sampler.New(sampler.DefaultConfig(), arch.DefaultSpace())
+		smp, err := sampler.New(sampler.Config{Kind: sampler.KindSandwich, Random: 2}, arch.DefaultSpace())
 		if err != nil {
 			b.Fatal(err)
 		}

@@ -42,7 +42,10 @@ func (s *subnetGraph) run() error {
 type graphInputs struct {
 	patches *tensor.Dense // (B*P, PatchSize)
 	labels  *tensor.Dense // (B, C), one-hot (smoothed) labels
-	soft    *tensor.Dense // (B, C), teacher's soft targets at the distillation temperature
+	// teacherLabels (B, C) are the in-place teacher's labels when it has a label smoothing
+	// of its own; nil: labels.
+	teacherLabels *tensor.Dense
+	soft          *tensor.Dense // (B, C), teacher's soft targets at the distillation temperature
 }
 
 // lossSpec is the part of the configuration a training graph's loss depends on.
@@ -124,7 +127,11 @@ func (c *graphCache) build(s arch.Subnet, r role) (*subnetGraph, error) {
 	sg := &subnetGraph{net: net}
 	if r != roleForward {
 		b := nn.Builder{Ops: c.ops}
-		labels := G.NodeFromAny(g, c.in.labels, G.WithName("labels"))
+		lab := c.in.labels
+		if r == roleTeacher && c.in.teacherLabels != nil {
+			lab = c.in.teacherLabels
+		}
+		labels := G.NodeFromAny(g, lab, G.WithName("labels"))
 		scale := c.loss.scale
 		if scale == 0 {
 			scale = 1

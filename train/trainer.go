@@ -71,7 +71,13 @@ type Trainer struct {
 	batch  data.Batch
 	values [][]float32 // parameter values, in parameter order
 	grads  [][]float32 // summed gradients of the current step
-	eval   *evaluator
+	// with train.project_conflicts: the teacher's gradient and one student's, per step
+	teacherGrads, studentGrads [][]float32
+	eval                       *evaluator
+	// work done by this trainer (not before a resume): subnets trained, summed over steps,
+	// and their MACs per example
+	subnetsTrained int
+	macsTrained    int64
 }
 
 // New checks the setup and prepares a trainer at step 0.
@@ -124,6 +130,10 @@ func New(s Setup) (*Trainer, error) {
 		t.grads = append(t.grads, make([]float32, len(v)))
 		sizes = append(sizes, len(v))
 		decay = append(decay, specs[name].Decay)
+		if cfg.ProjectConflicts && s.Teacher == nil {
+			t.teacherGrads = append(t.teacherGrads, make([]float32, len(v)))
+			t.studentGrads = append(t.studentGrads, make([]float32, len(v)))
+		}
 	}
 	t.opt = NewAdamW(sizes, decay, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
 	n, ops := shardOps(s.Ops, cfg.Shards)
@@ -136,6 +146,9 @@ func New(s Setup) (*Trainer, error) {
 			patches: supernet.NewPatches(s.Arch, per, tensor.Float32),
 			labels:  tensor.New(tensor.WithShape(per, c), tensor.Of(tensor.Float32)),
 			soft:    tensor.New(tensor.WithShape(per, c), tensor.Of(tensor.Float32)),
+		}
+		if s.Teacher == nil && cfg.LargestLabelSmoothing > 0 {
+			in.teacherLabels = tensor.New(tensor.WithShape(per, c), tensor.Of(tensor.Float32))
 		}
 		sh := &shard{in: in, cache: newGraphCache(s.Arch, s.Params, ops, in, loss, cfg.GraphCache)}
 		if s.Teacher != nil {
@@ -185,6 +198,11 @@ func (t *Trainer) Config() Config { return t.cfg }
 
 // SetStep moves the trainer to a step (resuming); the optimizer state must be restored too.
 func (t *Trainer) SetStep(step int) { t.step = step }
+
+// Work is what this trainer has trained since it was made (a resumed run counts from the
+// resume): subnets summed over steps, and their forward MACs per example summed likewise
+// (a step's cost is about 3x its MACs times the batch size, backward included).
+func (t *Trainer) Work() (subnets int, macs int64) { return t.subnetsTrained, t.macsTrained }
 
 // GraphsBuilt counts the training graphs compiled so far.
 func (t *Trainer) GraphsBuilt() int { return t.shards[0].cache.builds }
@@ -242,8 +260,13 @@ type StepStats struct {
 	Loss     float64      `json:"loss"`      // the first subnet's (the teacher's) loss
 	TrainAcc float64      `json:"train_acc"` // the first subnet's accuracy on this batch
 	GradNorm float64      `json:"grad_norm"`
-	Seconds  float64      `json:"seconds"`
-	Samples  int          `json:"samples"`
+	// Projected counts the subnets whose gradient conflicted with the teacher's and was
+	// projected (train.project_conflicts).
+	Projected int `json:"projected,omitempty"`
+	// MACs sums the MACs per example of the subnets trained in this step (forward only).
+	MACs    int64   `json:"macs"`
+	Seconds float64 `json:"seconds"`
+	Samples int     `json:"samples"`
 }
 
 // TrainStep runs one step: sample, forward/backward every subnet, clip, update.
@@ -322,16 +345,41 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 				ErrNonFinite, loss, t.step+1, s.Key(), t.step)
 		}
 		st.Losses = append(st.Losses, SubnetLoss{Key: s.Key(), Loss: loss})
+		st.MACs += t.s.Arch.SubnetCost(s).MACs
 		if i == 0 {
 			st.Loss = loss
 			st.TrainAcc = t.accuracy(graphs)
 		}
+		sum := t.grads
+		project := t.teacherGrads != nil && i > 0
+		if project {
+			sum = t.studentGrads
+			for _, g := range sum {
+				clear(g)
+			}
+		}
 		for _, g := range graphs { // shard order: deterministic
 			for k, gn := range g.grads {
-				dst := t.grads[g.index[k]]
+				dst := sum[g.index[k]]
 				for j, v := range gn.Value().(*tensor.Dense).Float32s() {
 					dst[j] += v
 				}
+			}
+		}
+		switch {
+		case project:
+			if projectConflict(t.studentGrads, t.teacherGrads) {
+				st.Projected++
+			}
+			for k, g := range t.studentGrads {
+				dst := t.grads[k]
+				for j, v := range g {
+					dst[j] += v
+				}
+			}
+		case t.teacherGrads != nil:
+			for k, g := range t.grads {
+				copy(t.teacherGrads[k], g)
 			}
 		}
 	}
@@ -343,6 +391,8 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		return st, err
 	}
 	t.step++
+	t.subnetsTrained += len(subnets)
+	t.macsTrained += st.MACs
 	st.Seconds = time.Since(start).Seconds()
 	return st, nil
 }
@@ -358,13 +408,44 @@ func scalar(n *G.Node) float64 {
 	return math.NaN()
 }
 
-// fillLabels writes the (smoothed) one-hot labels of a shard's examples.
+// projectConflict removes from g its component along ref when they conflict (negative dot
+// product), leaving g orthogonal to ref, and reports whether it did. Sums are in float64
+// and in parameter order, so the result is deterministic.
+func projectConflict(g, ref [][]float32) bool {
+	var dot, norm2 float64
+	for k, r := range ref {
+		for j, v := range r {
+			dot += float64(g[k][j]) * float64(v)
+			norm2 += float64(v) * float64(v)
+		}
+	}
+	if dot >= 0 || norm2 == 0 {
+		return false
+	}
+	c := dot / norm2
+	for k, r := range ref {
+		gk := g[k]
+		for j, v := range r {
+			gk[j] = float32(float64(gk[j]) - c*float64(v))
+		}
+	}
+	return true
+}
+
+// fillLabels writes the (smoothed) one-hot labels of a shard's examples, and the teacher's
+// own when it has a label smoothing of its own.
 func (t *Trainer) fillLabels(sh *shard) {
-	c := t.s.Arch.Classes
-	l := sh.in.labels.Float32s()
-	off := float32(t.cfg.LabelSmoothing / float64(c))
-	on := float32(1-t.cfg.LabelSmoothing) + off
-	for b, y := range t.batch.Labels[sh.lo : sh.lo+sh.n] {
+	fillOneHot(sh.in.labels.Float32s(), t.batch.Labels[sh.lo:sh.lo+sh.n], t.s.Arch.Classes, t.cfg.LabelSmoothing)
+	if sh.in.teacherLabels != nil {
+		fillOneHot(sh.in.teacherLabels.Float32s(), t.batch.Labels[sh.lo:sh.lo+sh.n], t.s.Arch.Classes, t.cfg.LargestLabelSmoothing)
+	}
+}
+
+// fillOneHot writes labels as rows of c one-hot values mixed with the uniform distribution.
+func fillOneHot(l []float32, labels []int, c int, smoothing float64) {
+	off := float32(smoothing / float64(c))
+	on := float32(1-smoothing) + off
+	for b, y := range labels {
 		row := l[b*c : (b+1)*c]
 		for j := range row {
 			row[j] = off

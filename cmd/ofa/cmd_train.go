@@ -131,7 +131,7 @@ func (a *app) trainCmd() *cobra.Command {
 			a.say("supernet: %s", res.Path)
 			a.emit(map[string]any{"command": "train", "out": cfg.Out, "supernet": res.Path,
 				"steps": res.Steps, "seconds": res.Seconds, "samples_per_sec": res.SamplesPerSec, "data": ds.Source,
-				"eval": res.Eval, "blas": nn.Backend()})
+				"eval": res.Eval, "blas": nn.Backend(), "subnets_trained": res.SubnetsTrained, "train_macs": res.TrainMACs})
 			return nil
 		},
 	}

@@ -276,7 +276,7 @@ func TestResumeValidatesStoredConfig(t *testing.T) {
 		{"missing data dir", func(s string) string {
 			return strings.Replace(strings.Replace(s, "embedded: true", "embedded: false", 1), "dir: \"\"", "dir: /nonexistent/fashion", 1)
 		}, []string{"/nonexistent/fashion"}},
-		{"huge sandwich", func(s string) string { return strings.Replace(s, "random: 2", "random: 1000000", 1) }, []string{"sampler.random"}},
+		{"huge sandwich", func(s string) string { return strings.Replace(s, "random: 0", "random: 1000000", 1) }, []string{"sampler.random"}},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			edited := c.edit(stored)
