@@ -24,7 +24,8 @@ const tinyStored = `train:
   eval_batch: 50
 sampler:
   kind: sandwich
-  random: 2
+  random: 0
+  warm_fraction: 0.25
 `
 
 // tinyLifecycle is a small model and short runs on the embedded data, one budget.
