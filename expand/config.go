@@ -11,6 +11,11 @@ type Config struct {
 	// Plan is "repeat:k", "cycle:k" or an explicit list of layer indices, one per position.
 	Plan       string     `mapstructure:"plan"`
 	Transforms Transforms `mapstructure:"transforms"`
+	// InitGate is where the reused positions' branch gates (affine attention and MLP
+	// scales) start, in [0, 1]. 0, the default, closes them: the expanded model starts as
+	// exactly the original. A larger value starts them open (1: the reused block runs in
+	// full), which fine-tuning may need when it is short.
+	InitGate float64 `mapstructure:"init_gate"`
 }
 
 // DefaultConfig repeats every layer twice, with affine maps, a rank-4 residual map and
@@ -19,10 +24,13 @@ func DefaultConfig() Config {
 	return Config{Plan: "repeat:2", Transforms: Transforms{LowRank: 4, HeadMix: true}}
 }
 
-// Validate checks the transforms against model width d and that the plan is well formed
-// (for a plan naming layers, the layer count is checked when the plan is applied).
+// Validate checks the transforms against model width d, the starting gate, and that the
+// plan is well formed (for a plan naming layers, the layer count is checked when the plan is applied).
 func (c Config) Validate(d int) error {
 	if err := c.Transforms.Validate(d); err != nil {
+		return err
+	}
+	if err := ValidateGate(c.InitGate); err != nil {
 		return err
 	}
 	// a plan of the "repeat:k"/"cycle:k" form can be checked without the model; a

@@ -114,8 +114,29 @@ func (t Transforms) Validate(d int) error {
 	return nil
 }
 
-// Expand builds the expanded model of (a, p) for the plan.
+// ValidateGate checks a starting branch gate of reused positions: a finite value in [0, 1]
+// (0: closed, the default; 1: the reused block fully open).
+func ValidateGate(gate float64) error {
+	if !(gate >= 0 && gate <= 1) {
+		return fmt.Errorf("%w: expand.init_gate: got %v, want a number in [0, 1] (0 keeps expansion exact)", ErrPlan, gate)
+	}
+	return nil
+}
+
+// Expand builds the expanded model of (a, p) for the plan; it computes exactly what (a, p)
+// computes (every reused position starts closed).
 func Expand(a arch.Arch, p *supernet.Params, plan Plan, t Transforms) (arch.Arch, *supernet.Params, error) {
+	return ExpandGated(a, p, plan, t, 0)
+}
+
+// ExpandGated is Expand with the reused positions' branch gates (their affine attention and
+// MLP scales) starting at gate (see ValidateGate) instead of 0. With gate 0 it is Expand;
+// any other gate opens the reused positions from the start, so the expanded model no
+// longer computes what (a, p) computes and fine-tuning starts from a different function.
+func ExpandGated(a arch.Arch, p *supernet.Params, plan Plan, t Transforms, gate float64) (arch.Arch, *supernet.Params, error) {
+	if err := ValidateGate(gate); err != nil {
+		return arch.Arch{}, nil, err
+	}
 	if a.Expanded() {
 		return arch.Arch{}, nil, fmt.Errorf("%w: the model is already expanded", ErrPlan)
 	}
@@ -140,7 +161,7 @@ func Expand(a arch.Arch, p *supernet.Params, plan Plan, t Transforms) (arch.Arch
 	if err := ea.Validate(); err != nil {
 		return arch.Arch{}, nil, err
 	}
-	ep, err := supernet.Expand(a, p, ea)
+	ep, err := supernet.ExpandGated(a, p, ea, gate)
 	if err != nil {
 		return arch.Arch{}, nil, fmt.Errorf("%w: expanding to plan %s: %w", ErrPlan, plan, err)
 	}

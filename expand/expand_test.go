@@ -262,3 +262,83 @@ func TestPlans(t *testing.T) {
 		t.Fatalf("rank 99: %v", err)
 	}
 }
+
+// TestOpenGateExpansion: with the gates starting at 1 and affine maps only, every reused
+// position is a second full run of its layer's block, so "repeat:2" of a 3-layer model
+// computes what the plain 6-layer model with each layer duplicated computes; a gate in
+// between starts the reused branches scaled by it, and gates outside [0, 1] are refused.
+func TestOpenGateExpansion(t *testing.T) {
+	a, p := smallModel(t, tensor.Float64)
+	plan, _ := ParsePlan("repeat:2", len(a.Layers))
+	ea, ep, err := ExpandGated(a, p, plan, Transforms{}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// the same computation without sharing: layers 0,0,1,1,2,2 stored separately
+	da := a.Clone()
+	da.Layers = nil
+	for _, l := range plan {
+		da.Layers = append(da.Layers, a.Layers[l])
+	}
+	dp, err := supernet.NewParams(da, tensor.Float64, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range dp.Names() {
+		src := name
+		if rest, ok := strings.CutPrefix(name, "blocks."); ok {
+			i, tail, _ := strings.Cut(rest, ".")
+			n := int(i[0] - '0')
+			src = "blocks." + string(rune('0'+plan[n])) + "." + tail
+		}
+		copy(dp.Get(name).Data().([]float64), p.Get(src).Data().([]float64))
+	}
+	x := images(a, 3)
+	want := build(t, da, dp, x, 3, false)
+	want.run(t)
+	got := build(t, ea, ep, x, 3, false)
+	got.run(t)
+	w, g := logits(want), logits(got)
+	orig := build(t, a, p, x, 3, false)
+	orig.run(t)
+	o := logits(orig)
+	moved := 0.0
+	for i := range w {
+		if math.Abs(g[i]-w[i]) > 1e-12*(1+math.Abs(w[i])) {
+			t.Fatalf("logit %d: open expansion %v, duplicated layers %v", i, g[i], w[i])
+		}
+		moved = math.Max(moved, math.Abs(g[i]-o[i]))
+	}
+	if moved < 1e-3 {
+		t.Fatalf("open gates changed the logits by at most %g: the reused blocks do not run", moved)
+	}
+
+	_, half, err := ExpandGated(a, p, plan, Transforms{LowRank: 2}, 0.25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, l := range plan {
+		n := supernet.Position(i)
+		if i == 0 || plan[i-1] != l { // the first use of a layer gets no transforms
+			if half.Get(n.AffineAttnScale) != nil {
+				t.Fatalf("position %d, the first use of layer %d, has transforms", i, l)
+			}
+			continue
+		}
+		for _, name := range []string{n.AffineAttnScale, n.AffineMLPScale} {
+			for _, v := range half.Get(name).Data().([]float64) {
+				if v != 0.25 {
+					t.Fatalf("%s: %v, want 0.25", name, v)
+				}
+			}
+		}
+	}
+	for _, bad := range []float64{-0.1, 1.5, math.NaN(), math.Inf(1)} {
+		if _, _, err := ExpandGated(a, p, plan, Transforms{}, bad); err == nil || !strings.Contains(err.Error(), "init_gate") {
+			t.Errorf("gate %v: %v, want an init_gate error", bad, err)
+		}
+		if err := (Config{Plan: "repeat:2", InitGate: bad}).Validate(a.Dim); err == nil {
+			t.Errorf("Config.Validate accepted gate %v", bad)
+		}
+	}
+}

@@ -8,6 +8,7 @@ package supernet
 import (
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 
 	"github.com/ofa-go/ofa/arch"
@@ -259,13 +260,17 @@ func permuteTensor(t *tensor.Dense, bs []block) {
 	}
 }
 
-// zeroTensor sets every element of t to 0.
-func zeroTensor(t *tensor.Dense) {
+// fillTensor sets every element of t to v.
+func fillTensor(t *tensor.Dense, v float64) {
 	switch d := t.Data().(type) {
 	case []float32:
-		clear(d)
+		for i := range d {
+			d[i] = float32(v)
+		}
 	case []float64:
-		clear(d)
+		for i := range d {
+			d[i] = v
+		}
 	default:
 		panic("supernet: unsupported weight type")
 	}
@@ -422,6 +427,17 @@ const expandSeed = 11
 // scales start at zero, which closes its branches, so the expanded model computes exactly
 // what (a, p) computes. p is not changed and shares no memory with the result.
 func Expand(a arch.Arch, p *Params, ea arch.Arch) (*Params, error) {
+	return ExpandGated(a, p, ea, 0)
+}
+
+// ExpandGated is Expand with the reused positions' attention and MLP scales (their branch
+// gates) starting at gate instead of 0: with gate 1 a reused position starts as a full
+// second run of its layer's block (with its own copy of the layer's norms). Only gate 0
+// keeps the expanded model's function equal to the original's.
+func ExpandGated(a arch.Arch, p *Params, ea arch.Arch, gate float64) (*Params, error) {
+	if math.IsNaN(gate) || math.IsInf(gate, 0) {
+		return nil, fmt.Errorf("supernet: branch gate %v of reused positions is not finite", gate)
+	}
 	if a.Expanded() {
 		return nil, fmt.Errorf("supernet: the model is already expanded")
 	}
@@ -460,8 +476,8 @@ func Expand(a arch.Arch, p *Params, ea arch.Arch) (*Params, error) {
 			if !pos.Affine {
 				return nil, fmt.Errorf("supernet: position %d reuses layer %d without the affine maps that gate its branches", i, pos.Layer)
 			}
-			zeroTensor(ep.Get(dst.AffineAttnScale))
-			zeroTensor(ep.Get(dst.AffineMLPScale))
+			fillTensor(ep.Get(dst.AffineAttnScale), gate)
+			fillTensor(ep.Get(dst.AffineMLPScale), gate)
 		}
 		seen[pos.Layer] = true
 	}

@@ -19,6 +19,8 @@ type AdamW struct {
 	Beta1, Beta2, Eps, WeightDecay float64
 	// Decay says, per parameter, whether weight decay applies.
 	Decay []bool
+	// LRScale, if set, multiplies the learning rate of each parameter (nil: 1 for all).
+	LRScale []float64
 	// M and V are the first and second moments, one slice per parameter.
 	M, V [][]float32
 	// T is the number of updates done so far.
@@ -41,6 +43,9 @@ func (o *AdamW) Step(params, grads [][]float32, lr float64) error {
 	if len(params) != len(o.M) || len(grads) != len(o.M) {
 		return fmt.Errorf("train: AdamW has %d parameters, got %d values and %d gradients", len(o.M), len(params), len(grads))
 	}
+	if o.LRScale != nil && len(o.LRScale) != len(o.M) {
+		return fmt.Errorf("train: AdamW has %d parameters and %d learning-rate scales", len(o.M), len(o.LRScale))
+	}
 	o.T++
 	c1 := 1 - math.Pow(o.Beta1, float64(o.T))
 	c2 := 1 - math.Pow(o.Beta2, float64(o.T))
@@ -49,6 +54,10 @@ func (o *AdamW) Step(params, grads [][]float32, lr float64) error {
 		g, m, v := grads[i], o.M[i], o.V[i]
 		if len(p) != len(m) || len(g) != len(m) {
 			return fmt.Errorf("train: AdamW parameter %d has %d values, gradient %d, moments %d", i, len(p), len(g), len(m))
+		}
+		lr := lr
+		if o.LRScale != nil {
+			lr *= o.LRScale[i]
 		}
 		shrink := 1.0
 		if o.Decay[i] {

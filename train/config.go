@@ -59,6 +59,11 @@ type Config struct {
 	GraphCache int `mapstructure:"graph_cache" json:"graph_cache"`
 	// Seed drives data order and augmentation (the sampler has its own seed).
 	Seed uint64 `mapstructure:"seed" json:"seed"`
+	// TransformLRScale multiplies the learning rate (and so the decay) of an expanded
+	// model's feature transforms: the affine maps that carry the reused positions' branch
+	// gates, the low-rank maps and the head mixing. 1 leaves them at the rate of every
+	// other weight; models without positions have no transforms.
+	TransformLRScale float64 `mapstructure:"transform_lr_scale" json:"transform_lr_scale"`
 	// Shards splits every batch into this many slices that run side by side (one per core)
 	// with single-threaded kernels; their gradients are summed in a fixed order. Results
 	// depend on the shard count (float summation order), not on the machine. 0 means 1.
@@ -72,7 +77,7 @@ func Default() Config {
 	return Config{
 		Epochs: 10, BatchSize: 64, LR: 2e-3, MinLR: 1e-5, WarmupSteps: 200, WeightDecay: 0.05,
 		Beta1: 0.9, Beta2: 0.999, Eps: 1e-8, ClipNorm: 1, LabelSmoothing: 0,
-		Temperature: 1, Alpha: 0.5, EvalBatch: 250, GraphCache: 8, Seed: 1, Shards: 2,
+		Temperature: 1, Alpha: 0.5, EvalBatch: 250, GraphCache: 8, Seed: 1, Shards: 2, TransformLRScale: 1,
 	}
 }
 
@@ -124,6 +129,8 @@ func (c Config) Validate(section string) error {
 		return bad("checkpoint_every", "got %d, want >= 0", c.CheckpointEvery)
 	case c.GraphCache < 1 || c.GraphCache > 1024:
 		return bad("graph_cache", "got %d, want 1..1024", c.GraphCache)
+	case !(c.TransformLRScale > 0 && c.TransformLRScale <= 1000):
+		return bad("transform_lr_scale", "got %g, want in (0, 1000]", c.TransformLRScale)
 	case c.Shards < 1 || c.Shards > 64:
 		return bad("shards", "got %d, want 1..64", c.Shards)
 	case c.Shards > 1 && c.BatchSize%c.Shards != 0:

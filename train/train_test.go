@@ -396,3 +396,63 @@ func TestFinetuneWithTeacher(t *testing.T) {
 		t.Fatalf("distillation loss did not fall: %.4f -> %.4f", first.Loss, last.Loss)
 	}
 }
+
+// TestTransformLRScale: transform_lr_scale moves an expanded model's feature transforms
+// that many times as far in a step (AdamW's first step is about lr·sign(g)) and leaves
+// every other weight exactly where the unscaled run puts it; out-of-range scales are
+// refused naming the key.
+func TestTransformLRScale(t *testing.T) {
+	f := newFixture(t)
+	a := f.a.Clone()
+	a.Positions = []arch.Position{{Layer: 0}, {Layer: 0, Affine: true, LowRank: 2, HeadMix: true}, {Layer: 1}}
+	init, err := supernet.NewParams(a, tensor.Float32, 5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := func(scale float64) *supernet.Params {
+		p := init.Clone()
+		cfg := f.cfg
+		cfg.ClipNorm, cfg.TransformLRScale = 0, scale
+		l, _ := data.NewLoader(f.train, data.LoaderConfig{BatchSize: 32, Shuffle: true, DropLast: true, Mean: 0.3, Std: 0.35})
+		tr, err := New(Setup{Arch: a, Params: p, Sampler: Fixed{arch.Largest(a)}, Train: l, Ops: nn.Fused{}, Config: cfg})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		steps(t, tr, 1)
+		return p
+	}
+	plain, scaled := run(1), run(4)
+	transforms, moved := 0, 0
+	for _, name := range init.Names() {
+		x0, x1, x4 := init.Get(name).Data().([]float32), plain.Get(name).Data().([]float32), scaled.Get(name).Data().([]float32)
+		if !strings.HasPrefix(name, "positions.1.") || strings.Contains(name, "norm") {
+			for i := range x1 {
+				if math.Float32bits(x1[i]) != math.Float32bits(x4[i]) {
+					t.Fatalf("%s[%d] is not a transform but moved differently: %v vs %v", name, i, x1[i], x4[i])
+				}
+			}
+			continue
+		}
+		transforms++
+		for i := range x1 {
+			d1, d4 := float64(x1[i]-x0[i]), float64(x4[i]-x0[i])
+			if math.Abs(d4-4*d1) > 1e-5+1e-3*math.Abs(d4) {
+				t.Fatalf("%s[%d]: moved %g with scale 4, %g with scale 1", name, i, d4, d1)
+			}
+			if d1 != 0 {
+				moved++
+			}
+		}
+	}
+	if transforms != 10 || moved == 0 {
+		t.Fatalf("%d transform tensors (want 10), %d values moved", transforms, moved)
+	}
+	for _, bad := range []float64{0, -1, 1001, math.NaN()} {
+		cfg := Default()
+		cfg.TransformLRScale = bad
+		if err := cfg.Validate("finetune"); err == nil || !strings.Contains(err.Error(), "finetune.transform_lr_scale") {
+			t.Errorf("scale %v: %v, want an error naming finetune.transform_lr_scale", bad, err)
+		}
+	}
+}

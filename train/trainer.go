@@ -136,6 +136,9 @@ func New(s Setup) (*Trainer, error) {
 		}
 	}
 	t.opt = NewAdamW(sizes, decay, cfg.Beta1, cfg.Beta2, cfg.Eps, cfg.WeightDecay)
+	if cfg.TransformLRScale != 1 {
+		t.opt.LRScale = transformLRScales(s.Arch, s.Params.Names(), cfg.TransformLRScale)
+	}
 	n, ops := shardOps(s.Ops, cfg.Shards)
 	c := s.Arch.Classes
 	per := cfg.BatchSize / n
@@ -160,6 +163,27 @@ func New(s Setup) (*Trainer, error) {
 		t.eval = newEvaluator(s.Arch, s.Params, s.Ops, s.Eval, cfg.EvalBatch, cfg.GraphCache)
 	}
 	return t, nil
+}
+
+// transformLRScales is the learning-rate scale of each named weight: scale for the feature
+// transforms of a's positions, 1 for everything else.
+func transformLRScales(a arch.Arch, names []string, scale float64) []float64 {
+	transform := map[string]bool{}
+	for i := range a.Positions {
+		n := supernet.Position(i)
+		for _, name := range []string{n.AffineInScale, n.AffineInShift, n.AffineAttnScale, n.AffineAttnShift,
+			n.AffineMLPScale, n.AffineMLPShift, n.LowRankDown, n.LowRankUp, n.HeadMixPre, n.HeadMixPost} {
+			transform[name] = true
+		}
+	}
+	out := make([]float64, len(names))
+	for i, name := range names {
+		out[i] = 1
+		if transform[name] {
+			out[i] = scale
+		}
+	}
+	return out
 }
 
 // Close releases the compiled graphs.
