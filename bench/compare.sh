@@ -5,10 +5,10 @@
 # PyTorch's faster setting. Needs Debian's python3-torch (and libopenblas-dev for the
 # OpenBLAS build of ofa).
 #
-# Then ofa's own inference against onnxruntime on the same exported model (the reference
-# config), at batch 1 and batch 256: `ofa bench` next to bench/ortbench (the model exported
-# to ONNX and run in onnxruntime with 1 and 2 intra-op threads), with the ratios against
-# onnxruntime's faster setting. Needs cgo and the onnxruntime library
+# Then ofa's own inference against onnxruntime on the same model (the reference config), at
+# batch 1 and batch 256: bench/ortbench times the evaluator `ofa bench` times and the model
+# exported to ONNX in onnxruntime (1 and 2 intra-op threads), alternating in one process,
+# with the ratios against onnxruntime's faster setting. Needs cgo and the onnxruntime library
 # (scripts/install-onnx-test-deps.sh, or $OFA_ONNXRUNTIME_LIB); skipped with a note if
 # either is missing.
 #
@@ -22,10 +22,10 @@ PARTS=${2:-all}
 case "$PARTS" in all | pytorch | onnxruntime) ;; *) echo "PARTS: got $PARTS, want all, pytorch or onnxruntime" >&2; exit 2 ;; esac
 PY=${PYTHON:-/usr/bin/python3}
 mkdir -p bench/out
-go build -o bench/out/ofa-openblas -tags openblas ./cmd/ofa
-CGO_ENABLED=0 go build -o bench/out/ofa-purego ./cmd/ofa
 
 if [ "$PARTS" != onnxruntime ]; then
+go build -o bench/out/ofa-openblas -tags openblas ./cmd/ofa
+CGO_ENABLED=0 go build -o bench/out/ofa-purego ./cmd/ofa
 # name | ofa flags | pytorch flags
 CONFIGS=(
   "reference (largest)||--depth 4 --heads 4 --mlp 256"
@@ -74,51 +74,49 @@ PYEOF
 fi
 
 [ "$PARTS" = pytorch ] && exit 0
-# inference: ofa vs onnxruntime on the same model (bench/ortbench exports what ofa bench runs)
-if ! go build -o bench/out/ortbench -tags onnxruntime ./bench/ortbench 2>bench/out/ortbench-build.log ||
-  ! bench/out/ortbench --batch 1 --steps 1 --repeats 1 >/dev/null 2>bench/out/ortbench-probe.log; then
+# inference: ofa vs onnxruntime on the same model. bench/ortbench runs, in one process and
+# alternating run by run, the evaluator `ofa bench` times and the same model exported to
+# ONNX in onnxruntime (1 and 2 intra-op threads); built once per BLAS build of ofa.
+if ! go build -o bench/out/ortbench-purego -tags onnxruntime ./bench/ortbench 2>bench/out/ortbench-build.log ||
+  ! go build -o bench/out/ortbench-openblas -tags 'onnxruntime openblas' ./bench/ortbench 2>>bench/out/ortbench-build.log ||
+  ! bench/out/ortbench-purego --batch 1 --steps 1 --repeats 1 >/dev/null 2>bench/out/ortbench-probe.log; then
   echo "onnxruntime comparison skipped: $(cat bench/out/ortbench-build.log bench/out/ortbench-probe.log | tail -1)"
   echo "(needs cgo and the onnxruntime library: bash scripts/install-onnx-test-deps.sh, or set OFA_ONNXRUNTIME_LIB)"
   exit 0
 fi
-# batch | ofa bench flags (its training part is ignored here; a small --batch keeps it short,
-# and it must be a multiple of train.shards)
+# batch | ortbench flags (a run is --steps passes)
 BATCHES=(
-  "1|--batch 2 --infer-batch 1 --steps 400 --repeats 5"
-  "256|--batch 8 --infer-batch 256 --steps 10 --repeats 5"
+  "1|--batch 1 --steps 200 --repeats 5"
+  "256|--batch 256 --steps 4 --repeats 5"
 )
 : > bench/out/ort-results.jsonl
 for ((r = 1; r <= ROUNDS; r++)); do
   for c in "${BATCHES[@]}"; do
-    IFS='|' read -r b oflags <<< "$c"
-    steps=$(sed 's/.*--steps \([0-9]*\).*/\1/' <<< "$oflags")
+    IFS='|' read -r b flags <<< "$c"
     for build in openblas purego; do
-      bench/out/ofa-$build bench --json $oflags 2>/dev/null | tail -1 |
-        sed "s/^{/{\"batch\":$b,\"impl\":\"ofa-$build\",\"round\":$r,/" >> bench/out/ort-results.jsonl
-    done
-    for th in 1 2; do
-      bench/out/ortbench --batch "$b" --steps "$steps" --repeats 5 --threads $th |
-        sed "s/^{/{\"batch\":$b,\"impl\":\"onnxruntime-${th}t\",\"round\":$r,/" >> bench/out/ort-results.jsonl
+      bench/out/ortbench-$build $flags --threads 1,2 |
+        sed "s/^{/{\"batch\":$b,\"build\":\"$build\",\"round\":$r,/" >> bench/out/ort-results.jsonl
     done
   done
 done
 $PY - <<'PYEOF'
 import json, statistics
 rows = [json.loads(l) for l in open("bench/out/ort-results.jsonl")]
-for r in rows:
-    if "error" in r:
-        raise SystemExit(f"batch {r['batch']}, {r['impl']}: {r['error']}")
 ver = next(r["runtime"] for r in rows if r["impl"].startswith("onnxruntime"))
-print(f"inference, reference config, ofa bench vs {ver} on the same exported model; "
-      "ratios are against onnxruntime's faster thread setting (medians over rounds of medians of 5 runs)")
+print(f"inference, reference config: ofa's evaluator (as ofa bench) vs {ver} on the same exported model, alternating in one process")
+print("samples/s: medians over rounds of medians of 5 runs; 'x ort': median over rounds of ofa / the faster onnxruntime setting in the same process")
 print(f"{'batch':>5} {'impl':16} {'infer/s':>9} {'x ort':>7}")
 for b in sorted(set(r["batch"] for r in rows)):
-    med = {}
-    for impl in ("onnxruntime-1t", "onnxruntime-2t", "ofa-openblas", "ofa-purego"):
-        rs = [r["infer_samples_per_sec"] for r in rows if r["batch"] == b and r["impl"] == impl]
-        if rs:
-            med[impl] = statistics.median(rs)
-    base = max(med["onnxruntime-1t"], med["onnxruntime-2t"])
-    for impl, v in med.items():
-        print(f"{b:5} {impl:16} {v:9.0f} {v/base:7.2f}")
+    runs = {}  # (round, build) -> impl -> samples/s
+    for r in rows:
+        if r["batch"] == b:
+            runs.setdefault((r["round"], r["build"]), {})[r["impl"]] = r["infer_samples_per_sec"]
+    for impl in ("onnxruntime-1t", "onnxruntime-2t"):
+        v = statistics.median(x[impl] for x in runs.values())
+        print(f"{b:5} {impl:16} {v:9.0f} {'':>7}")
+    for build in ("openblas", "purego"):
+        mine = [x for (rd, bd), x in runs.items() if bd == build]
+        v = statistics.median(x["ofa"] for x in mine)
+        ratio = statistics.median(x["ofa"] / max(x["onnxruntime-1t"], x["onnxruntime-2t"]) for x in mine)
+        print(f"{b:5} {'ofa-' + build:16} {v:9.0f} {ratio:7.2f}")
 PYEOF

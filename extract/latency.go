@@ -32,6 +32,20 @@ const (
 	RuntimeONNXRuntime = "onnxruntime"
 )
 
+// Clocks a latency table can be measured with (LatencyConfig.Clock).
+const (
+	// ClockWall times runs by the wall clock: latency as a caller sees it, including any
+	// time the process waits for a processor that other work holds.
+	ClockWall = "wall"
+	// ClockCPU times runs by the CPU time of the process (Linux): the same as the wall
+	// clock's latency when the forward pass runs on one thread on an otherwise idle
+	// processor, but not lengthened by waiting for a processor on a shared machine. It
+	// needs a single-threaded forward pass (onnxruntime with one intra-op thread, or the
+	// tool's own runtime with GOMAXPROCS=1); it still sees caches and memory bandwidth
+	// shared with other work.
+	ClockCPU = "cpu"
+)
+
 // Statistics a latency table can summarise samples with (LatencyConfig.Statistic).
 const (
 	// StatMedian is the median of the samples: what a run typically takes on this machine
@@ -82,6 +96,8 @@ type LatencyTable struct {
 	// Statistic summarises each shape's samples: StatMedian (also for tables written
 	// before the field existed) or StatMin.
 	Statistic string `json:"statistic"`
+	// Clock is ClockWall (also for tables written before the field existed) or ClockCPU.
+	Clock string `json:"clock"`
 	// Threads is the number of threads one forward pass may use (GOMAXPROCS for the tool's
 	// own runtime, intra-op threads for onnxruntime).
 	Threads int            `json:"threads,omitempty"`
@@ -125,12 +141,14 @@ type LatencyConfig struct {
 	Threads int `mapstructure:"threads" json:"threads,omitempty"`
 	// Statistic is StatMedian (the default when empty) or StatMin.
 	Statistic string `mapstructure:"statistic" json:"statistic"`
+	// Clock is ClockWall (the default when empty) or ClockCPU.
+	Clock string `mapstructure:"clock" json:"clock"`
 }
 
 // DefaultLatencyConfig times batches of one example in the tool's own runtime, the median
 // of 30 samples.
 func DefaultLatencyConfig() LatencyConfig {
-	return LatencyConfig{Batch: 1, Repeats: 30, Checks: 8, Seed: 1, Runtime: RuntimeOfa, Statistic: StatMedian}
+	return LatencyConfig{Batch: 1, Repeats: 30, Checks: 8, Seed: 1, Runtime: RuntimeOfa, Statistic: StatMedian, Clock: ClockWall}
 }
 
 // statistic returns the summary function cfg.Statistic names.
@@ -182,7 +200,7 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 	}
 	t := &LatencyTable{Runtime: eng.name, RuntimeVersion: eng.version, RuntimeDescription: eng.description,
 		Dim: a.Dim, HeadDim: a.HeadDim, Tokens: a.Tokens(), Patch: a.PatchHeight, Classes: a.Classes,
-		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.Backend(), CPUs: runtime.GOMAXPROCS(0), Statistic: statName, Threads: eng.threads}
+		Batch: cfg.Batch, Repeats: cfg.Repeats, BLAS: nn.Backend(), CPUs: runtime.GOMAXPROCS(0), Statistic: statName, Clock: eng.clock, Threads: eng.threads}
 	// the jobs: per shape a one-block and a two-block model, then the checks
 	type job struct {
 		archs []arch.Arch
@@ -334,10 +352,37 @@ type engine struct {
 	name, version, description string
 	threads                    int
 	load                       func(a arch.Arch, batch int) (runner, error)
+	clock                      string       // ClockWall or ClockCPU
+	now                        func() int64 // the clock's reading in ns; only differences matter
 }
 
-// newEngine returns the engine of cfg.Runtime.
+// newEngine returns the engine of cfg.Runtime with the clock cfg.Clock.
 func newEngine(cfg LatencyConfig) (*engine, error) {
+	e, err := runtimeEngine(cfg)
+	if err != nil {
+		return nil, err
+	}
+	switch cfg.Clock {
+	case "", ClockWall:
+		start := time.Now()
+		e.clock, e.now = ClockWall, func() int64 { return int64(time.Since(start)) } // monotonic
+	case ClockCPU:
+		if e.threads != 1 {
+			return nil, fmt.Errorf("%w: latency: clock %s with %d threads; the CPU time of a process is a latency only for a forward pass on one "+
+				"thread: want threads 1 for %s or GOMAXPROCS=1 for %s", ErrExtract, ClockCPU, e.threads, RuntimeONNXRuntime, RuntimeOfa)
+		}
+		if e.now, err = processCPUClock(); err != nil {
+			return nil, fmt.Errorf("%w: latency: clock %s: %w", ErrExtract, ClockCPU, err)
+		}
+		e.clock = ClockCPU
+	default:
+		return nil, fmt.Errorf("%w: latency: clock %q, want %q or %q", ErrExtract, cfg.Clock, ClockWall, ClockCPU)
+	}
+	return e, nil
+}
+
+// runtimeEngine returns the engine of cfg.Runtime, without its clock.
+func runtimeEngine(cfg LatencyConfig) (*engine, error) {
 	switch cfg.Runtime {
 	case "", RuntimeOfa:
 		n := runtime.GOMAXPROCS(0)
@@ -409,7 +454,7 @@ func (e *engine) sample(cfg LatencyConfig, archs ...arch.Arch) ([][]float64, err
 				return nil, fmt.Errorf("latency (%s runtime): %w", e.name, err)
 			}
 		}
-		ms, err := timeRuns(r, 3)
+		ms, err := e.timeRuns(r, 3)
 		if err != nil {
 			return nil, fmt.Errorf("latency (%s runtime): %w", e.name, err)
 		}
@@ -420,7 +465,7 @@ func (e *engine) sample(cfg LatencyConfig, archs ...arch.Arch) ([][]float64, err
 	out := make([][]float64, len(rs))
 	for k := 0; k < cfg.Repeats; k++ {
 		for i, r := range rs {
-			ms, err := timeRuns(r, runs[i])
+			ms, err := e.timeRuns(r, runs[i])
 			if err != nil {
 				return nil, fmt.Errorf("latency (%s runtime): %w", e.name, err)
 			}
@@ -430,15 +475,15 @@ func (e *engine) sample(cfg LatencyConfig, archs ...arch.Arch) ([][]float64, err
 	return out, nil
 }
 
-// timeRuns returns the mean time in ms of n consecutive runs.
-func timeRuns(r runner, n int) (float64, error) {
-	start := time.Now()
+// timeRuns returns the mean time in ms of n consecutive runs by the engine's clock.
+func (e *engine) timeRuns(r runner, n int) (float64, error) {
+	start := e.now()
 	for j := 0; j < n; j++ {
 		if err := r.run(); err != nil {
 			return 0, err
 		}
 	}
-	return float64(time.Since(start).Nanoseconds()) / 1e6 / float64(n), nil
+	return float64(e.now()-start) / 1e6 / float64(n), nil
 }
 
 // iqr is the interquartile range of v (quartiles interpolated linearly between order
@@ -597,7 +642,7 @@ func (t *LatencyTable) Save(path string) error {
 const maxLatencyTableBytes = 16 << 20
 
 // LoadLatencyTable reads a table written by Save. It refuses tables with invalid entries,
-// an unknown runtime or statistic, or two entries for one block shape (heads, mlp): which one a lookup
+// an unknown runtime, statistic or clock, or two entries for one block shape (heads, mlp): which one a lookup
 // used would depend on their order.
 func LoadLatencyTable(path string) (*LatencyTable, error) {
 	b, err := data.ReadFileLimited(path, maxLatencyTableBytes)
@@ -624,6 +669,13 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	case StatMedian, StatMin:
 	default:
 		return nil, fmt.Errorf("%w: latency table %s: statistic %q, want %q or %q", ErrExtract, path, t.Statistic, StatMedian, StatMin)
+	}
+	switch t.Clock {
+	case "": // written before tables recorded their clock: always the wall clock
+		t.Clock = ClockWall
+	case ClockWall, ClockCPU:
+	default:
+		return nil, fmt.Errorf("%w: latency table %s: clock %q, want %q or %q", ErrExtract, path, t.Clock, ClockWall, ClockCPU)
 	}
 	seen := make(map[[2]int]int, len(t.Blocks))
 	for i, e := range t.Blocks {

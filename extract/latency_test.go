@@ -205,6 +205,10 @@ func TestMeasureLatencyRecordsRuntime(t *testing.T) {
 	if !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), `"mean"`) || !strings.Contains(err.Error(), StatMin) {
 		t.Errorf("statistic mean: error %v, want ErrExtract naming it and the choices", err)
 	}
+	_, err = MeasureLatency(a, LatencyConfig{Batch: 1, Repeats: 3, Clock: "tsc"}, nil)
+	if !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), `"tsc"`) || !strings.Contains(err.Error(), ClockCPU) {
+		t.Errorf("clock tsc: error %v, want ErrExtract naming it and the choices", err)
+	}
 	_, err = MeasureLatency(a, LatencyConfig{Batch: 1, Repeats: 3, Threads: runtime.GOMAXPROCS(0) + 1}, nil)
 	if !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), "GOMAXPROCS") {
 		t.Errorf("threads with the ofa runtime: error %v, want ErrExtract naming GOMAXPROCS", err)
@@ -254,6 +258,14 @@ func TestLoadLatencyTableRuntime(t *testing.T) {
 	}
 	if got.Statistic != StatMedian {
 		t.Errorf("table without statistic loads with %q, want %q", got.Statistic, StatMedian)
+	}
+	if got.Clock != ClockWall {
+		t.Errorf("table without clock loads with %q, want %q", got.Clock, ClockWall)
+	}
+	tsc := gridTable()
+	tsc.Clock = "tsc"
+	if _, err := LoadLatencyTable(writeTable(t, tsc)); !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), `"tsc"`) {
+		t.Errorf("clock tsc: error %v, want ErrExtract naming it", err)
 	}
 	odd := gridTable()
 	odd.Statistic = "p90"
@@ -308,5 +320,29 @@ func TestIQR(t *testing.T) {
 	}
 	if !math.IsNaN(iqr(nil)) {
 		t.Error("iqr(nil) is not NaN")
+	}
+}
+
+// TestClockCPU: the CPU clock needs a single-threaded forward pass; with GOMAXPROCS=1 it
+// measures the tool's own runtime and the table records it.
+func TestClockCPU(t *testing.T) {
+	a := tinyLatencyArch()
+	cfg := LatencyConfig{Batch: 1, Repeats: 3, MLPGrid: []int{16}, Checks: 1, Seed: 1, Clock: ClockCPU}
+	if runtime.GOMAXPROCS(0) > 1 {
+		_, err := MeasureLatency(a, cfg, nil)
+		if !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), "GOMAXPROCS=1") {
+			t.Errorf("CPU clock with GOMAXPROCS %d: error %v, want ErrExtract naming GOMAXPROCS=1", runtime.GOMAXPROCS(0), err)
+		}
+	}
+	if runtime.GOOS != "linux" {
+		t.Skip("the CPU clock is read on Linux only")
+	}
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	tb, err := MeasureLatency(a, cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Clock != ClockCPU || tb.Threads != 1 || !(tb.Checks[0].MeasuredMS > 0) {
+		t.Fatalf("clock %q, threads %d, checks %+v; want %q, 1, a positive measurement", tb.Clock, tb.Threads, tb.Checks, ClockCPU)
 	}
 }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Reproduces the latency-table accuracy table of docs/PERFORMANCE.md: for the demo supernet
 # and one of the full Fashion-MNIST architecture, `ofa latency-table` in each runtime, batch
-# and statistic below (REPEATS samples per shape at batch 1, a fifth of that at batch 64),
+# and statistic below (REPEATS samples per shape at batch 1, a tenth of that at batch 64),
 # and for each the error of predicted against measured whole-model latency on held-out
 # random subnets and how well the times follow MACs. Prints the table in Markdown.
 #
@@ -49,28 +49,29 @@ if [ -n "${BASE_COMMIT:-}" ]; then # the tool before this change, its defaults (
   done
 fi
 
-# name | flags (batch-1 samples are short: many of them; batch 64 fewer)
+# name | environment | flags (batch-1 samples are short: many of them; batch 64 fewer)
 B1="--batch 1 --repeats $REPEATS"
-B64="--batch 64 --repeats $((REPEATS / 5))"
+B64="--batch 64 --repeats $((REPEATS / 10))"
 SETTINGS=(
-  "ofa-b1-median|--runtime ofa $B1 --statistic median"
-  "ofa-b1-min|--runtime ofa $B1 --statistic min"
-  "ofa-b64-median|--runtime ofa $B64 --statistic median"
-  "ofa-b64-min|--runtime ofa $B64 --statistic min"
-  "ort2-b1-median|--runtime onnxruntime --threads 2 $B1 --statistic median"
-  "ort2-b1-min|--runtime onnxruntime --threads 2 $B1 --statistic min"
-  "ort1-b1-median|--runtime onnxruntime --threads 1 $B1 --statistic median"
-  "ort1-b1-min|--runtime onnxruntime --threads 1 $B1 --statistic min"
-  "ort2-b64-median|--runtime onnxruntime --threads 2 $B64 --statistic median"
-  "ort2-b64-min|--runtime onnxruntime --threads 2 $B64 --statistic min"
-  "ort1-b64-min|--runtime onnxruntime --threads 1 $B64 --statistic min"
+  "ofa-b1-median||--runtime ofa $B1 --statistic median"
+  "ofa-b1-min||--runtime ofa $B1 --statistic min"
+  "ofa1-b1-cpu|GOMAXPROCS=1|--runtime ofa $B1 --statistic median --clock cpu"
+  "ofa-b64-median||--runtime ofa $B64 --statistic median"
+  "ofa1-b64-cpu|GOMAXPROCS=1|--runtime ofa $B64 --statistic median --clock cpu"
+  "ort2-b1-median||--runtime onnxruntime --threads 2 $B1 --statistic median"
+  "ort2-b1-min||--runtime onnxruntime --threads 2 $B1 --statistic min"
+  "ort1-b1-median||--runtime onnxruntime --threads 1 $B1 --statistic median"
+  "ort1-b1-min||--runtime onnxruntime --threads 1 $B1 --statistic min"
+  "ort1-b1-cpu||--runtime onnxruntime --threads 1 $B1 --statistic median --clock cpu"
+  "ort2-b64-median||--runtime onnxruntime --threads 2 $B64 --statistic median"
+  "ort1-b64-cpu||--runtime onnxruntime --threads 1 $B64 --statistic median --clock cpu"
 )
 for sn in demo fmnist; do
   path=$DEMO
   [ $sn = fmnist ] && path=$FMNIST
   for s in "${SETTINGS[@]}"; do
-    IFS='|' read -r name flags <<< "$s"
-    $OFA latency-table --supernet "$path" $flags --checks "$CHECKS" --out "$OUT/$sn-$name.json" >"$OUT/$sn-$name.log" 2>&1 ||
+    IFS='|' read -r name envs flags <<< "$s"
+    env $envs $OFA latency-table --supernet "$path" $flags --checks "$CHECKS" --out "$OUT/$sn-$name.json" >"$OUT/$sn-$name.log" 2>&1 ||
       { tail -3 "$OUT/$sn-$name.log" >&2; exit 1; }
     ROWS+=("$sn-$name")
   done
@@ -91,8 +92,8 @@ def concordance(x, y):  # as extract.concordance: pairs of different x ordered a
             agree += 0.5 if dy == 0 else float((x[j] > x[i]) == (dy > 0))
     return agree / pairs if pairs else 1.0
 
-print("| supernet | runtime | threads | batch | statistic | mean abs error | max abs error | blocks in MACs order | checks predicted in measured order | checks measured in MACs order |")
-print("| --- | --- | ---: | ---: | --- | ---: | ---: | ---: | ---: | ---: |")
+print("| supernet | runtime | threads | batch | statistic | clock | mean abs error | max abs error | blocks in MACs order | checks predicted in measured order | checks measured in MACs order |")
+print("| --- | --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for name in names:
     t = json.load(open(f"{out}/{name}.json"))
     sn = name.split("-")[0]
@@ -108,6 +109,6 @@ for name in names:
     block_order = f"{100 * t['block_order']:.0f}%" if "block_order" in t else "-"
     check_order = f"{100 * concordance(meas, [c['predicted_ms'] for c in cs]):.0f}%"
     worst = max(abs(c["error_pct"]) for c in cs)
-    print(f"| {sn} | {rt} | {t.get('threads', t['cpus'])} | {t['batch']} | {t.get('statistic', 'median')} | "
+    print(f"| {sn} | {rt} | {t.get('threads', t['cpus'])} | {t['batch']} | {t.get('statistic', 'median')} | {t.get('clock', 'wall')} | "
           f"{t['mean_abs_error_pct']:.1f}% | {worst:.1f}% | {block_order} | {check_order} | {macs_order} |")
 PY

@@ -26,7 +26,9 @@ scripts/install-onnx-test-deps.sh installs under export/onnx/testdata/ort).
 Every shape is sampled --repeats times; --statistic median (the default) keeps the median,
 --statistic min the least sample, which on a machine shared with other work estimates the
 model's own cost best (interference only adds time). The interquartile range is recorded
-either way.`,
+either way. --clock cpu times runs by the process's CPU time instead of the wall clock
+(Linux): on a shared machine it leaves out the time spent waiting for a processor; it needs
+a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with ofa).`,
 		Example: `  ofa latency-table --supernet runs/fmnist/supernet.safetensors --out latency.json
   ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json
   go build -tags onnxruntime -o ofa-ort ./cmd/ofa && ./ofa-ort latency-table --supernet S --runtime onnxruntime --out latency-ort.json`,
@@ -54,6 +56,9 @@ either way.`,
 			if cfg.Statistic != extract.StatMedian && cfg.Statistic != extract.StatMin {
 				return fmt.Errorf("%w: --statistic %q, want %s or %s", errUsage, cfg.Statistic, extract.StatMedian, extract.StatMin)
 			}
+			if cfg.Clock != extract.ClockWall && cfg.Clock != extract.ClockCPU {
+				return fmt.Errorf("%w: --clock %q, want %s or %s", errUsage, cfg.Clock, extract.ClockWall, extract.ClockCPU)
+			}
 			m, err := modelfile.Load(modelPath)
 			if err != nil {
 				return err
@@ -68,8 +73,8 @@ either way.`,
 			if err := t.Save(out); err != nil {
 				return err
 			}
-			a.say("latency table %s: %d block shapes, stem %.4f ms, batch %d, %s of %d samples, runtime %s",
-				out, len(t.Blocks), t.StemMS, t.Batch, t.Statistic, t.Repeats, t.RuntimeDescription)
+			a.say("latency table %s: %d block shapes, stem %.4f ms, batch %d, %s of %d samples by the %s clock, runtime %s",
+				out, len(t.Blocks), t.StemMS, t.Batch, t.Statistic, t.Repeats, t.Clock, t.RuntimeDescription)
 			for _, c := range t.Checks {
 				a.say("  %-44s predicted %.4f ms, measured %.4f ms (IQR %.4f, %+.1f%%)", c.Subnet, c.PredictedMS, c.MeasuredMS, c.IQRMS, c.ErrorPct)
 			}
@@ -86,6 +91,7 @@ either way.`,
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "examples per forward pass")
 	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "timed samples per shape")
 	fs.StringVar(&cfg.Statistic, "statistic", cfg.Statistic, "what is kept of each shape's samples: median or min")
+	fs.StringVar(&cfg.Clock, "clock", cfg.Clock, "wall, or cpu: the process's CPU time (Linux; needs a single-threaded forward pass)")
 	fs.IntVar(&cfg.Checks, "checks", cfg.Checks, "random subnets whose predicted latency is checked against a measurement")
 	fs.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "where to time: ofa (this tool's own inference) or onnxruntime (the exported ONNX graph; needs -tags onnxruntime)")
 	fs.IntVar(&cfg.Threads, "threads", 0, "onnxruntime intra-op threads (0: GOMAXPROCS, as the tool's own runtime)")

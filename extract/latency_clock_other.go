@@ -1,0 +1,10 @@
+//go:build !linux
+
+package extract
+
+import "errors"
+
+// processCPUClock is only implemented on Linux.
+func processCPUClock() (func() int64, error) {
+	return nil, errors.New("the process CPU clock is only read on Linux")
+}
