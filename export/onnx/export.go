@@ -13,12 +13,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
-	"os"
-	"path/filepath"
-	"runtime"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/export/onnx/onnxpb"
 	"github.com/ofa-go/ofa/supernet"
 	"google.golang.org/protobuf/proto"
@@ -167,60 +164,11 @@ func Model(a arch.Arch, p *supernet.Params, s arch.Subnet, opts Options) (*onnxp
 // file in the same directory, synced and closed, then renamed over path, and the directory
 // synced, so readers and crashes see either the old file or the complete new one. On error
 // the temporary file is removed. A replaced file keeps its permission bits; a new one gets
-// 0644.
-func WriteFile(path string, model []byte) (err error) {
-	wrap := func(what string, err error) error { return fmt.Errorf("onnx: writing %s: %s: %w", path, what, err) }
-	dir, base := filepath.Dir(path), filepath.Base(path)
-	tmp, err := os.CreateTemp(dir, base+".tmp-*")
-	if err != nil {
-		return wrap("creating temporary file", err)
-	}
-	renamed := false
-	defer func() {
-		if err != nil && !renamed {
-			tmp.Close() // after a failed step a second Close only reports os.ErrClosed
-			os.Remove(tmp.Name())
-		}
-	}()
-	perm := fs.FileMode(0o644)
-	if fi, err := os.Stat(path); err == nil {
-		perm = fi.Mode().Perm()
-	}
-	if err := tmp.Chmod(perm); err != nil {
-		return wrap("setting permissions", err)
-	}
-	if _, err := tmp.Write(model); err != nil {
-		return wrap("writing", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return wrap("syncing", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return wrap("closing", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return wrap("replacing", err)
-	}
-	renamed = true
-	if err := syncDir(dir); err != nil {
-		return wrap("syncing directory after rename", err)
+// 0644 (checkpoint.WriteFileAtomic, whose temporary files a later command cleans up after
+// a crash).
+func WriteFile(path string, model []byte) error {
+	if err := checkpoint.WriteFileAtomic(path, model, 0o644); err != nil {
+		return fmt.Errorf("onnx: %w", err)
 	}
 	return nil
-}
-
-// syncDir makes a rename in dir durable. Windows cannot open a directory for syncing, and
-// NTFS journals renames itself.
-func syncDir(dir string) error {
-	if runtime.GOOS == "windows" {
-		return nil
-	}
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	if err := d.Sync(); err != nil {
-		d.Close()
-		return err
-	}
-	return d.Close()
 }
