@@ -66,6 +66,10 @@ if [ "$FULL" = 1 ]; then
   [ -d /usr/share/datasets/fashion-mnist ] || [ -n "${OFA_DATA_DIR:-}" ] ||
     { echo "expansion-study: --full needs the Fashion-MNIST IDX files (Debian package dataset-fashion-mnist, or OFA_DATA_DIR)" >&2; exit 1; }
 fi
+# the embedded spoken digits have 280 training clips: 3 calibration batches of 100
+if [ "$SPEECH" = 1 ] && [ -z "${OFA_DATA_SPEECH_DIR:-}" ]; then
+  export OFA_EXTRACT_CALIBRATION_BATCHES=${OFA_EXTRACT_CALIBRATION_BATCHES:-2}
+fi
 # the same selection for every variant: the greedy ranking fills the budget, so unique
 # parameters are comparable (the evolutionary search may stop anywhere under it)
 # (extract-search keeps the configuration's search, as `ofa run` does)
