@@ -9,7 +9,8 @@
 #   bash scripts/expansion-study.sh                      # demo scale: embedded subset, configs/demo.yaml
 #   bash scripts/expansion-study.sh --supernet S.safetensors --budgets 4x --seeds 1
 #   bash scripts/expansion-study.sh --full               # full Fashion-MNIST, configs/fashion-mnist.yaml (hours)
-#   bash scripts/expansion-study.sh --speech             # embedded spoken digits, configs/speech.yaml, 4x
+#   OFA_DATA_SPEECH_DIR=DIR bash scripts/expansion-study.sh --speech   # spoken digits, configs/speech.yaml, 4x
+#     (DIR from scripts/make-spoken-digits.sh; the embedded 280 clips are too few for that configuration)
 #
 # Options: --out DIR (default runs/expansion-study[-full|-speech]), --supernet FILE (else one
 # is trained into OUT/supernet), --budgets 2x,4x,8x, --seeds N (3), --variants a,b,...
@@ -65,6 +66,10 @@ if [ "$FULL" = 1 ]; then
   export OFA_DATA_EMBEDDED=false
   [ -d /usr/share/datasets/fashion-mnist ] || [ -n "${OFA_DATA_DIR:-}" ] ||
     { echo "expansion-study: --full needs the Fashion-MNIST IDX files (Debian package dataset-fashion-mnist, or OFA_DATA_DIR)" >&2; exit 1; }
+fi
+# the embedded spoken digits have 280 training clips: 3 calibration batches of 100
+if [ "$SPEECH" = 1 ] && [ -z "${OFA_DATA_SPEECH_DIR:-}" ]; then
+  export OFA_EXTRACT_CALIBRATION_BATCHES=${OFA_EXTRACT_CALIBRATION_BATCHES:-2}
 fi
 # the same selection for every variant: the greedy ranking fills the budget, so unique
 # parameters are comparable (the evolutionary search may stop anywhere under it)
@@ -241,15 +246,15 @@ def ms(v): return f"{100*st.mean(v):.2f} ± {100*st.stdev(v):.2f}" if len(v) > 1
 print(f"Scale: {scale}. Every fine-tune: the same configuration and steps, the supernet as teacher; "
       f"{seeds} seed(s) (finetune.seed); accuracies on the test split, mean ± std. "
       "Δ: the variant's mean minus the reference's, ± the std of the per-seed differences; "
-      "the same depth without reuse is the plain extraction + FT (extract, extract-search or wide-extract) with as many layers "
-      "as the expanded model stores, within 2% of its unique params (the best of them by validation accuracy).\n")
+      "the same depth without reuse is the plain extraction + FT with as many layers as the expanded model stores and "
+      "within 2% of its unique params: the greedy one (extract, or wide-extract for wide*) where it qualifies, else extract-search.\n")
 def delta(acc, ref):
     diff = [x - y for x, y in zip(acc, ref)]
     return f"{100*st.mean(diff):+.2f}" + (f" ± {100*st.stdev(diff):.2f}" if len(diff) > 1 else "")
-plain = ("extract", "extract-search", "wide-extract")  # extractions fine-tuned without expansion
+plain = ("extract", "wide-extract", "extract-search")  # extractions fine-tuned without expansion
 for b in budgets:
     print(f"\n**{b}**\n")
-    print("| variant | unique params | layers / positions (heads/MLP) | MACs | latency (batch 1) | FT steps | before FT | after FT "
+    print("| variant | unique params | layers / positions (heads/MLP) | MACs | latency (batch 1) | FT steps (wall time) | before FT | after FT "
           "| Δ vs extraction + FT | Δ vs the same depth without reuse | reused gates before → after FT |")
     print("| --- | ---: | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     d = os.path.join(out, b)
@@ -260,12 +265,13 @@ for b in budgets:
         info = lat[os.path.join(b, v, "model.safetensors")]
         params[v], layers[v] = info["params"], info["layers"]
     def reference(v):
-        # the plain extraction with as many stored layers as v: among those within 2% of v's
-        # unique params the best by validation accuracy, else the closest in params
+        # the plain extraction with as many stored layers as v and within 2% of its unique
+        # params, preferring the greedy ones (the selection the expansions start from) to
+        # the searched one; else the closest in params of those with v's layer count
         cands = [p for p in plain if p in accs and layers[p] == layers[v]]
-        near = [p for p in cands if abs(params[p] - params[v]) <= 0.02 * params[v]]
-        if near:
-            return max(near, key=lambda p: vals[p]), ""
+        for p in cands:
+            if abs(params[p] - params[v]) <= 0.02 * params[v]:
+                return p, ""
         if cands:
             return min(cands, key=lambda p: abs(params[p] - params[v])), ", params not within 2%"
         return None, ""
@@ -287,7 +293,7 @@ for b in budgets:
         rel = 100 * (info["params"] - params[base]) / params[base]
         flag = "" if abs(rel) <= 2 else " (not within 2%)"
         print(f'| {label.get(v, v)} | {info["params"]:,} ({rel:+.1f}%){flag} | {info["layers"]} / {info["positions"]} ({sizes}) | '
-              f'{info["macs"]:,} | {info["latency_ms"]:.3f} ms | {fts[0]["steps"]} | '
+              f'{info["macs"]:,} | {info["latency_ms"]:.3f} ms | {fts[0]["steps"]} ({st.mean(f["seconds"] for f in fts):.0f} s) | '
               f'{100*pre_acc:.2f}% | {ms(acc)}% | {vs_base} | {vs_same} | {gate} |')
 PY
 log "table: $OUT/table.md"
