@@ -68,6 +68,37 @@ type LatencyEntry struct {
 	IQRMS float64 `json:"iqr_ms,omitempty"`
 	// MACs of the block per batch of LatencyTable.Batch examples (arch.BlockCost).
 	MACs int64 `json:"macs,omitempty"`
+	// OneMS is the one-block model's time (the table's statistic), from which the stem
+	// comes.
+	OneMS float64 `json:"one_ms,omitempty"`
+}
+
+// Predictors a latency table can predict with (LatencyConfig.Predictor).
+const (
+	// PredictGrid looks every block up in the measured grid, interpolating widths.
+	PredictGrid = "grid"
+	// PredictFit uses the table's BlockFit, a line in heads and width fitted to the grid:
+	// one noisy entry then moves the prediction a little instead of fully.
+	PredictFit = "fit"
+)
+
+// BlockFit is a block's time as a + b·heads + c·width (ms), fitted to a table's entries by
+// least absolute deviations, so that a few spoiled entries barely move it. A block's MACs
+// are linear in heads and width and its per-op overhead constant, so the form fits both the
+// overhead-bound small batches and the arithmetic-bound large ones.
+type BlockFit struct {
+	Intercept float64 `json:"intercept_ms"`
+	PerHead   float64 `json:"per_head_ms"`
+	PerNeuron float64 `json:"per_neuron_ms"`
+	// StemMS is the stem under this fit: the median over shapes of OneMS minus the fit.
+	StemMS float64 `json:"stem_ms"`
+	// MeanAbsErrorPct is the checks' mean absolute error with this predictor.
+	MeanAbsErrorPct float64 `json:"mean_abs_error_pct"`
+}
+
+// at is the fitted time of a block with h heads and m neurons (never negative).
+func (f *BlockFit) at(h, m int) float64 {
+	return math.Max(0, f.Intercept+f.PerHead*float64(h)+f.PerNeuron*float64(m))
 }
 
 // LatencyCheck compares a predicted whole-model latency with a measurement (the table's
@@ -122,6 +153,13 @@ type LatencyTable struct {
 	// the order of their measured ones. Ties count half.
 	BlockOrder float64 `json:"block_order"`
 	CheckOrder float64 `json:"check_order"`
+	// Predictor is PredictGrid (also for tables written before the field existed) or
+	// PredictFit: what Predict uses, and what Checks, MeanAbsErrorPct and CheckOrder report.
+	// Fit is fitted to every table; its own error is recorded either way.
+	Predictor string    `json:"predictor"`
+	Fit       *BlockFit `json:"fit,omitempty"`
+	// GridMeanAbsErrorPct is the checks' mean absolute error with PredictGrid.
+	GridMeanAbsErrorPct float64 `json:"grid_mean_abs_error_pct"`
 }
 
 // LatencyConfig configures a measurement.
@@ -143,12 +181,14 @@ type LatencyConfig struct {
 	Statistic string `mapstructure:"statistic" json:"statistic"`
 	// Clock is ClockWall (the default when empty) or ClockCPU.
 	Clock string `mapstructure:"clock" json:"clock"`
+	// Predictor is PredictGrid (the default when empty) or PredictFit.
+	Predictor string `mapstructure:"predictor" json:"predictor"`
 }
 
 // DefaultLatencyConfig times batches of one example in the tool's own runtime, the median
 // of 30 samples.
 func DefaultLatencyConfig() LatencyConfig {
-	return LatencyConfig{Batch: 1, Repeats: 30, Checks: 8, Seed: 1, Runtime: RuntimeOfa, Statistic: StatMedian, Clock: ClockWall}
+	return LatencyConfig{Batch: 1, Repeats: 30, Checks: 8, Seed: 1, Runtime: RuntimeOfa, Statistic: StatMedian, Clock: ClockWall, Predictor: PredictGrid}
 }
 
 // statistic returns the summary function cfg.Statistic names.
@@ -177,6 +217,14 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 	statName, stat, err := cfg.statistic()
 	if err != nil {
 		return nil, err
+	}
+	predictor := cfg.Predictor
+	switch predictor {
+	case "":
+		predictor = PredictGrid
+	case PredictGrid, PredictFit:
+	default:
+		return nil, fmt.Errorf("%w: latency: predictor %q, want %q or %q", ErrExtract, cfg.Predictor, PredictGrid, PredictFit)
 	}
 	eng, err := newEngine(cfg)
 	if err != nil {
@@ -264,7 +312,7 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 		}
 		block = math.Max(block, 0)
 		t.Blocks = append(t.Blocks, LatencyEntry{Heads: jb.h, MLP: jb.m, MS: block, IQRMS: iqr(diff),
-			MACs: int64(cfg.Batch) * a.BlockCost(jb.h, jb.m).MACs})
+			MACs: int64(cfg.Batch) * a.BlockCost(jb.h, jb.m).MACs, OneMS: stat(one)})
 		stems = append(stems, stat(one)-block)
 	}
 	t.StemMS = math.Max(Median(stems), 0)
@@ -273,24 +321,108 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 		macs[i], ms[i] = float64(e.MACs), e.MS
 	}
 	t.BlockOrder = concordance(macs, ms)
+	t.Fit = fitBlocks(t.Blocks)
 
 	var pred, meas []float64
-	for j, jb := range jobs {
-		if jb.check == nil {
-			continue
+	for _, pr := range []string{PredictGrid, PredictFit} {
+		t.Predictor = pr
+		checks, mae := []LatencyCheck{}, 0.0
+		pred, meas = pred[:0], meas[:0]
+		for j, jb := range jobs {
+			if jb.check == nil {
+				continue
+			}
+			s, v := *jb.check, samples[j][0]
+			measured, p := stat(v), t.Predict(a, s)
+			c := LatencyCheck{Subnet: s.Key(), MACs: int64(cfg.Batch) * a.SubnetCost(s).MACs, PredictedMS: p, MeasuredMS: measured,
+				IQRMS: iqr(v), ErrorPct: 100 * (p - measured) / measured}
+			checks = append(checks, c)
+			pred, meas = append(pred, p), append(meas, measured)
 		}
-		s, v := *jb.check, samples[j][0]
-		measured, p := stat(v), t.Predict(a, s)
-		c := LatencyCheck{Subnet: s.Key(), MACs: int64(cfg.Batch) * a.SubnetCost(s).MACs, PredictedMS: p, MeasuredMS: measured,
-			IQRMS: iqr(v), ErrorPct: 100 * (p - measured) / measured}
-		t.Checks = append(t.Checks, c)
-		pred, meas = append(pred, p), append(meas, measured)
+		for _, c := range checks {
+			mae += math.Abs(c.ErrorPct) / float64(len(checks))
+		}
+		if pr == PredictFit {
+			t.Fit.MeanAbsErrorPct = mae
+		} else {
+			t.GridMeanAbsErrorPct = mae
+		}
+		if pr == predictor {
+			t.Checks, t.MeanAbsErrorPct, t.CheckOrder = checks, mae, concordance(meas, pred)
+		}
 	}
-	for _, c := range t.Checks {
-		t.MeanAbsErrorPct += math.Abs(c.ErrorPct) / float64(len(t.Checks))
-	}
-	t.CheckOrder = concordance(meas, pred)
+	t.Predictor = predictor
 	return t, nil
+}
+
+// fitBlocks fits a + b·heads + c·width to the entries by least absolute deviations
+// (iteratively reweighted least squares), and the stem under that fit.
+func fitBlocks(blocks []LatencyEntry) *BlockFit {
+	n := len(blocks)
+	w := make([]float64, n)
+	for i := range w {
+		w[i] = 1
+	}
+	var coef [3]float64
+	for iter := 0; iter < 50; iter++ {
+		// weighted normal equations (3x3), solved by Gaussian elimination with pivoting
+		var m [3][4]float64
+		for i, e := range blocks {
+			x := [3]float64{1, float64(e.Heads), float64(e.MLP)}
+			for r := 0; r < 3; r++ {
+				for c := 0; c < 3; c++ {
+					m[r][c] += w[i] * x[r] * x[c]
+				}
+				m[r][3] += w[i] * x[r] * e.MS
+			}
+		}
+		sol, ok := solve3(m)
+		if !ok {
+			break // a grid of one head count or one width: no line through it (see below)
+		}
+		coef = sol
+		for i, e := range blocks {
+			r := math.Abs(e.MS - (coef[0] + coef[1]*float64(e.Heads) + coef[2]*float64(e.MLP)))
+			w[i] = 1 / math.Max(r, 1e-9)
+		}
+	}
+	f := &BlockFit{Intercept: coef[0], PerHead: coef[1], PerNeuron: coef[2]}
+	if coef == [3]float64{} { // no solution: the entries' mean as a constant
+		for _, e := range blocks {
+			f.Intercept += e.MS / float64(n)
+		}
+	}
+	stems := make([]float64, n)
+	for i, e := range blocks {
+		stems[i] = e.OneMS - f.at(e.Heads, e.MLP)
+	}
+	f.StemMS = math.Max(Median(stems), 0)
+	return f
+}
+
+// solve3 solves the 3x3 system m (augmented with its right-hand side); false if singular.
+func solve3(m [3][4]float64) ([3]float64, bool) {
+	for c := 0; c < 3; c++ {
+		p := c
+		for r := c + 1; r < 3; r++ {
+			if math.Abs(m[r][c]) > math.Abs(m[p][c]) {
+				p = r
+			}
+		}
+		if math.Abs(m[p][c]) < 1e-12 {
+			return [3]float64{}, false
+		}
+		m[c], m[p] = m[p], m[c]
+		for r := 0; r < 3; r++ {
+			if r != c {
+				k := m[r][c] / m[c][c]
+				for j := c; j < 4; j++ {
+					m[r][j] -= k * m[c][j]
+				}
+			}
+		}
+	}
+	return [3]float64{m[0][3] / m[0][0], m[1][3] / m[1][1], m[2][3] / m[2][2]}, true
 }
 
 // latencyPasses is the number of passes MeasureLatency spreads each job's samples over.
@@ -553,8 +685,16 @@ func (t *LatencyTable) Compatible(a arch.Arch) error {
 	return nil
 }
 
-// Predict returns the predicted forward time (ms per batch of t.Batch) of subnet s of a.
+// Predict returns the predicted forward time (ms per batch of t.Batch) of subnet s of a,
+// with t.Predictor.
 func (t *LatencyTable) Predict(a arch.Arch, s arch.Subnet) float64 {
+	if t.Predictor == PredictFit && t.Fit != nil {
+		ms := t.Fit.StemMS
+		for _, l := range s.Layers {
+			ms += t.Fit.at(l.Heads, l.MLP)
+		}
+		return ms
+	}
 	ms := t.StemMS
 	for _, l := range s.Layers {
 		ms += t.block(l.Heads, l.MLP)
@@ -642,7 +782,7 @@ func (t *LatencyTable) Save(path string) error {
 const maxLatencyTableBytes = 16 << 20
 
 // LoadLatencyTable reads a table written by Save. It refuses tables with invalid entries,
-// an unknown runtime, statistic or clock, or two entries for one block shape (heads, mlp): which one a lookup
+// an unknown runtime, statistic, clock or predictor, or two entries for one block shape (heads, mlp): which one a lookup
 // used would depend on their order.
 func LoadLatencyTable(path string) (*LatencyTable, error) {
 	b, err := data.ReadFileLimited(path, maxLatencyTableBytes)
@@ -676,6 +816,24 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	case ClockWall, ClockCPU:
 	default:
 		return nil, fmt.Errorf("%w: latency table %s: clock %q, want %q or %q", ErrExtract, path, t.Clock, ClockWall, ClockCPU)
+	}
+	switch t.Predictor {
+	case "": // written before tables had a fit: always the grid
+		t.Predictor = PredictGrid
+	case PredictGrid:
+	case PredictFit:
+		if t.Fit == nil {
+			return nil, fmt.Errorf("%w: latency table %s: predictor %q without a fit", ErrExtract, path, PredictFit)
+		}
+	default:
+		return nil, fmt.Errorf("%w: latency table %s: predictor %q, want %q or %q", ErrExtract, path, t.Predictor, PredictGrid, PredictFit)
+	}
+	if f := t.Fit; f != nil {
+		for _, v := range []float64{f.Intercept, f.PerHead, f.PerNeuron, f.StemMS} {
+			if math.IsNaN(v) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("%w: latency table %s: fit %+v is not finite", ErrExtract, path, *f)
+			}
+		}
 	}
 	seen := make(map[[2]int]int, len(t.Blocks))
 	for i, e := range t.Blocks {

@@ -3,6 +3,7 @@ package extract
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -345,4 +346,79 @@ func TestClockCPU(t *testing.T) {
 	if tb.Clock != ClockCPU || tb.Threads != 1 || !(tb.Checks[0].MeasuredMS > 0) {
 		t.Fatalf("clock %q, threads %d, checks %+v; want %q, 1, a positive measurement", tb.Clock, tb.Threads, tb.Checks, ClockCPU)
 	}
+}
+
+// TestFitBlocks: the fit recovers a + b·heads + c·width exactly from exact entries, stays on
+// the line when one entry is spoiled (least absolute deviations), derives the stem from the
+// one-block times, and Predict uses it when the table's predictor is PredictFit.
+func TestFitBlocks(t *testing.T) {
+	line := func(h, m int) float64 { return 0.02 + 0.005*float64(h) + 0.0001*float64(m) }
+	var blocks []LatencyEntry
+	for h := 1; h <= 4; h++ {
+		for m := 32; m <= 256; m += 32 {
+			blocks = append(blocks, LatencyEntry{Heads: h, MLP: m, MS: line(h, m), OneMS: 0.03 + line(h, m)})
+		}
+	}
+	check := func(name string, f *BlockFit) {
+		t.Helper()
+		for _, c := range [][3]float64{{f.Intercept, 0.02}, {f.PerHead, 0.005}, {f.PerNeuron, 0.0001}, {f.StemMS, 0.03}} {
+			if math.Abs(c[0]-c[1]) > 1e-6 {
+				t.Errorf("%s: fit %+v, want intercept 0.02, per head 0.005, per neuron 0.0001, stem 0.03", name, *f)
+				return
+			}
+		}
+	}
+	check("exact", fitBlocks(blocks))
+	spoiled := slices.Clone(blocks)
+	spoiled[9].MS *= 3 // one shape hit by a burst of load
+	check("one spoiled entry", fitBlocks(spoiled))
+
+	tb := &LatencyTable{Blocks: blocks, StemMS: 0.03, Predictor: PredictFit, Fit: fitBlocks(blocks)}
+	s := arch.Subnet{Layers: []arch.SubLayer{{Layer: 0, Heads: 3, MLP: 100}, {Layer: 1, Heads: 1, MLP: 7}}}
+	if got, want := tb.Predict(arch.Default(), s), 0.03+line(3, 100)+line(1, 7); math.Abs(got-want) > 1e-9 {
+		t.Errorf("Predict with the fit = %v, want %v", got, want)
+	}
+	if f := fitBlocks([]LatencyEntry{{Heads: 1, MLP: 8, MS: 2, OneMS: 3}, {Heads: 1, MLP: 16, MS: 4, OneMS: 5}}); f.Intercept != 3 || f.StemMS != 1 {
+		t.Errorf("one head count: fit %+v, want the mean 3 as a constant and stem 1", *f)
+	}
+}
+
+// TestMeasureLatencyPredictor: a table records both predictors' errors and reports the
+// chosen one's; an unknown predictor is refused, and a table naming the fit without one
+// does not load.
+func TestMeasureLatencyPredictor(t *testing.T) {
+	tb, err := MeasureLatency(tinyLatencyArch(), LatencyConfig{Batch: 1, Repeats: 3, MLPGrid: []int{8, 16}, Checks: 1, Seed: 1, Predictor: PredictFit}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tb.Predictor != PredictFit || tb.Fit == nil || tb.MeanAbsErrorPct != tb.Fit.MeanAbsErrorPct || !(tb.GridMeanAbsErrorPct > 0) {
+		t.Fatalf("predictor %q, fit %+v, error %v; want the fit's error reported", tb.Predictor, tb.Fit, tb.MeanAbsErrorPct)
+	}
+	for _, c := range tb.Checks {
+		if got := tb.Predict(tinyLatencyArch(), mustSubnet(t, c.Subnet)); math.Abs(got-c.PredictedMS) > 1e-12 {
+			t.Errorf("check %s predicted %v, Predict gives %v", c.Subnet, c.PredictedMS, got)
+		}
+	}
+	if _, err := MeasureLatency(tinyLatencyArch(), LatencyConfig{Batch: 1, Repeats: 3, Predictor: "knn"}, nil); !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), `"knn"`) {
+		t.Errorf("predictor knn: error %v, want ErrExtract naming it", err)
+	}
+	bad := gridTable()
+	bad.Predictor = PredictFit
+	if _, err := LoadLatencyTable(writeTable(t, bad)); !errors.Is(err, ErrExtract) || !strings.Contains(err.Error(), "without a fit") {
+		t.Errorf("fit predictor without a fit: error %v", err)
+	}
+}
+
+// mustSubnet parses a subnet key ("0:h2m16,1:h1m8").
+func mustSubnet(t *testing.T, key string) arch.Subnet {
+	t.Helper()
+	var s arch.Subnet
+	for _, part := range strings.Split(key, ",") {
+		var l arch.SubLayer
+		if _, err := fmt.Sscanf(part, "%d:h%dm%d", &l.Layer, &l.Heads, &l.MLP); err != nil {
+			t.Fatalf("subnet key %q: %v", key, err)
+		}
+		s.Layers = append(s.Layers, l)
+	}
+	return s
 }

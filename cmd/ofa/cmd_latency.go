@@ -28,7 +28,11 @@ Every shape is sampled --repeats times; --statistic median (the default) keeps t
 model's own cost best (interference only adds time). The interquartile range is recorded
 either way. --clock cpu times runs by the process's CPU time instead of the wall clock
 (Linux): on a shared machine it leaves out the time spent waiting for a processor; it needs
-a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with ofa).`,
+a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with ofa).
+
+Predictions look blocks up in the measured grid (--predictor grid, the default) or use a
+line a + b*heads + c*width fitted to it by least absolute deviations (--predictor fit),
+which a few spoiled entries barely move; the table records both predictors' errors.`,
 		Example: `  ofa latency-table --supernet runs/fmnist/supernet.safetensors --out latency.json
   ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json
   go build -tags onnxruntime -o ofa-ort ./cmd/ofa && ./ofa-ort latency-table --supernet S --runtime onnxruntime --out latency-ort.json`,
@@ -59,6 +63,9 @@ a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with 
 			if cfg.Clock != extract.ClockWall && cfg.Clock != extract.ClockCPU {
 				return fmt.Errorf("%w: --clock %q, want %s or %s", errUsage, cfg.Clock, extract.ClockWall, extract.ClockCPU)
 			}
+			if cfg.Predictor != extract.PredictGrid && cfg.Predictor != extract.PredictFit {
+				return fmt.Errorf("%w: --predictor %q, want %s or %s", errUsage, cfg.Predictor, extract.PredictGrid, extract.PredictFit)
+			}
 			m, err := modelfile.Load(modelPath)
 			if err != nil {
 				return err
@@ -78,7 +85,8 @@ a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with 
 			for _, c := range t.Checks {
 				a.say("  %-44s predicted %.4f ms, measured %.4f ms (IQR %.4f, %+.1f%%)", c.Subnet, c.PredictedMS, c.MeasuredMS, c.IQRMS, c.ErrorPct)
 			}
-			a.say("mean absolute error of predicted vs measured whole-model latency: %.1f%%", t.MeanAbsErrorPct)
+			a.say("mean absolute error of predicted vs measured whole-model latency: %.1f%% (predictor %s; grid %.1f%%, fit %.1f%%)",
+				t.MeanAbsErrorPct, t.Predictor, t.GridMeanAbsErrorPct, t.Fit.MeanAbsErrorPct)
 			a.say("pairs of block shapes timed in the order of their MACs: %.1f%%; checks predicted in the measured order: %.1f%%",
 				100*t.BlockOrder, 100*t.CheckOrder)
 			a.emit(map[string]any{"command": "latency-table", "file": out, "table": t})
@@ -91,6 +99,7 @@ a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with 
 	fs.IntVar(&cfg.Batch, "batch", cfg.Batch, "examples per forward pass")
 	fs.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "timed samples per shape")
 	fs.StringVar(&cfg.Statistic, "statistic", cfg.Statistic, "what is kept of each shape's samples: median or min")
+	fs.StringVar(&cfg.Predictor, "predictor", cfg.Predictor, "grid (look blocks up in the measured grid) or fit (a line in heads and width fitted to it)")
 	fs.StringVar(&cfg.Clock, "clock", cfg.Clock, "wall, or cpu: the process's CPU time (Linux; needs a single-threaded forward pass)")
 	fs.IntVar(&cfg.Checks, "checks", cfg.Checks, "random subnets whose predicted latency is checked against a measurement")
 	fs.StringVar(&cfg.Runtime, "runtime", cfg.Runtime, "where to time: ofa (this tool's own inference) or onnxruntime (the exported ONNX graph; needs -tags onnxruntime)")

@@ -19,6 +19,7 @@ func TestLatencyRuntimeFlags(t *testing.T) {
 		{[]string{"--runtime", "tflite"}, `--runtime "tflite"`},
 		{[]string{"--statistic", "mean"}, `--statistic "mean"`},
 		{[]string{"--clock", "tsc"}, `--clock "tsc"`},
+		{[]string{"--predictor", "knn"}, `--predictor "knn"`},
 		{[]string{"--threads", "2"}, "--threads are only used with --runtime onnxruntime"},
 		{[]string{"--onnxruntime-lib", "x.so"}, "--onnxruntime-lib"},
 	}
