@@ -9,7 +9,7 @@
 # batch 1 and batch 256: bench/ortbench times the evaluator `ofa bench` times and the model
 # exported to ONNX in onnxruntime (1 and 2 intra-op threads), alternating in one process,
 # with the ratios against onnxruntime's faster setting. Needs cgo and the onnxruntime library
-# (scripts/install-onnx-test-deps.sh, or $OFA_ONNXRUNTIME_LIB); skipped with a note if
+# (scripts/install-onnx-test-deps.sh, or $ONNXRUNTIME_LIB); skipped with a note if
 # either is missing.
 #
 #   bash bench/compare.sh [ROUNDS] [PARTS]
@@ -81,7 +81,7 @@ if ! go build -o bench/out/ortbench-purego -tags onnxruntime ./bench/ortbench 2>
   ! go build -o bench/out/ortbench-openblas -tags 'onnxruntime openblas' ./bench/ortbench 2>>bench/out/ortbench-build.log ||
   ! bench/out/ortbench-purego --batch 1 --steps 1 --repeats 1 >/dev/null 2>bench/out/ortbench-probe.log; then
   echo "onnxruntime comparison skipped: $(cat bench/out/ortbench-build.log bench/out/ortbench-probe.log | tail -1)"
-  echo "(needs cgo and the onnxruntime library: bash scripts/install-onnx-test-deps.sh, or set OFA_ONNXRUNTIME_LIB)"
+  echo "(needs cgo and the onnxruntime library: bash scripts/install-onnx-test-deps.sh, or set ONNXRUNTIME_LIB)"
   exit 0
 fi
 # batch | ortbench flags (a run is --steps passes)

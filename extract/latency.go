@@ -172,7 +172,7 @@ type LatencyConfig struct {
 	// Runtime is RuntimeOfa (the default when empty) or RuntimeONNXRuntime.
 	Runtime string `mapstructure:"runtime" json:"runtime"`
 	// ORTLib is the onnxruntime shared library for RuntimeONNXRuntime; empty:
-	// ortrun.DefaultLibPath() ($OFA_ONNXRUNTIME_LIB, else the npm package's library).
+	// ortrun.DefaultLibPath() ($ONNXRUNTIME_LIB, else the npm package's library).
 	ORTLib string `mapstructure:"onnxruntime_lib" json:"onnxruntime_lib,omitempty"`
 	// Threads is onnxruntime's number of intra-op threads; 0 means GOMAXPROCS, the threads
 	// the tool's own runtime uses (which only GOMAXPROCS sets, so it must be 0 there).

@@ -13,7 +13,7 @@
 # training step of configs/fashion-mnist.yaml (timing needs the shapes, not trained
 # weights; needs the Debian package dataset-fashion-mnist). The onnxruntime rows need cgo
 # and the onnxruntime library (bash scripts/install-onnx-test-deps.sh, or
-# $OFA_ONNXRUNTIME_LIB). $BASE_COMMIT, if set, also times both supernets with
+# $ONNXRUNTIME_LIB). $BASE_COMMIT, if set, also times both supernets with
 # `ofa latency-table` as it was at that commit, with its defaults (the "before" rows).
 set -euo pipefail
 cd "$(dirname "$0")/.."

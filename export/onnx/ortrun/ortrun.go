@@ -27,13 +27,13 @@ const LibraryVersion = "1.23.2"
 
 // LibEnv names the environment variable holding the path of the onnxruntime shared
 // library; it overrides DefaultLibPath's search.
-const LibEnv = "OFA_ONNXRUNTIME_LIB"
+const LibEnv = "ONNXRUNTIME_LIB"
 
 // NodeEnv names the environment variable holding a directory with
 // node_modules/onnxruntime-node (the same variable the export tests read); without it the
 // default is export/onnx/testdata/ort relative to the working directory (the repository
 // root).
-const NodeEnv = "OFA_ONNXRUNTIME_NODE"
+const NodeEnv = "ONNXRUNTIME_NODE_DIR"
 
 // ErrNotBuilt is returned by every function of a binary built without the onnxruntime
 // build tag or without cgo.
@@ -58,9 +58,9 @@ type Options struct {
 	Threads int
 }
 
-// DefaultLibPath returns the library to load: $OFA_ONNXRUNTIME_LIB if set, else the CPU
+// DefaultLibPath returns the library to load: $ONNXRUNTIME_LIB if set, else the CPU
 // library of this platform inside the npm package onnxruntime-node under
-// $OFA_ONNXRUNTIME_NODE (default export/onnx/testdata/ort).
+// $ONNXRUNTIME_NODE_DIR (default export/onnx/testdata/ort).
 func DefaultLibPath() string {
 	if p := os.Getenv(LibEnv); p != "" {
 		return p

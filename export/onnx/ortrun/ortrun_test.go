@@ -10,8 +10,8 @@ import (
 	"github.com/ofa-go/ofa/export/onnx/ortrun"
 )
 
-// TestDefaultLibPath: $OFA_ONNXRUNTIME_LIB wins; else the library of this platform inside
-// the npm package under $OFA_ONNXRUNTIME_NODE.
+// TestDefaultLibPath: $ONNXRUNTIME_LIB wins; else the library of this platform inside
+// the npm package under $ONNXRUNTIME_NODE_DIR.
 func TestDefaultLibPath(t *testing.T) {
 	t.Setenv(ortrun.LibEnv, "/opt/ort/lib/libonnxruntime.so.1.23.2")
 	if got := ortrun.DefaultLibPath(); got != "/opt/ort/lib/libonnxruntime.so.1.23.2" {
