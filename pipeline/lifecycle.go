@@ -618,6 +618,7 @@ func (b *budgetRun) run(ctx context.Context) error {
 	if err := b.row("extracted", em.Arch, acc, 0, filepath.Join(b.dir, "extracted", FileModel), snStage, exStage); err != nil {
 		return err
 	}
+	var plain *extract.Result // the plain-slices extraction, fine-tuned below
 	if b.cfg.Run.Baselines {
 		sizes := subnetOf(mf)
 		for _, bl := range Baselines {
@@ -635,11 +636,19 @@ func (b *budgetRun) run(ctx context.Context) error {
 			if err := b.row(bl.Name, res.Arch, acc, 0, "", snStage, exStage); err != nil {
 				return err
 			}
+			if bl.Order == extract.OrderNone {
+				plain = res
+			}
 		}
 	}
 	ft, ftStage, err := b.finetuned(ctx, "extracted+finetune", "finetuned", "finetune", "fine-tune", b.cfg, em, sn, snStage, exStage)
 	if err != nil {
 		return err
+	}
+	if plain != nil {
+		if err := b.plainFinetuned(ctx, plain, mf, ft, snStage, exStage, ftStage); err != nil {
+			return err
+		}
 	}
 	b.curves = append(b.curves, named(b.name+" extracted+finetune (val)", ft.Curve))
 	if b.cfg.Run.Expand {
@@ -687,6 +696,26 @@ func (b *budgetRun) run(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// plainFinetuned adds the "plain slices+finetune" row: the plain leading slices of the
+// extraction's sizes, fine-tuned exactly like the extracted model, so the report shows
+// whether choosing units by importance paid after fine-tuning too. When the plain order
+// won the extraction's comparison, the extracted model is that model and its fine-tune
+// is reported again under this name instead of being repeated.
+//
+// upstream is the compute of the extracted model's row: supernet, extraction, fine-tune.
+func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, mf *extract.Manifest, ft *FinetuneResult, upstream ...report.Stage) error {
+	if mf.Order == extract.OrderNone {
+		b.opts.log("   plain slices won the extraction's comparison: its fine-tune is the extracted model's")
+		return b.row("plain slices+finetune", ft.Model.Arch, ft.Test, ft.Steps, filepath.Join(b.dir, "finetuned", FileModel), upstream...)
+	}
+	m, err := b.ex.Model(plain, b.prov)
+	if err != nil {
+		return err
+	}
+	_, _, err = b.finetuned(ctx, "plain slices+finetune", "plain-finetuned", "plain slices", "fine-tune", b.cfg, m, b.ex.Supernet(), upstream[:len(upstream)-1]...)
+	return err
 }
 
 func deref(x *float64) float64 {

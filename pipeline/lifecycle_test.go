@@ -62,7 +62,7 @@ func TestLifecycleBaselinesAndCompute(t *testing.T) {
 			t.Errorf("%s states no compute: %+v", r.Variant, r.Compute)
 		}
 	}
-	for _, v := range []string{"extracted", "plain slices", "random units", "extracted+finetune", "scratch, only the fine-tune's 4 steps",
+	for _, v := range []string{"extracted", "plain slices", "random units", "extracted+finetune", "plain slices+finetune", "scratch, only the fine-tune's 4 steps",
 		"scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"} {
 		if _, ok := rows[v]; !ok {
 			t.Errorf("report lacks %q", v)
@@ -87,6 +87,10 @@ func TestLifecycleBaselinesAndCompute(t *testing.T) {
 	if len(ft.Compute) != 3 || ft.Compute[0].Name != "supernet" || ft.Compute[0].Steps != 8 || ft.Compute[0].Batch != 32 ||
 		math.Abs(ft.Compute[0].MACs-3*32*fwd) > 1 || ft.Compute[2].Steps != 4 || !ft.Compute[0].Shared || ft.Compute[0].Untimed {
 		t.Fatalf("extracted+finetune compute %+v; supernet forward MACs per example %g", ft.Compute, fwd)
+	}
+	// the plain slices are fine-tuned like the extracted model, at the same sizes
+	if pf := rows["plain slices+finetune"]; pf.Steps != ft.Steps || pf.Params != ft.Params || len(pf.Compute) != 3 || pf.Compute[2].Steps != 4 {
+		t.Fatalf("plain slices+finetune %+v, extracted+finetune %+v", pf, ft)
 	}
 	// scratch for the supernet's and the fine-tuning's steps, distilled (teacher forward counted)
 	eq := rows["scratch, equal steps"]
