@@ -61,14 +61,15 @@ func gemm1[T Float](par int, tA, tB bool, m, n, k int, alpha T, a []T, lda int, 
 	}
 }
 
-// Backend describes the matrix code in use: "openblas", "go+avx2" (the assembly kernel)
-// or "gonum" (portable Go).
+// Backend describes the matrix code in use: "openblas (+K kernel for small products)",
+// "go+K" (the assembly kernels, K avx512 or avx2, whichever this CPU runs) or "gonum"
+// (portable Go).
 func Backend() string {
 	switch {
 	case BLAS == "openblas":
-		return "openblas (+avx2 kernel for small products)"
+		return "openblas (+" + defaultKernel.String() + " kernel for small products)"
 	case asm.Available:
-		return "go+avx2"
+		return "go+" + defaultKernel.String()
 	}
 	return "gonum"
 }

@@ -6,9 +6,9 @@ import (
 	"unsafe"
 )
 
-// sgemmAsm computes C = A'·B' + beta·C for float32 with the AVX2 kernel (beta 0 or 1,
-// alpha 1), where A' is A or Aᵀ and B' is B or Bᵀ. It tiles C into 4x16 blocks; the ragged
-// edges are done in Go. A transposed B (the weights of a linear layer, small) is copied
+// sgemmAsm computes C = A'·B' + beta·C for float32 with the assembly kernels (beta 0 or 1,
+// alpha 1), where A' is A or Aᵀ and B' is B or Bᵀ. It tiles C into 4x64 blocks (AVX-512,
+// where the CPU has it) and 4x16 blocks (AVX2); the ragged edges are done in Go. A transposed B (the weights of a linear layer, small) is copied
 // into a scratch buffer first, so the kernel always streams rows of B. Rows of C are split
 // across goroutines; every element of C is computed by exactly one of them, in a fixed
 // order, so results do not depend on the number of threads.
@@ -34,6 +34,39 @@ func sgemmAsmAlpha(par int, tA, tB bool, m, n, k int, alpha float32, a []float32
 }
 
 func sgemmAsmBeta(par int, tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+	sgemmKernel(defaultKernel, par, tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+}
+
+// kernelChoice names the micro-kernels a product may use.
+type kernelChoice int
+
+const (
+	// kernelAVX2 is Kern4x16 alone (AVX2 + FMA).
+	kernelAVX2 kernelChoice = iota
+	// kernelAVX512 is Kern4x64 (AVX-512F) for each 64 columns, Kern4x16 for the rest.
+	kernelAVX512
+)
+
+// defaultKernel is the widest kernel this CPU runs, chosen once at start-up. Both give
+// bit-identical products (the same fused multiply-adds in the same order per element),
+// so the choice changes speed only, never results.
+var defaultKernel = func() kernelChoice {
+	if asm.Available512 {
+		return kernelAVX512
+	}
+	return kernelAVX2
+}()
+
+// String is the kernel's name as Backend reports it.
+func (k kernelChoice) String() string {
+	if k == kernelAVX512 {
+		return "avx512"
+	}
+	return "avx2"
+}
+
+// sgemmKernel is sgemmAsmBeta with the micro-kernels chosen by kern.
+func sgemmKernel(kern kernelChoice, par int, tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if tB {
 		// Bᵀ is (k, n): copy it row-major into scratch
 		buf := scratch.get(k * n)
@@ -72,7 +105,7 @@ func sgemmAsmBeta(par int, tA, tB bool, m, n, k int, a []float32, lda int, b []f
 		}
 		return
 	}
-	t := tiling{m: m, n: n, k: k, a: a, sa: sa, sk: sk, b: b, ldb: ldb, c: c, ldc: ldc, overwrite: overwrite}
+	t := tiling{m: m, n: n, k: k, a: a, sa: sa, sk: sk, b: b, ldb: ldb, c: c, ldc: ldc, overwrite: overwrite, wide: kern == kernelAVX512}
 	rows := (m + 3) / 4
 	if rows*4*n*k*2 < 1<<16 {
 		t.rows(0, rows) // small: no goroutines, no closure
@@ -96,6 +129,7 @@ type tiling struct {
 	c         []float32
 	ldc       int
 	overwrite bool
+	wide      bool // 64-column tiles with Kern4x64 first
 }
 
 // rows computes row blocks [lo, hi) of C, 4 rows each.
@@ -120,6 +154,9 @@ func (t tiling) block(i int) {
 		acc = 0
 	}
 	j := 0
+	for ; t.wide && j+64 <= t.n; j += 64 {
+		asm.Kern4x64(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc)
+	}
 	for ; j+16 <= t.n; j += 16 {
 		asm.Kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc)
 	}

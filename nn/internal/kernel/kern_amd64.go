@@ -18,5 +18,15 @@ import (
 //go:noescape
 func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int)
 
+// Kern4x64 is Kern4x16 for 64 columns with AVX-512F (kern512_amd64.s); it gives the same
+// bits as four Kern4x16 calls. Call it only when Available512.
+//
+//go:noescape
+func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int)
+
 // Available reports whether this CPU runs Kern4x16 (AVX2 and FMA).
 var Available = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+
+// Available512 reports whether this CPU and operating system run Kern4x64 (AVX-512F, with
+// the zmm state saved by the OS, which golang.org/x/sys/cpu checks).
+var Available512 = Available && cpu.X86.HasAVX512F

@@ -7,7 +7,15 @@ import "unsafe"
 // Available is false: there is no assembly kernel for this platform or build.
 const Available = false
 
+// Available512 is false: there is no assembly kernel for this platform or build.
+const Available512 = false
+
 // Kern4x16 is not available here.
 func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int) {
+	panic("kernel: no assembly kernel in this build")
+}
+
+// Kern4x64 is not available here.
+func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int) {
 	panic("kernel: no assembly kernel in this build")
 }
