@@ -57,6 +57,19 @@ func BenchmarkAttention(b *testing.B) {
 func BenchmarkGELU(b *testing.B) {
 	benchKernel(b, geluKernel{}, []int{benchRows, 256})
 }
+
+// BenchmarkGELUTable is BenchmarkGELU by table interpolation (the path without the
+// kernel), the baseline for the AVX2 kernel.
+func BenchmarkGELUTable(b *testing.B) {
+	x, dy, out := make([]float32, benchRows*256), make([]float32, benchRows*256), make([]float32, benchRows*256)
+	for i := range x {
+		x[i], dy[i] = float32(i%997)/100-5, 1
+	}
+	for i := 0; i < b.N; i++ {
+		geluTableForward(0, x, out)
+		geluTableBackward(0, x, dy, out)
+	}
+}
 func BenchmarkLayerNorm(b *testing.B) {
 	benchKernel(b, &layerNormKernel{eps: 1e-6}, []int{benchRows, 64}, []int{64}, []int{64})
 }

@@ -6,13 +6,14 @@ import (
 	"sync"
 	"unsafe"
 
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 	"gorgonia.org/tensor"
 )
 
 // GELU constants for the tanh approximation: 0.5x(1 + tanh(sqrt(2/pi)(x + 0.044715x^3))).
 const (
-	geluC = 0.7978845608028654 // sqrt(2/pi)
-	geluA = 0.044715
+	geluC = asm.GeluC // sqrt(2/pi)
+	geluA = asm.GeluA
 )
 
 type geluKernel struct{ par int }
@@ -93,8 +94,18 @@ func lookup(y []float32, x float32) float32 {
 	return y[i] + f*(y[i+1]-y[i])
 }
 
-// geluForward32 is geluForward for float32 by table interpolation.
+// geluForward32 is geluForward for float32: the AVX2 kernel where the CPU has it, else
+// table interpolation.
 func geluForward32(par int, x, y []float32) {
+	if asm.Available {
+		parallelRows(par, len(x), 4, func(lo, hi int) { gelu8(x[lo:hi], nil, y[lo:hi]) })
+		return
+	}
+	geluTableForward(par, x, y)
+}
+
+// geluTableForward is geluForward for float32 by table interpolation.
+func geluTableForward(par int, x, y []float32) {
 	tab := geluTab()
 	parallelRows(par, len(x), 8, func(lo, hi int) {
 		xs, ys := x[lo:hi], y[lo:hi]
@@ -114,8 +125,18 @@ func geluForward32(par int, x, y []float32) {
 	})
 }
 
-// geluBackward32 is geluBackward for float32 by table interpolation.
+// geluBackward32 is geluBackward for float32: the AVX2 kernel where the CPU has it, else
+// table interpolation.
 func geluBackward32(par int, x, dy, dx []float32) {
+	if asm.Available {
+		parallelRows(par, len(x), 5, func(lo, hi int) { gelu8(x[lo:hi], dy[lo:hi], dx[lo:hi]) })
+		return
+	}
+	geluTableBackward(par, x, dy, dx)
+}
+
+// geluTableBackward is geluBackward for float32 by table interpolation.
+func geluTableBackward(par int, x, dy, dx []float32) {
 	tab := geluTab()
 	parallelRows(par, len(x), 8, func(lo, hi int) {
 		xs, gs, ds := x[lo:hi], dy[lo:hi], dx[lo:hi]
@@ -133,6 +154,34 @@ func geluBackward32(par int, x, dy, dx []float32) {
 			}
 		}
 	})
+}
+
+// gelu8 runs the assembly GELU on x: the forward pass into out when dy is nil, else the
+// backward pass (dy·GELU'(x)) into out. The last len(x)%8 values go through the kernel
+// in a padded buffer, so every value is computed by the same instructions wherever the
+// parallel split falls.
+func gelu8(x, dy, out []float32) {
+	k := unsafe.Pointer(&asm.GeluConsts)
+	n := len(x) &^ 7
+	if n > 0 {
+		if dy == nil {
+			asm.GeluForward8(unsafe.Pointer(&x[0]), unsafe.Pointer(&out[0]), n, k)
+		} else {
+			asm.GeluBackward8(unsafe.Pointer(&x[0]), unsafe.Pointer(&dy[0]), unsafe.Pointer(&out[0]), n, k)
+		}
+	}
+	if n == len(x) {
+		return
+	}
+	var bx, bd, bo [8]float32
+	copy(bx[:], x[n:])
+	if dy == nil {
+		asm.GeluForward8(unsafe.Pointer(&bx[0]), unsafe.Pointer(&bo[0]), 8, k)
+	} else {
+		copy(bd[:], dy[n:])
+		asm.GeluBackward8(unsafe.Pointer(&bx[0]), unsafe.Pointer(&bd[0]), unsafe.Pointer(&bo[0]), 8, k)
+	}
+	copy(out[n:], bo[:])
 }
 
 // tanh32 is a rational approximation of tanh (Eigen's), accurate to a few float32 ulps.

@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
+
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -356,27 +358,70 @@ func TestExpShift32(t *testing.T) {
 	t.Logf("largest error %.2f ulps", worst)
 }
 
-// TestGELUTable: the float32 table interpolation stays within 2e-6 of the exact function
-// and its derivative, including at and beyond the table's ends.
-func TestGELUTable(t *testing.T) {
+// TestGELUFloat32: both float32 GELU paths (table interpolation everywhere; the AVX2
+// kernel where the CPU has it) stay within 2e-6 of the exact function, and of its
+// derivative within 2e-6 (table) and 5e-6 (kernel),
+// including at and beyond ±10 and at lengths that are not multiples of 8; NaN propagates;
+// and the kernel's results do not depend on how the work is split across goroutines.
+func TestGELUFloat32(t *testing.T) {
 	var xs []float32
 	for x := -12.0; x <= 12; x += 0.00037 {
 		xs = append(xs, float32(x))
 	}
-	y, dx := make([]float32, len(xs)), make([]float32, len(xs))
+	xs = append(xs, 30, -30, 1e6, -1e6, 1e30, -1e30) // len(xs) % 8 != 0
+	type path struct {
+		name string
+		fwd  func(par int, x, y []float32)
+		bwd  func(par int, x, dy, dx []float32)
+		dTol float64 // the derivative's absolute error bound
+	}
+	paths := []path{{"table", geluTableForward, geluTableBackward, 2e-6}}
+	if asm.Available {
+		// computed in float32 from tanh, which is within an ulp of ±1 near saturation
+		paths = append(paths, path{"avx2", geluForward32, geluBackward32, 5e-6})
+	} else {
+		t.Log("no AVX2 kernel in this build or on this CPU: only the table is tested")
+	}
 	ones := make([]float32, len(xs))
 	for i := range ones {
 		ones[i] = 1
 	}
-	geluForward32(0, xs, y)
-	geluBackward32(0, xs, ones, dx)
-	for i, x := range xs {
-		v := float64(x)
-		th := math.Tanh(geluC * (v + geluA*v*v*v))
-		f := 0.5 * v * (1 + th)
-		df := 0.5*(1+th) + 0.5*v*(1-th*th)*geluC*(1+3*geluA*v*v)
-		if math.Abs(float64(y[i])-f) > 2e-6*math.Max(1, math.Abs(f)) || math.Abs(float64(dx[i])-df) > 2e-6 {
-			t.Fatalf("x=%g: gelu %g (want %g), derivative %g (want %g)", x, y[i], f, dx[i], df)
+	for _, p := range paths {
+		y, dx := make([]float32, len(xs)), make([]float32, len(xs))
+		p.fwd(0, xs, y)
+		p.bwd(0, xs, ones, dx)
+		for i, x := range xs {
+			v := float64(x)
+			th := math.Tanh(geluC * (v + geluA*v*v*v))
+			f := 0.5 * v * (1 + th)
+			df := 0.5*(1+th) + 0.5*v*(1-th*th)*geluC*(1+3*geluA*v*v)
+			if math.IsNaN(th) { // |v| so large that v³ overflows: the limits
+				f, df = math.Max(v, 0), 0
+				if v > 0 {
+					df = 1
+				}
+			}
+			if math.Abs(float64(y[i])-f) > 2e-6*math.Max(1, math.Abs(f)) || math.Abs(float64(dx[i])-df) > p.dTol {
+				t.Fatalf("%s: x=%g: gelu %g (want %g), derivative %g (want %g)", p.name, x, y[i], f, dx[i], df)
+			}
+		}
+		nan := []float32{float32(math.NaN()), 1, 2, 3, 4, 5, 6, 7, float32(math.NaN())}
+		ny, nd := make([]float32, len(nan)), make([]float32, len(nan))
+		p.fwd(0, nan, ny)
+		p.bwd(0, nan, ones[:len(nan)], nd)
+		for _, i := range []int{0, 8} {
+			if !math.IsNaN(float64(ny[i])) || !math.IsNaN(float64(nd[i])) {
+				t.Fatalf("%s: GELU(NaN) = %v, derivative %v: want NaN", p.name, ny[i], nd[i])
+			}
+		}
+		// one goroutine against many: the same bits
+		y1, d1 := make([]float32, len(xs)), make([]float32, len(xs))
+		p.fwd(1, xs, y1)
+		p.bwd(1, xs, ones, d1)
+		for i := range xs {
+			if math.Float32bits(y1[i]) != math.Float32bits(y[i]) || math.Float32bits(d1[i]) != math.Float32bits(dx[i]) {
+				t.Fatalf("%s: x=%g: one goroutine gives %v/%v, several %v/%v", p.name, xs[i], y1[i], d1[i], y[i], dx[i])
+			}
 		}
 	}
 }

@@ -30,3 +30,15 @@ var Available = cpu.X86.HasAVX2 && cpu.X86.HasFMA
 // Available512 reports whether this CPU and operating system run Kern4x64 (AVX-512F, with
 // the zmm state saved by the OS, which golang.org/x/sys/cpu checks).
 var Available512 = Available && cpu.X86.HasAVX512F
+
+// GeluForward8 writes GELU(x[i]) (tanh form, Eigen's rational tanh) to y[i] for i < n, n a
+// multiple of 8; k is &GeluConsts. AVX2 + FMA: call it only when Available.
+//
+//go:noescape
+func GeluForward8(x, y unsafe.Pointer, n int, k unsafe.Pointer)
+
+// GeluBackward8 writes dy[i]·GELU'(x[i]) to dx[i] for i < n, n a multiple of 8; k is
+// &GeluConsts. AVX2 + FMA: call it only when Available.
+//
+//go:noescape
+func GeluBackward8(x, dy, dx unsafe.Pointer, n int, k unsafe.Pointer)

@@ -19,3 +19,13 @@ func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.
 func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int) {
 	panic("kernel: no assembly kernel in this build")
 }
+
+// GeluForward8 is not available here.
+func GeluForward8(x, y unsafe.Pointer, n int, k unsafe.Pointer) {
+	panic("kernel: no assembly kernel in this build")
+}
+
+// GeluBackward8 is not available here.
+func GeluBackward8(x, dy, dx unsafe.Pointer, n int, k unsafe.Pointer) {
+	panic("kernel: no assembly kernel in this build")
+}
