@@ -3,6 +3,9 @@ package train
 import (
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"sync/atomic"
 )
 
 // AdamW is Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's
@@ -25,6 +28,30 @@ type AdamW struct {
 	M, V [][]float32
 	// T is the number of updates done so far.
 	T int
+
+	run *stepRun // the parallel update's state, kept across steps (no allocation per step)
+}
+
+// stepRun is one Step shared out among goroutines: each takes the next parameter index.
+type stepRun struct {
+	o             *AdamW
+	params, grads [][]float32
+	lr, c1, c2    float64
+	next          atomic.Int64
+	wg            sync.WaitGroup
+}
+
+// work updates parameters until none is left.
+func (r *stepRun) work() {
+	for i := int(r.next.Add(1) - 1); i < len(r.params); i = int(r.next.Add(1) - 1) {
+		r.o.update(i, r.params[i], r.grads[i], r.lr, r.c1, r.c2)
+	}
+}
+
+// helper is work in a goroutine of its own.
+func (r *stepRun) helper() {
+	defer r.wg.Done()
+	r.work()
 }
 
 // NewAdamW makes an optimizer for parameters of the given sizes.
@@ -46,33 +73,53 @@ func (o *AdamW) Step(params, grads [][]float32, lr float64) error {
 	if o.LRScale != nil && len(o.LRScale) != len(o.M) {
 		return fmt.Errorf("train: AdamW has %d parameters and %d learning-rate scales", len(o.M), len(o.LRScale))
 	}
+	for i, p := range params {
+		if len(p) != len(o.M[i]) || len(grads[i]) != len(o.M[i]) || len(o.V[i]) != len(o.M[i]) {
+			return fmt.Errorf("train: AdamW parameter %d has %d values, gradient %d, moments %d", i, len(p), len(grads[i]), len(o.M[i]))
+		}
+	}
 	o.T++
 	c1 := 1 - math.Pow(o.Beta1, float64(o.T))
 	c2 := 1 - math.Pow(o.Beta2, float64(o.T))
-	b1, b2 := o.Beta1, o.Beta2
-	for i, p := range params {
-		g, m, v := grads[i], o.M[i], o.V[i]
-		if len(p) != len(m) || len(g) != len(m) {
-			return fmt.Errorf("train: AdamW parameter %d has %d values, gradient %d, moments %d", i, len(p), len(g), len(m))
-		}
-		lr := lr
-		if o.LRScale != nil {
-			lr *= o.LRScale[i]
-		}
-		shrink := 1.0
-		if o.Decay[i] {
-			shrink = 1 - lr*o.WeightDecay
-		}
-		for j := range p {
-			gj := float64(g[j])
-			mj := b1*float64(m[j]) + (1-b1)*gj
-			vj := b2*float64(v[j]) + (1-b2)*gj*gj
-			m[j], v[j] = float32(mj), float32(vj)
-			pj := float64(p[j]) * shrink
-			p[j] = float32(pj - lr*(mj/c1)/(math.Sqrt(vj/c2)+o.Eps))
-		}
+	// Every value's update depends on its own value, gradient and moments only, so the
+	// parameters are shared out among goroutines (one per CPU, at most 4) without changing
+	// a bit of the result.
+	if o.run == nil {
+		o.run = &stepRun{o: o}
 	}
+	r := o.run
+	r.params, r.grads, r.lr, r.c1, r.c2 = params, grads, lr, c1, c2
+	r.next.Store(0)
+	for w := 1; w < min(runtime.GOMAXPROCS(0), 4, len(params)); w++ {
+		r.wg.Add(1)
+		go r.helper()
+	}
+	r.work()
+	r.wg.Wait()
+	r.params, r.grads = nil, nil
 	return nil
+}
+
+// update is the step of parameter i (values p, gradient g) at learning rate lr, with the
+// bias corrections c1 and c2.
+func (o *AdamW) update(i int, p, g []float32, lr, c1, c2 float64) {
+	m, v := o.M[i], o.V[i]
+	b1, b2 := o.Beta1, o.Beta2
+	if o.LRScale != nil {
+		lr *= o.LRScale[i]
+	}
+	shrink := 1.0
+	if o.Decay[i] {
+		shrink = 1 - lr*o.WeightDecay
+	}
+	for j := range p {
+		gj := float64(g[j])
+		mj := b1*float64(m[j]) + (1-b1)*gj
+		vj := b2*float64(v[j]) + (1-b2)*gj*gj
+		m[j], v[j] = float32(mj), float32(vj)
+		pj := float64(p[j]) * shrink
+		p[j] = float32(pj - lr*(mj/c1)/(math.Sqrt(vj/c2)+o.Eps))
+	}
 }
 
 // ClipGlobalNorm scales all gradients together so that their joint L2 norm is at most max
