@@ -80,14 +80,24 @@ func layerNormBackward[T Float](k *layerNormKernel, in []*tensor.Dense, dOut *te
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
 			m, rs := T(k.mean[r]), T(k.rstd[r])
 			// dxhat = dy*gamma; dx = rstd*(dxhat - mean(dxhat) - xhat*mean(dxhat*xhat))
-			var s1, s2 T
-			for j := range xr {
-				g := dyr[j] * gamma[j]
-				s1 += g
-				s2 += g * (xr[j] - m) * rs
+			// two accumulators each (even and odd columns): the sums are not one long chain
+			// of dependent additions
+			var s1a, s1b, s2a, s2b T
+			j := 0
+			for ; j+2 <= len(xr); j += 2 {
+				g0, g1 := dyr[j]*gamma[j], dyr[j+1]*gamma[j+1]
+				s1a += g0
+				s1b += g1
+				s2a += g0 * (xr[j] - m) * rs
+				s2b += g1 * (xr[j+1] - m) * rs
 			}
-			s1 /= T(d)
-			s2 /= T(d)
+			for ; j < len(xr); j++ {
+				g := dyr[j] * gamma[j]
+				s1a += g
+				s2a += g * (xr[j] - m) * rs
+			}
+			s1 := (s1a + s1b) / T(d)
+			s2 := (s2a + s2b) / T(d)
 			for j := range xr {
 				xhat := (xr[j] - m) * rs
 				dxr[j] = rs * (dyr[j]*gamma[j] - s1 - xhat*s2)

@@ -24,13 +24,14 @@ func parallelRows(par, n, costPerRow int, f func(lo, hi int)) {
 	}
 	var wg sync.WaitGroup
 	chunk := (n + workers - 1) / workers
-	for lo := 0; lo < n; lo += chunk {
-		hi := min(lo+chunk, n)
+	lo := 0
+	for ; lo+chunk < n; lo += chunk {
 		wg.Add(1)
 		go func(lo, hi int) {
 			defer wg.Done()
 			f(lo, hi)
-		}(lo, hi)
+		}(lo, lo+chunk)
 	}
+	f(lo, n) // the last chunk on this goroutine
 	wg.Wait()
 }
