@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Runs ofa bench and the PyTorch reference (1 and 2 threads) on the same machine,
+# Prints the processor, its SIMD extensions and its sgemm peak (bench/sgemm_peak.py:
+# OpenBLAS, 1024^3, 2 threads), then runs ofa bench and the PyTorch reference (1 and 2
+# threads) on the same machine,
 # alternating (for the reference config also ofa with gorgonia's stock ops, "-stock": the
 # starting point before the fused ops), and prints the medians and the ratios against
 # PyTorch's faster setting. Needs Debian's python3-torch (and libopenblas-dev for the
@@ -22,6 +24,11 @@ PARTS=${2:-all}
 case "$PARTS" in all | pytorch | onnxruntime) ;; *) echo "PARTS: got $PARTS, want all, pytorch or onnxruntime" >&2; exit 2 ;; esac
 PY=${PYTHON:-/usr/bin/python3}
 mkdir -p bench/out
+
+echo "processor: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs; SIMD: $(grep -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
+# the machine's peak: OpenBLAS sgemm 1024^3 on 2 threads, measured now (bench/sgemm_peak.py)
+$PY bench/sgemm_peak.py --threads 2 > bench/out/sgemm-peak.json
+echo "sgemm peak (OpenBLAS, 1024^3, 2 threads): $($PY -c 'import json; print(f"{json.load(open(\"bench/out/sgemm-peak.json\"))[\"gflops\"]:.1f}")') GFLOP/s"
 
 if [ "$PARTS" != onnxruntime ]; then
 go build -o bench/out/ofa-openblas -tags openblas ./cmd/ofa
@@ -54,11 +61,18 @@ done
 $PY - <<'PYEOF'
 import json, statistics
 rows = [json.loads(l) for l in open("bench/out/results.jsonl")]
+peak = json.load(open("bench/out/sgemm-peak.json"))["gflops"]
 names = list(dict.fromkeys(r["name"] for r in rows))
-print("ratios are against the faster PyTorch thread setting (and the smaller PyTorch peak memory)")
-print(f"{'config':22} {'impl':14} {'train/s':>9} {'infer/s':>9} {'peak MB':>8} {'train x':>8} {'infer x':>8} {'memory x':>8}")
+for impl in ("ofa-openblas", "ofa-purego"):
+    r = next(r for r in rows if r["impl"] == impl)
+    print(f"{impl}: matrix kernel {r['blas']}, allocations per training step {r['allocs_per_step']:.0f} ({r['bytes_per_step']/1e3:.0f} KB)")
+print("ratios are against the faster PyTorch thread setting (and the smaller PyTorch peak memory);")
+print("GFLOP/s is training's: 6 x the model's forward MACs per example x samples/s (forward 2, backward 4 flops per MAC);")
+print(f"% peak is that against the sgemm peak above ({peak:.1f} GFLOP/s)")
+print(f"{'config':22} {'impl':18} {'train/s':>9} {'infer/s':>9} {'peak MB':>8} {'train x':>8} {'infer x':>8} {'memory x':>8} {'GFLOP/s':>8} {'% peak':>7}")
 for n in names:
     med = {}
+    macs = next(r["macs"] for r in rows if r["name"] == n and "macs" in r)
     for impl in ("pytorch-1t", "pytorch-2t", "ofa-openblas-stock", "ofa-purego-stock", "ofa-openblas", "ofa-purego"):
         rs = [r for r in rows if r["name"] == n and r["impl"] == impl]
         if rs:
@@ -68,8 +82,9 @@ for n in names:
     bi = max(med[i]["infer_samples_per_sec"] for i in ("pytorch-1t", "pytorch-2t"))
     bm = min(med[i]["peak_rss_mb"] for i in ("pytorch-1t", "pytorch-2t"))
     for impl, m in med.items():
-        print(f"{n:22} {impl:14} {m['train_samples_per_sec']:9.0f} {m['infer_samples_per_sec']:9.0f} {m['peak_rss_mb']:8.0f} "
-              f"{m['train_samples_per_sec']/bt:8.2f} {m['infer_samples_per_sec']/bi:8.2f} {m['peak_rss_mb']/bm:8.2f}")
+        gf = 6 * macs * m['train_samples_per_sec'] / 1e9
+        print(f"{n:22} {impl:18} {m['train_samples_per_sec']:9.0f} {m['infer_samples_per_sec']:9.0f} {m['peak_rss_mb']:8.0f} "
+              f"{m['train_samples_per_sec']/bt:8.2f} {m['infer_samples_per_sec']/bi:8.2f} {m['peak_rss_mb']/bm:8.2f} {gf:8.1f} {100*gf/peak:6.0f}%")
 PYEOF
 fi
 

@@ -2,6 +2,7 @@ package nn
 
 import (
 	"fmt"
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 	"math"
 	"unsafe"
 
@@ -143,9 +144,7 @@ func attentionForward[T Float](k *attentionKernel, in []*tensor.Dense, out *tens
 			if k.s.HeadMix {
 				mixHeads(mixPre, logits, probs, h, tt)
 			}
-			for row := 0; row < h*t; row++ {
-				softmaxRow(probs[row*t : (row+1)*t])
-			}
+			softmaxRows(probs, h*t, t)
 			attn := probs
 			if k.s.HeadMix {
 				attn = st.attn[bi*h*tt : (bi+1)*h*tt]
@@ -192,6 +191,60 @@ func mixHeadsT[T Float](m, src, dst []T, h, n int) {
 				d[x] += w * s[x]
 			}
 		}
+	}
+}
+
+// softmaxRows replaces each of the rows of x (t values each) by its softmax. In float32
+// with the AVX2 kernel the exponentials of all rows are one Exp8 pass (the last len%8
+// values through a padded buffer, so every value is computed the same way wherever
+// a parallel split falls); otherwise row by row with softmaxRow.
+func softmaxRows[T Float](x []T, rows, t int) {
+	x = x[:rows*t]
+	if unsafe.Sizeof(x[0]) != 4 || !asm.Available {
+		for r := 0; r < rows; r++ {
+			softmaxRow(x[r*t : (r+1)*t])
+		}
+		return
+	}
+	x32 := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x)) // T is float32
+	for r := 0; r < rows; r++ {
+		row := x32[r*t : (r+1)*t]
+		m := row[0]
+		for _, v := range row {
+			if v > m {
+				m = v
+			}
+		}
+		for i := range row {
+			row[i] -= m
+		}
+	}
+	exp8(x32)
+	for r := 0; r < rows; r++ {
+		row := x32[r*t : (r+1)*t]
+		var s float64
+		for _, v := range row {
+			s += float64(v)
+		}
+		inv := float32(1 / s)
+		for i := range row {
+			row[i] *= inv
+		}
+	}
+}
+
+// exp8 replaces x by e^max(x, -87.33654) with the Exp8 kernel.
+func exp8(x []float32) {
+	k := unsafe.Pointer(&asm.ExpConsts)
+	n := len(x) &^ 7
+	if n > 0 {
+		asm.Exp8(unsafe.Pointer(&x[0]), unsafe.Pointer(&x[0]), n, k)
+	}
+	if n < len(x) {
+		var b [8]float32
+		copy(b[:], x[n:])
+		asm.Exp8(unsafe.Pointer(&b[0]), unsafe.Pointer(&b[0]), 8, k)
+		copy(x[n:], b[:])
 	}
 }
 

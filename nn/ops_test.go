@@ -325,6 +325,68 @@ func TestFastTanh(t *testing.T) {
 	}
 }
 
+// TestExp8: the AVX2 exponential stays within 2 ulps of exp rounded to float32 over
+// [-87.3, 0] (lengths that are not multiples of 8 included), clamps like expShift32 and
+// keeps NaN; softmaxRows matches a float64 softmax to 1e-6 and gives the same bits as
+// running it row block by row block.
+func TestExp8(t *testing.T) {
+	if !asm.Available {
+		t.Skip("no AVX2/FMA kernel in this build or on this CPU")
+	}
+	var xs []float32
+	for x := -87.3; x <= 0; x += 0.00071 {
+		xs = append(xs, float32(x))
+	}
+	xs = append(xs, 0, -100, float32(math.Inf(-1)), float32(math.NaN()), -1) // len % 8 != 0
+	ys := append([]float32(nil), xs...)
+	exp8(ys)
+	worst := 0.0
+	for i, x := range xs[:len(xs)-5] {
+		w := float32(math.Exp(float64(x)))
+		ulp := float64(math.Nextafter32(w, float32(math.Inf(1))) - w)
+		worst = math.Max(worst, math.Abs(float64(ys[i])-float64(w))/ulp)
+	}
+	if worst > 2 {
+		t.Fatalf("exp8 is off by %.2f ulps", worst)
+	}
+	sp := ys[len(ys)-5:]
+	if sp[0] != 1 || sp[1] < math.Float32frombits(1<<23) || sp[1] > 1.1755e-38 || sp[2] != sp[1] || sp[3] == sp[3] || math.Abs(float64(sp[4])-math.Exp(-1)) > 1e-7 {
+		t.Fatalf("exp of 0, -100, -Inf, NaN, -1 = %v", sp)
+	}
+	t.Logf("largest error %.2f ulps", worst)
+
+	r := rand.New(rand.NewPCG(3, 4))
+	const rows, cols = 13, 17
+	x := make([]float32, rows*cols)
+	for i := range x {
+		x[i] = float32(4 * r.NormFloat64())
+	}
+	got := append([]float32(nil), x...)
+	softmaxRows(got, rows, cols)
+	split := append([]float32(nil), x...)
+	softmaxRows(split[:5*cols], 5, cols)
+	softmaxRows(split[5*cols:], rows-5, cols)
+	for i := 0; i < rows; i++ {
+		row := x[i*cols : (i+1)*cols]
+		m, s := math.Inf(-1), 0.0
+		for _, v := range row {
+			m = math.Max(m, float64(v))
+		}
+		for _, v := range row {
+			s += math.Exp(float64(v) - m)
+		}
+		for j, v := range row {
+			want := math.Exp(float64(v)-m) / s
+			if math.Abs(float64(got[i*cols+j])-want) > 1e-6 {
+				t.Fatalf("softmax row %d col %d = %v, want %v", i, j, got[i*cols+j], want)
+			}
+			if math.Float32bits(split[i*cols+j]) != math.Float32bits(got[i*cols+j]) {
+				t.Fatalf("softmax row %d col %d: %v split, %v whole", i, j, split[i*cols+j], got[i*cols+j])
+			}
+		}
+	}
+}
+
 // TestExpShift32: the softmax's float32 exp stays within 2 ulps of exp rounded to float32
 // over [-87.3, 0], clamps below that to about the smallest normal float32, and keeps NaN.
 func TestExpShift32(t *testing.T) {

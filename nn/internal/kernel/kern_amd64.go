@@ -42,3 +42,9 @@ func GeluForward8(x, y unsafe.Pointer, n int, k unsafe.Pointer)
 //
 //go:noescape
 func GeluBackward8(x, dy, dx unsafe.Pointer, n int, k unsafe.Pointer)
+
+// Exp8 writes e^max(x[i], -87.33654) to y[i] for i < n, n a multiple of 8 (y may be x); k
+// is &ExpConsts. AVX2 + FMA: call it only when Available.
+//
+//go:noescape
+func Exp8(x, y unsafe.Pointer, n int, k unsafe.Pointer)

@@ -29,3 +29,8 @@ func GeluForward8(x, y unsafe.Pointer, n int, k unsafe.Pointer) {
 func GeluBackward8(x, dy, dx unsafe.Pointer, n int, k unsafe.Pointer) {
 	panic("kernel: no assembly kernel in this build")
 }
+
+// Exp8 is not available here.
+func Exp8(x, y unsafe.Pointer, n int, k unsafe.Pointer) {
+	panic("kernel: no assembly kernel in this build")
+}
