@@ -47,8 +47,8 @@ func gemm[T Float](par int, tA, tB bool, m, n, k int, alpha T, a []T, lda int, b
 func gemm1[T Float](par int, tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
 	switch a := any(a).(type) {
 	case []float32:
-		if BLAS != "openblas" && asm.Available && alpha == 1 && (beta == 0 || beta == 1) && !(tA && tB) {
-			sgemmAsm(par, tA, tB, m, n, k, a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
+		if BLAS != "openblas" && asm.Available && (beta == 0 || beta == 1) && !(tA && tB) {
+			sgemmAsmAlpha(par, tA, tB, m, n, k, float32(alpha), a, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 			return
 		}
 		blas32.Implementation().Sgemm(trans(tA), trans(tB), m, n, k, float32(alpha), a, lda,

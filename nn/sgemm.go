@@ -6,35 +6,15 @@ import (
 	"unsafe"
 )
 
-// sgemmAsm computes C = A'·B' + beta·C for float32 with the assembly kernels (beta 0 or 1,
-// alpha 1), where A' is A or Aᵀ and B' is B or Bᵀ. It tiles C into 4x64 blocks (AVX-512,
-// where the CPU has it) and 4x16 blocks (AVX2); the ragged edges are done in Go. A transposed B (the weights of a linear layer, small) is copied
-// into a scratch buffer first, so the kernel always streams rows of B. Rows of C are split
-// across goroutines; every element of C is computed by exactly one of them, in a fixed
-// order, so results do not depend on the number of threads.
-func sgemmAsm(par int, tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmAsmAlpha(par, tA, tB, m, n, k, 1, a, lda, b, ldb, beta, c, ldc)
-}
-
-// sgemmAsmAlpha is sgemmAsm with C = alpha·A'·B' when beta is 0 (the product is scaled
-// after the kernel).
+// sgemmAsmAlpha computes C = alpha·A'·B' + beta·C for float32 with the assembly kernels
+// (beta 0 or 1), where A' is A or Aᵀ and B' is B or Bᵀ. It tiles C into 4x64 blocks
+// (AVX-512, where the CPU has it) and 4x16 blocks (AVX2); the ragged edges are done in Go.
+// The kernels scale the product before adding C. A transposed B (the weights of a linear
+// layer, small) is copied into a scratch buffer first, so the kernel always streams rows
+// of B. Rows of C are split across goroutines; every element of C is computed by exactly
+// one of them, in a fixed order, so results do not depend on the number of threads.
 func sgemmAsmAlpha(par int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	if alpha != 1 && beta != 0 {
-		panic("nn: sgemmAsm scales only fresh products (beta 0)")
-	}
-	sgemmAsmBeta(par, tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
-	if alpha != 1 {
-		for i := 0; i < m; i++ {
-			row := c[i*ldc : i*ldc+n]
-			for j := range row {
-				row[j] *= alpha
-			}
-		}
-	}
-}
-
-func sgemmAsmBeta(par int, tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
-	sgemmKernel(defaultKernel, par, tA, tB, m, n, k, a, lda, b, ldb, beta, c, ldc)
+	sgemmKernel(defaultKernel, par, tA, tB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 }
 
 // kernelChoice names the micro-kernels a product may use.
@@ -65,8 +45,8 @@ func (k kernelChoice) String() string {
 	return "avx2"
 }
 
-// sgemmKernel is sgemmAsmBeta with the micro-kernels chosen by kern.
-func sgemmKernel(kern kernelChoice, par int, tA, tB bool, m, n, k int, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
+// sgemmKernel is sgemmAsmAlpha with the micro-kernels chosen by kern.
+func sgemmKernel(kern kernelChoice, par int, tA, tB bool, m, n, k int, alpha float32, a []float32, lda int, b []float32, ldb int, beta float32, c []float32, ldc int) {
 	if tB {
 		// Bᵀ is (k, n): copy it row-major into scratch
 		buf := scratch.get(k * n)
@@ -105,7 +85,7 @@ func sgemmKernel(kern kernelChoice, par int, tA, tB bool, m, n, k int, a []float
 		}
 		return
 	}
-	t := tiling{m: m, n: n, k: k, a: a, sa: sa, sk: sk, b: b, ldb: ldb, c: c, ldc: ldc, overwrite: overwrite, wide: kern == kernelAVX512}
+	t := tiling{m: m, n: n, k: k, a: a, sa: sa, sk: sk, b: b, ldb: ldb, c: c, ldc: ldc, overwrite: overwrite, wide: kern == kernelAVX512, alpha: alpha}
 	rows := (m + 3) / 4
 	if rows*4*n*k*2 < 1<<16 {
 		t.rows(0, rows) // small: no goroutines, no closure
@@ -130,6 +110,7 @@ type tiling struct {
 	ldc       int
 	overwrite bool
 	wide      bool // 64-column tiles with Kern4x64 first
+	alpha     float32
 }
 
 // rows computes row blocks [lo, hi) of C, 4 rows each.
@@ -138,7 +119,7 @@ func (t tiling) rows(lo, hi int) {
 		i := blk * 4
 		if i+4 > t.m {
 			if !t.overwrite {
-				edgeCols(i, t.m, 0, t.n, t.k, t.a, t.sa, t.sk, t.b, t.ldb, t.c, t.ldc)
+				edgeCols(i, t.m, 0, t.n, t.k, t.alpha, t.a, t.sa, t.sk, t.b, t.ldb, t.c, t.ldc)
 				continue
 			}
 			i = t.m - 4 // overlap the previous block
@@ -155,33 +136,44 @@ func (t tiling) block(i int) {
 	}
 	j := 0
 	for ; t.wide && j+64 <= t.n; j += 64 {
-		asm.Kern4x64(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc)
+		asm.Kern4x64(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc, t.alpha)
 	}
 	for ; j+16 <= t.n; j += 16 {
-		asm.Kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc)
+		asm.Kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, acc, t.alpha)
 	}
 	if j < t.n {
 		if t.overwrite {
 			j = t.n - 16 // overlap the previous tile
-			asm.Kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, 0)
+			asm.Kern4x16(unsafe.Pointer(&t.a[i*t.sa]), t.sa, t.sk, unsafe.Pointer(&t.b[j]), t.ldb, unsafe.Pointer(&t.c[i*t.ldc+j]), t.ldc, t.k, 0, t.alpha)
 			return
 		}
-		edgeCols(i, i+4, j, t.n, t.k, t.a, t.sa, t.sk, t.b, t.ldb, t.c, t.ldc)
+		edgeCols(i, i+4, j, t.n, t.k, t.alpha, t.a, t.sa, t.sk, t.b, t.ldb, t.c, t.ldc)
 	}
 }
 
-// edgeCols adds A'·B' into C for rows [r0, r1) and columns [j0, j1) in Go.
-func edgeCols(r0, r1, j0, j1, k int, a []float32, sa, sk int, b []float32, ldb int, c []float32, ldc int) {
-	for i := r0; i < r1; i++ {
-		cr := c[i*ldc+j0 : i*ldc+j1]
-		for kk := 0; kk < k; kk++ {
-			w := a[i*sa+kk*sk]
-			if w == 0 {
-				continue
+// edgeCols adds alpha·A'·B' into C for rows [r0, r1) and columns [j0, j1) in Go, 16
+// columns at a time: each product is summed in a scratch row first, so that alpha scales
+// it before C is added, as in the kernels.
+func edgeCols(r0, r1, j0, j1, k int, alpha float32, a []float32, sa, sk int, b []float32, ldb int, c []float32, ldc int) {
+	var buf [16]float32
+	for jc := j0; jc < j1; jc += 16 {
+		je := min(jc+16, j1)
+		acc := buf[:je-jc]
+		for i := r0; i < r1; i++ {
+			clear(acc)
+			for kk := 0; kk < k; kk++ {
+				w := a[i*sa+kk*sk]
+				if w == 0 {
+					continue
+				}
+				br := b[kk*ldb+jc : kk*ldb+je]
+				for x := range acc {
+					acc[x] += w * br[x]
+				}
 			}
-			br := b[kk*ldb+j0 : kk*ldb+j1]
-			for x := range cr {
-				cr[x] += w * br[x]
+			cr := c[i*ldc+jc : i*ldc+je]
+			for x, v := range acc {
+				cr[x] += alpha * v
 			}
 		}
 	}

@@ -13,7 +13,7 @@ import (
 
 // TestSgemmAsm compares the assembly kernel paths (AVX2 alone, and AVX-512 where the CPU
 // has it) with gonum's reference Sgemm on shapes with ragged edges, every transpose case
-// the kernels use, and both betas; the two paths must agree bit for bit.
+// the kernels use, both betas and scaled products; the two paths must agree bit for bit.
 func TestSgemmAsm(t *testing.T) {
 	if !asm.Available {
 		t.Skip("no AVX2/FMA kernel in this build or on this CPU")
@@ -35,8 +35,9 @@ func TestSgemmAsm(t *testing.T) {
 	for _, sh := range [][3]int{{1, 1, 1}, {4, 16, 1}, {5, 17, 3}, {64, 64, 64}, {1088, 192, 64}, {37, 10, 256}, {7, 33, 0}, {131, 48, 40}, {9, 130, 33}, {5, 80, 7}, {4, 64, 1}, {6, 64, 300}} {
 		m, n, k := sh[0], sh[1], sh[2]
 		for _, tr := range [][2]bool{{false, false}, {false, true}, {true, false}} {
-			for _, beta := range []float32{0, 1} {
-				name := fmt.Sprintf("%dx%dx%d/tA=%t,tB=%t/beta=%v", m, n, k, tr[0], tr[1], beta)
+			for _, ab := range [][2]float32{{1, 0}, {1, 1}, {0.37, 0}, {-1.5, 1}} {
+				alpha, beta := ab[0], ab[1]
+				name := fmt.Sprintf("%dx%dx%d/tA=%t,tB=%t/alpha=%v,beta=%v", m, n, k, tr[0], tr[1], alpha, beta)
 				lda, ldb, ldc := k+3, n+2, n+5
 				if tr[0] {
 					lda = m + 3
@@ -54,12 +55,12 @@ func TestSgemmAsm(t *testing.T) {
 				a, b := fill(max(arows, 1)*lda), fill(max(brows, 1)*ldb)
 				c0 := fill(m * ldc)
 				want := append([]float32(nil), c0...)
-				gonum.Implementation{}.Sgemm(trans(tr[0]), trans(tr[1]), m, n, k, 1, a, lda, b, ldb, beta, want, ldc)
+				gonum.Implementation{}.Sgemm(trans(tr[0]), trans(tr[1]), m, n, k, alpha, a, lda, b, ldb, beta, want, ldc)
 				var first []float32
 				for _, kern := range kernels {
 					name := name + "/" + kern.String()
 					c := append([]float32(nil), c0...)
-					sgemmKernel(kern, 0, tr[0], tr[1], m, n, k, a, lda, b, ldb, beta, c, ldc)
+					sgemmKernel(kern, 0, tr[0], tr[1], m, n, k, alpha, a, lda, b, ldb, beta, c, ldc)
 					if first == nil {
 						first = c
 					}
@@ -103,7 +104,7 @@ func BenchmarkSgemmAsmLinear(b *testing.B) {
 				a, w, c := make([]float32, m*k), make([]float32, n*k), make([]float32, m*n)
 				b.SetBytes(int64(2 * m * n * k)) // "bytes" = flops, so MB/s reads as MFLOP/s
 				for i := 0; i < b.N; i++ {
-					sgemmKernel(kern, 0, false, true, m, n, k, a, k, w, k, 0, c, n)
+					sgemmKernel(kern, 0, false, true, m, n, k, 1, a, k, w, k, 0, c, n)
 				}
 			})
 		}

@@ -6,8 +6,8 @@ import asm "github.com/ofa-go/ofa/nn/internal/kernel"
 // kernel where the CPU has it (in both builds: it beats a cgo call at these sizes), else a
 // cgo call to OpenBLAS, else the loops below (gonum's Go gemm is not tuned for such sizes).
 func smallGemm[T Float](tA, tB bool, m, n, k int, alpha T, a []T, lda int, b []T, ldb int, beta T, c []T, ldc int) {
-	if af, ok := any(a).([]float32); ok && asm.Available && beta == 0 && !(tA && tB) {
-		sgemmAsmAlpha(1, tA, tB, m, n, k, float32(alpha), af, lda, any(b).([]float32), ldb, 0, any(c).([]float32), ldc)
+	if af, ok := any(a).([]float32); ok && asm.Available && (beta == 0 || beta == 1) && !(tA && tB) {
+		sgemmAsmAlpha(1, tA, tB, m, n, k, float32(alpha), af, lda, any(b).([]float32), ldb, float32(beta), any(c).([]float32), ldc)
 		return
 	}
 	if BLAS == "openblas" {

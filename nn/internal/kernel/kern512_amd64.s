@@ -2,14 +2,14 @@
 
 #include "textflag.h"
 
-// func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int)
+// func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int, alpha float32)
 //
-// Kern4x16's contract for 64 columns: C[i][0:64] = (acc != 0 ? C[i][0:64] : 0) + sum over
-// kk < k of A(i, kk) * B[kk][0:64], i < 4. AVX-512F: 16 zmm accumulators (Z0-Z15, row r
+// Kern4x16's contract for 64 columns: C[i][0:64] = (acc != 0 ? C[i][0:64] : 0) + alpha *
+// sum over kk < k of A(i, kk) * B[kk][0:64], i < 4. AVX-512F: 16 zmm accumulators (Z0-Z15, row r
 // and column chunk q in Z(4r+q)), 4 zmm loads of B and 4 broadcasts of A per kk. Every
 // element is accumulated in the same order with the same fused multiply-adds as Kern4x16,
 // so both kernels give bit-identical results. The caller checks the CPU.
-TEXT ·Kern4x64(SB), NOSPLIT, $0-72
+TEXT ·Kern4x64(SB), NOSPLIT, $0-76
 	MOVQ a+0(FP), SI
 	MOVQ sa+8(FP), AX
 	SHLQ $2, AX
@@ -77,6 +77,23 @@ loop:
 	JNZ          loop
 
 store:
+	VBROADCASTSS alpha+72(FP), Z31
+	VMULPS Z31, Z0, Z0
+	VMULPS Z31, Z1, Z1
+	VMULPS Z31, Z2, Z2
+	VMULPS Z31, Z3, Z3
+	VMULPS Z31, Z4, Z4
+	VMULPS Z31, Z5, Z5
+	VMULPS Z31, Z6, Z6
+	VMULPS Z31, Z7, Z7
+	VMULPS Z31, Z8, Z8
+	VMULPS Z31, Z9, Z9
+	VMULPS Z31, Z10, Z10
+	VMULPS Z31, Z11, Z11
+	VMULPS Z31, Z12, Z12
+	VMULPS Z31, Z13, Z13
+	VMULPS Z31, Z14, Z14
+	VMULPS Z31, Z15, Z15
 	MOVQ  acc+64(FP), CX
 	TESTQ CX, CX
 	JZ    write

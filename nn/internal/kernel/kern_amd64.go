@@ -10,19 +10,19 @@ import (
 
 // Kern4x16 is the AVX2/FMA micro-kernel (kern_amd64.s):
 //
-//	C[i][0:16] = (acc != 0 ? C[i][0:16] : 0) + Σ_{kk<k} A(i, kk) · B[kk][0:16], i < 4,
+//	C[i][0:16] = (acc != 0 ? C[i][0:16] : 0) + alpha · Σ_{kk<k} A(i, kk) · B[kk][0:16], i < 4,
 //
 // where A(i, kk) is at a + 4*(i*sa + kk*sk), B[kk][j] at b + 4*(kk*ldb + j) and C[i][j] at
 // c + 4*(i*ldc + j). Call it only when Available.
 //
 //go:noescape
-func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int)
+func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int, alpha float32)
 
 // Kern4x64 is Kern4x16 for 64 columns with AVX-512F (kern512_amd64.s); it gives the same
 // bits as four Kern4x16 calls. Call it only when Available512.
 //
 //go:noescape
-func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int)
+func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int, alpha float32)
 
 // Available reports whether this CPU runs Kern4x16 (AVX2 and FMA).
 var Available = cpu.X86.HasAVX2 && cpu.X86.HasFMA

@@ -2,12 +2,12 @@
 
 #include "textflag.h"
 
-// func kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int)
+// func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int, alpha float32)
 //
-// C[i][0:16] = (acc != 0 ? C[i][0:16] : 0) + sum over kk < k of A(i, kk) * B[kk][0:16], i < 4,
+// C[i][0:16] = (acc != 0 ? C[i][0:16] : 0) + alpha * sum over kk < k of A(i, kk) * B[kk][0:16], i < 4,
 // where A(i, kk) is at a + 4*(i*sa + kk*sk), B[kk][j] at b + 4*(kk*ldb + j), C[i][j] at
 // c + 4*(i*ldc + j). AVX2 + FMA; the caller checks the CPU.
-TEXT ·Kern4x16(SB), NOSPLIT, $0-72
+TEXT ·Kern4x16(SB), NOSPLIT, $0-76
 	MOVQ a+0(FP), SI
 	MOVQ sa+8(FP), AX
 	SHLQ $2, AX
@@ -57,6 +57,15 @@ loop:
 	JNZ          loop
 
 store:
+	VBROADCASTSS alpha+72(FP), Y15
+	VMULPS Y15, Y0, Y0
+	VMULPS Y15, Y1, Y1
+	VMULPS Y15, Y2, Y2
+	VMULPS Y15, Y3, Y3
+	VMULPS Y15, Y4, Y4
+	VMULPS Y15, Y5, Y5
+	VMULPS Y15, Y6, Y6
+	VMULPS Y15, Y7, Y7
 	MOVQ acc+64(FP), CX
 	TESTQ CX, CX
 	JZ   write

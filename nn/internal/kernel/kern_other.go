@@ -11,12 +11,12 @@ const Available = false
 const Available512 = false
 
 // Kern4x16 is not available here.
-func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int) {
+func Kern4x16(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int, alpha float32) {
 	panic("kernel: no assembly kernel in this build")
 }
 
 // Kern4x64 is not available here.
-func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int) {
+func Kern4x64(a unsafe.Pointer, sa, sk int, b unsafe.Pointer, ldb int, c unsafe.Pointer, ldc int, k int, acc int, alpha float32) {
 	panic("kernel: no assembly kernel in this build")
 }
 
