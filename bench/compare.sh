@@ -28,7 +28,7 @@ mkdir -p bench/out
 echo "processor: $(lscpu | sed -n 's/^Model name: *//p' | head -1), $(nproc) CPUs; SIMD: $(grep -o -w -E 'avx512f|avx2|fma' /proc/cpuinfo | sort -u | tr '\n' ' ')"
 # the machine's peak: OpenBLAS sgemm 1024^3 on 2 threads, measured now (bench/sgemm_peak.py)
 $PY bench/sgemm_peak.py --threads 2 > bench/out/sgemm-peak.json
-echo "sgemm peak (OpenBLAS, 1024^3, 2 threads): $($PY -c 'import json; print(f"{json.load(open(\"bench/out/sgemm-peak.json\"))[\"gflops\"]:.1f}")') GFLOP/s"
+echo "sgemm peak (OpenBLAS, 1024^3, 2 threads): $($PY -c 'import json; print("%.1f" % json.load(open("bench/out/sgemm-peak.json"))["gflops"])') GFLOP/s"
 
 if [ "$PARTS" != onnxruntime ]; then
 go build -o bench/out/ofa-openblas -tags openblas ./cmd/ofa
