@@ -22,7 +22,8 @@ func parallelRows(par, n, costPerRow int, f func(lo, hi int)) {
 		f(0, n)
 		return
 	}
-	var wg sync.WaitGroup
+	wg := waitGroups.Get().(*sync.WaitGroup) // pooled: a step makes many parallel calls
+	defer waitGroups.Put(wg)
 	chunk := (n + workers - 1) / workers
 	lo := 0
 	for ; lo+chunk < n; lo += chunk {
@@ -35,3 +36,7 @@ func parallelRows(par, n, costPerRow int, f func(lo, hi int)) {
 	f(lo, n) // the last chunk on this goroutine
 	wg.Wait()
 }
+
+// waitGroups recycles parallelRows' wait groups (one would otherwise escape to the heap per
+// call).
+var waitGroups = sync.Pool{New: func() any { return new(sync.WaitGroup) }}
