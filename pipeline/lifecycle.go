@@ -646,7 +646,7 @@ func (b *budgetRun) run(ctx context.Context) error {
 		return err
 	}
 	if plain != nil {
-		if err := b.plainFinetuned(ctx, plain, mf, ft, snStage, exStage, ftStage); err != nil {
+		if err := b.plainFinetuned(ctx, plain, mf, ft, ftStage, snStage, exStage); err != nil {
 			return err
 		}
 	}
@@ -704,17 +704,18 @@ func (b *budgetRun) run(ctx context.Context) error {
 // won the extraction's comparison, the extracted model is that model and its fine-tune
 // is reported again under this name instead of being repeated.
 //
-// upstream is the compute of the extracted model's row: supernet, extraction, fine-tune.
-func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, mf *extract.Manifest, ft *FinetuneResult, upstream ...report.Stage) error {
+// ft and ftStage are the extracted model's fine-tune; upstream is the compute before it
+// (supernet, extraction).
+func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, mf *extract.Manifest, ft *FinetuneResult, ftStage report.Stage, upstream ...report.Stage) error {
 	if mf.Order == extract.OrderNone {
 		b.opts.log("   plain slices won the extraction's comparison: its fine-tune is the extracted model's")
-		return b.row("plain slices+finetune", ft.Model.Arch, ft.Test, ft.Steps, filepath.Join(b.dir, "finetuned", FileModel), upstream...)
+		return b.row("plain slices+finetune", ft.Model.Arch, ft.Test, ft.Steps, filepath.Join(b.dir, "finetuned", FileModel), append(upstream, ftStage)...)
 	}
 	m, err := b.ex.Model(plain, b.prov)
 	if err != nil {
 		return err
 	}
-	_, _, err = b.finetuned(ctx, "plain slices+finetune", "plain-finetuned", "plain slices", "fine-tune", b.cfg, m, b.ex.Supernet(), upstream[:len(upstream)-1]...)
+	_, _, err = b.finetuned(ctx, "plain slices+finetune", "plain-finetuned", "plain slices", "fine-tune", b.cfg, m, b.ex.Supernet(), upstream...)
 	return err
 }
 
