@@ -2,7 +2,9 @@ package nn
 
 import (
 	"fmt"
+	"unsafe"
 
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 	"gorgonia.org/tensor"
 )
 
@@ -44,7 +46,17 @@ func (k *addKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense, grads 
 	return nil
 }
 
+// addInto writes a + b to dst (float32 with the AVX2 kernel; serial: the sum is bound by
+// memory, and a parallel split would cost allocations in every step).
 func addInto[T Float](dst, a, b []T) {
+	if a32, ok := any(a).([]float32); ok && asm.Available && len(a) >= 8 {
+		b32, d32 := any(b).([]float32)[:len(a)], any(dst).([]float32)[:len(a)]
+		asm.Add8(unsafe.Pointer(&a32[0]), unsafe.Pointer(&b32[0]), unsafe.Pointer(&d32[0]), len(a)&^7)
+		for i := len(a) &^ 7; i < len(a); i++ {
+			d32[i] = a32[i] + b32[i]
+		}
+		return
+	}
 	b = b[:len(a)]
 	dst = dst[:len(a)]
 	for i, v := range a {

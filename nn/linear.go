@@ -2,7 +2,9 @@ package nn
 
 import (
 	"fmt"
+	"unsafe"
 
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 	"gorgonia.org/tensor"
 )
 
@@ -99,11 +101,15 @@ func linearForward[T Float](k *linearKernel, in []*tensor.Dense, out *tensor.Den
 	var beta T
 	if k.hasBias {
 		b := data[T](in[2])
-		for r := 0; r < n; r++ {
-			row := y[r*ldy : (r+1)*ldy]
+		if y32, ok := any(y).([]float32); ok && asm.Available && o%8 == 0 && n > 0 {
+			b32 := any(b).([]float32)
+			_ = y32[(n-1)*ldy+g*o-1] // bounds check before the kernel writes
+			_ = b32[(g-1)*f+o-1]
 			for gi := 0; gi < g; gi++ {
-				copy(row[gi*o:(gi+1)*o], b[gi*f:gi*f+o])
+				asm.FillRows8(unsafe.Pointer(&b32[gi*f]), unsafe.Pointer(&y32[gi*o]), o, n, ldy)
 			}
+		} else {
+			fillBias(y, b, n, ldy, g, f, o)
 		}
 		beta = 1
 	}
@@ -162,6 +168,17 @@ func sumRows[T Float](dst, src []T, n, ld int) {
 		row := src[r*ld : r*ld+o]
 		for j, v := range row {
 			dst[j] += v
+		}
+	}
+}
+
+// fillBias copies the bias of each of g groups (f rows apart in b, o used) into every row
+// of y (row stride ldy), which the matrix product then adds to.
+func fillBias[T Float](y, b []T, n, ldy, g, f, o int) {
+	for r := 0; r < n; r++ {
+		row := y[r*ldy : (r+1)*ldy]
+		for gi := 0; gi < g; gi++ {
+			copy(row[gi*o:(gi+1)*o], b[gi*f:gi*f+o])
 		}
 	}
 }

@@ -3,6 +3,9 @@ package nn
 import (
 	"fmt"
 	"math"
+	"unsafe"
+
+	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 
 	"gorgonia.org/tensor"
 )
@@ -14,6 +17,8 @@ type layerNormKernel struct {
 	par  int       // goroutines (see parallelRows)
 	mean []float64 // per row, saved by forward for backward
 	rstd []float64
+	// the assembly kernel's float32 mean and rstd, copied to mean and rstd
+	mean32, rstd32 []float32
 }
 
 func (k *layerNormKernel) name() string     { return fmt.Sprintf("LayerNorm{eps=%g}", k.eps) }
@@ -53,22 +58,54 @@ func layerNormForward[T Float](k *layerNormKernel, in []*tensor.Dense, out *tens
 		k.mean, k.rstd = make([]float64, n), make([]float64, n)
 	}
 	k.mean, k.rstd = k.mean[:n], k.rstd[:n]
-	parallelRows(k.par, n, d*8, func(lo, hi int) {
-		for r := lo; r < hi; r++ {
-			row := x[r*d : (r+1)*d]
-			mean := sum4(row) / float64(d)
-			ss := sqDev4(row, mean)
-			rstd := 1 / math.Sqrt(ss/float64(d)+k.eps)
-			k.mean[r], k.rstd[r] = mean, rstd
-			yr := y[r*d : (r+1)*d]
-			g, bt := gamma[:len(row)], beta[:len(row)] // bounds hints
-			yr = yr[:len(row)]
-			m, rs := T(mean), T(rstd)
-			for j, v := range row {
-				yr[j] = (v-m)*rs*g[j] + bt[j]
-			}
+	if x32, ok := any(x).([]float32); ok && asm.Available && d%8 == 0 {
+		if cap(k.mean32) < n {
+			k.mean32, k.rstd32 = make([]float32, n), make([]float32, n)
 		}
+		k.mean32, k.rstd32 = k.mean32[:n], k.rstd32[:n]
+		g32, b32, y32 := any(gamma).([]float32), any(beta).([]float32), any(y).([]float32)
+		parallelRows(k.par, n, d*3, func(lo, hi int) {
+			layerNormRows32(x32[lo*d:hi*d], y32[lo*d:hi*d], g32, b32, d, k.eps, k.mean32[lo:hi], k.rstd32[lo:hi])
+			for r := lo; r < hi; r++ {
+				k.mean[r], k.rstd[r] = float64(k.mean32[r]), float64(k.rstd32[r])
+			}
+		})
+		return
+	}
+	parallelRows(k.par, n, d*8, func(lo, hi int) {
+		layerNormRows(x[lo*d:hi*d], y[lo*d:hi*d], gamma, beta, d, k.eps, k.mean[lo:hi], k.rstd[lo:hi])
 	})
+}
+
+// layerNormRows is the portable forward pass over the rows of x (d columns each): sums in
+// float64, the row's mean and 1/std saved in mean and rstd.
+func layerNormRows[T Float](x, y, gamma, beta []T, d int, eps float64, mean, rstd []float64) {
+	for r := range mean {
+		row := x[r*d : (r+1)*d]
+		m := sum4(row) / float64(d)
+		ss := sqDev4(row, m)
+		rs := 1 / math.Sqrt(ss/float64(d)+eps)
+		mean[r], rstd[r] = m, rs
+		yr := y[r*d : (r+1)*d]
+		g, bt := gamma[:len(row)], beta[:len(row)] // bounds hints
+		yr = yr[:len(row)]
+		mt, rt := T(m), T(rs)
+		for j, v := range row {
+			yr[j] = (v-mt)*rt*g[j] + bt[j]
+		}
+	}
+}
+
+// layerNormRows32 is the forward pass of the AVX2 kernel (asm.LayerNormRows8: float32
+// sums, 8 lanes in a fixed order) over the rows of x, d a multiple of 8; call it only when
+// asm.Available.
+func layerNormRows32(x, y, gamma, beta []float32, d int, eps float64, mean, rstd []float32) {
+	if len(mean) == 0 {
+		return
+	}
+	_, _, _ = x[len(mean)*d-1], y[len(mean)*d-1], gamma[d-1]+beta[d-1] // bounds checks before the kernel reads
+	asm.LayerNormRows8(unsafe.Pointer(&x[0]), unsafe.Pointer(&y[0]), unsafe.Pointer(&gamma[0]), unsafe.Pointer(&beta[0]),
+		len(mean), d, 1/float32(d), float32(eps), 1, unsafe.Pointer(&mean[0]), unsafe.Pointer(&rstd[0]))
 }
 
 func layerNormBackward[T Float](k *layerNormKernel, in []*tensor.Dense, dOut *tensor.Dense, grads []*tensor.Dense) {

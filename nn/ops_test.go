@@ -5,6 +5,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+	"unsafe"
 
 	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 
@@ -81,6 +82,12 @@ func opCases() []opCase {
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SoftCrossEntropy(in[0], in[1], 1, 1) }},
 		{name: "softce/distill", shapes: [][]int{{4, 5}, {4, 5}}, positive: map[int]bool{1: true}, wrt: []int{0},
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SoftCrossEntropy(in[0], in[1], 2.5, 0.7) }},
+		// widths that are multiples of 8 take the float32 assembly kernels (LayerNormRows8,
+		// FillRows8 for the bias)
+		{name: "layernorm/d16", shapes: [][]int{{5, 16}, {16}, {16}}, wrt: []int{0, 1, 2},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.LayerNorm(in[0], in[1], in[2], 1e-5) }},
+		{name: "linear/qkv-slice-8", shapes: [][]int{{5, 9}, {3 * 12, 10}, {36}}, wrt: []int{0, 1, 2},
+			build: lin(LinearSpec{Groups: 3, Out: 8, In: 9}, true)},
 	}
 }
 
@@ -529,4 +536,86 @@ func (k *weightedSumKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense
 		dx[i] = g * v
 	}
 	return nil
+}
+
+// TestLayerNormFloat32: the AVX2 LayerNorm forward pass (float32 sums) against the
+// portable one (float64 sums), on widths that are multiples of 8, rows of every scale, a
+// constant row (variance 0: 1/sqrt(eps)) and a row far from zero.
+func TestLayerNormFloat32(t *testing.T) {
+	if !asm.Available {
+		t.Skip("no AVX2 kernel in this build or on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	for _, d := range []int{8, 64, 72, 256} {
+		const rows = 6
+		x, y, y32 := make([]float32, rows*d), make([]float32, rows*d), make([]float32, rows*d)
+		gamma, beta := make([]float32, d), make([]float32, d)
+		for j := range gamma {
+			gamma[j], beta[j] = float32(1+rng.NormFloat64()/4), float32(rng.NormFloat64()/4)
+		}
+		for r := 0; r < rows; r++ {
+			scale, offset := math.Pow(10, float64(r-3)), 0.0
+			if r == 4 {
+				scale, offset = 0, 3 // constant row
+			}
+			if r == 5 {
+				scale, offset = 1, 100
+			}
+			for j := 0; j < d; j++ {
+				x[r*d+j] = float32(offset + scale*rng.NormFloat64())
+			}
+		}
+		mean, rstd := make([]float64, rows), make([]float64, rows)
+		mean32, rstd32 := make([]float32, rows), make([]float32, rows)
+		layerNormRows(x, y, gamma, beta, d, 1e-5, mean, rstd)
+		layerNormRows32(x, y32, gamma, beta, d, 1e-5, mean32, rstd32)
+		for r := 0; r < rows; r++ {
+			if !close(float64(mean32[r]), mean[r], 1e-6) || !close(float64(rstd32[r]), rstd[r], 1e-4) {
+				t.Errorf("d %d row %d: mean %g rstd %g, want %g %g", d, r, mean32[r], rstd32[r], mean[r], rstd[r])
+			}
+			for j := 0; j < d; j++ {
+				if i := r*d + j; math.Abs(float64(y32[i]-y[i])) > 2e-4*(1+math.Abs(float64(y[i]))) {
+					t.Fatalf("d %d row %d col %d: %g, want %g", d, r, j, y32[i], y[i])
+				}
+			}
+		}
+	}
+}
+
+// TestAddFillFloat32: the AVX2 sum (with a tail of len%8 values) and bias broadcast are
+// exact.
+func TestAddFillFloat32(t *testing.T) {
+	if !asm.Available {
+		t.Skip("no AVX2 kernel in this build or on this CPU")
+	}
+	for _, n := range []int{8, 13, 40, 167} {
+		a, b, y := make([]float32, n), make([]float32, n), make([]float32, n)
+		for i := range a {
+			a[i], b[i] = float32(i)*0.37, float32(n-i)*1.13
+		}
+		addInto(y, a, b)
+		for i := range y {
+			if y[i] != a[i]+b[i] {
+				t.Fatalf("n %d: y[%d] = %g, want %g", n, i, y[i], a[i]+b[i])
+			}
+		}
+	}
+	const rows, ld, o = 5, 30, 16
+	bias := make([]float32, o)
+	for j := range bias {
+		bias[j] = float32(j) + 0.5
+	}
+	y := make([]float32, rows*ld)
+	asm.FillRows8(unsafe.Pointer(&bias[0]), unsafe.Pointer(&y[3]), o, rows, ld)
+	for r := 0; r < rows; r++ {
+		for j := 0; j < ld; j++ {
+			want := float32(0)
+			if j >= 3 && j < 3+o {
+				want = bias[j-3]
+			}
+			if y[r*ld+j] != want {
+				t.Fatalf("row %d col %d: %g, want %g", r, j, y[r*ld+j], want)
+			}
+		}
+	}
 }

@@ -71,7 +71,16 @@ func benchSteps(b *testing.B, shards int, newSampler func(arch.Arch) sampler.Sam
 }
 
 // BenchmarkInference: forward passes of the reference ViT at batch 256.
-func BenchmarkInference(b *testing.B) {
+func BenchmarkInference(b *testing.B) { benchmarkInference(b, arch.Largest) }
+
+// BenchmarkInferenceSmallest: forward passes of the smallest subnet at batch 256.
+func BenchmarkInferenceSmallest(b *testing.B) {
+	benchmarkInference(b, func(arch.Arch) arch.Subnet { // ofa bench --subnet smallest on arch.Default
+		return arch.Subnet{Layers: []arch.SubLayer{{Layer: 0, Heads: 1, MLP: 64}, {Layer: 1, Heads: 1, MLP: 64}}}
+	})
+}
+
+func benchmarkInference(b *testing.B, subnet func(arch.Arch) arch.Subnet) {
 	_, testSet, err := data.LoadEmbeddedFashionMNIST()
 	if err != nil {
 		b.Fatal(err)
@@ -81,11 +90,12 @@ func BenchmarkInference(b *testing.B) {
 	l, _ := data.NewLoader(testSet.Head(256), data.LoaderConfig{BatchSize: 256, Mean: 0.3, Std: 0.35})
 	ev := NewEvaluator(a, p, nn.Fused{}, l, 256)
 	defer ev.Close()
-	ev.Evaluate(arch.Largest(a))
+	s := subnet(a)
+	ev.Evaluate(s)
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		if _, _, err := ev.Evaluate(arch.Largest(a)); err != nil {
+		if _, _, err := ev.Evaluate(s); err != nil {
 			b.Fatal(err)
 		}
 	}

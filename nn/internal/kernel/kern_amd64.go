@@ -48,3 +48,25 @@ func GeluBackward8(x, dy, dx unsafe.Pointer, n int, k unsafe.Pointer)
 //
 //go:noescape
 func Exp8(x, y unsafe.Pointer, n int, k unsafe.Pointer)
+
+// LayerNormRows8 normalises rows rows of d floats each (d a positive multiple of 8) at x
+// into y: with m = Σx/d and r = 1/sqrt(Σ(x-m)²/d + eps), y = (x-m)·r·gamma + beta, in
+// float32 with 8-lane sums in a fixed order; it stores m and r of each row at mean and
+// rstd (rows floats each). invd is 1/d and one is 1. AVX2 + FMA: call it only when
+// Available.
+//
+//go:noescape
+func LayerNormRows8(x, y, gamma, beta unsafe.Pointer, rows, d int, invd, eps, one float32, mean, rstd unsafe.Pointer)
+
+// Add8 writes a[i] + b[i] to y[i] for i < n, n a multiple of 8 (y may be a or b). AVX2:
+// call it only when Available.
+//
+//go:noescape
+func Add8(a, b, y unsafe.Pointer, n int)
+
+// FillRows8 writes b[j] to y[r*ldy + j] for j < o and r < rows, o a positive multiple of
+// 8 (a bias broadcast over the rows of a strided matrix). AVX: call it only when
+// Available.
+//
+//go:noescape
+func FillRows8(b, y unsafe.Pointer, o, rows, ldy int)

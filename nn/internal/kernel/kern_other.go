@@ -34,3 +34,18 @@ func GeluBackward8(x, dy, dx unsafe.Pointer, n int, k unsafe.Pointer) {
 func Exp8(x, y unsafe.Pointer, n int, k unsafe.Pointer) {
 	panic("kernel: no assembly kernel in this build")
 }
+
+// LayerNormRows8 is not available here.
+func LayerNormRows8(x, y, gamma, beta unsafe.Pointer, rows, d int, invd, eps, one float32, mean, rstd unsafe.Pointer) {
+	panic("kernel: no assembly kernel in this build")
+}
+
+// Add8 is not available here.
+func Add8(a, b, y unsafe.Pointer, n int) {
+	panic("kernel: no assembly kernel in this build")
+}
+
+// FillRows8 is not available here.
+func FillRows8(b, y unsafe.Pointer, o, rows, ldy int) {
+	panic("kernel: no assembly kernel in this build")
+}

@@ -1,0 +1,166 @@
+//go:build amd64 && !noasm
+
+#include "textflag.h"
+
+// HSUM leaves the sum of y's 8 lanes in x's lowest lane (x is y's low half; t is
+// clobbered), in a fixed order: the two halves, then lanes 0+2 / 1+3, then 0+1.
+#define HSUM(y, x, t) \
+	VEXTRACTF128 $1, y, t; \
+	VADDPS       t, x, x; \
+	VMOVHLPS     x, x, t; \
+	VADDPS       t, x, x; \
+	VSHUFPS      $0x55, x, x, t; \
+	VADDSS       t, x, x
+
+// func LayerNormRows8(x, y, gamma, beta unsafe.Pointer, rows, d int, invd, eps, one float32, mean, rstd unsafe.Pointer)
+//
+// For each of rows rows of d floats (d a positive multiple of 8): m = Σx/d,
+// v = Σ(x-m)²/d, r = 1/sqrt(v + eps); y = (x-m)·r·gamma + beta; mean[row] = m,
+// rstd[row] = r.
+TEXT ·LayerNormRows8(SB), NOSPLIT, $0-80
+	MOVQ   x+0(FP), SI
+	MOVQ   y+8(FP), DI
+	MOVQ   gamma+16(FP), R8
+	MOVQ   beta+24(FP), R9
+	MOVQ   rows+32(FP), CX
+	MOVQ   d+40(FP), DX
+	VMOVSS invd+48(FP), X15
+	VMOVSS eps+52(FP), X14
+	VMOVSS one+56(FP), X13
+	MOVQ   mean+64(FP), R10
+	MOVQ   rstd+72(FP), R12
+	SHLQ   $2, DX // bytes per row
+	TESTQ  CX, CX
+	JZ     done
+
+row:
+	VXORPS Y0, Y0, Y0
+	XORQ   BX, BX
+
+sum:
+	VADDPS (SI)(BX*1), Y0, Y0
+	ADDQ   $32, BX
+	CMPQ   BX, DX
+	JB     sum
+	HSUM(Y0, X0, X1)
+	VMULSS       X15, X0, X0 // mean
+	VBROADCASTSS X0, Y2
+	VXORPS       Y3, Y3, Y3
+	XORQ         BX, BX
+
+dev:
+	VMOVUPS     (SI)(BX*1), Y4
+	VSUBPS      Y2, Y4, Y4
+	VFMADD231PS Y4, Y4, Y3
+	ADDQ        $32, BX
+	CMPQ        BX, DX
+	JB          dev
+	HSUM(Y3, X3, X1)
+	VMULSS       X15, X3, X3 // variance
+	VADDSS       X14, X3, X3
+	VSQRTSS      X3, X3, X3
+	VDIVSS       X3, X13, X5 // 1/sqrt(variance + eps)
+	VMOVSS       X0, (R10)
+	VMOVSS       X5, (R12)
+	VBROADCASTSS X5, Y6
+	XORQ         BX, BX
+
+norm:
+	VMOVUPS     (SI)(BX*1), Y4
+	VSUBPS      Y2, Y4, Y4
+	VMULPS      Y6, Y4, Y4
+	VMOVUPS     (R8)(BX*1), Y7
+	VFMADD213PS (R9)(BX*1), Y7, Y4 // gamma·xhat + beta
+	VMOVUPS     Y4, (DI)(BX*1)
+	ADDQ        $32, BX
+	CMPQ        BX, DX
+	JB          norm
+
+	ADDQ DX, SI
+	ADDQ DX, DI
+	ADDQ $4, R10
+	ADDQ $4, R12
+	DECQ CX
+	JNZ  row
+
+done:
+	VZEROUPPER
+	RET
+
+// func Add8(a, b, y unsafe.Pointer, n int)
+//
+// y[i] = a[i] + b[i] for i < n, n a multiple of 8 (y may be a or b).
+TEXT ·Add8(SB), NOSPLIT, $0-32
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), R8
+	MOVQ y+16(FP), DI
+	MOVQ n+24(FP), CX
+	SHLQ $2, CX
+	XORQ BX, BX
+	CMPQ CX, $128
+	JB   tail
+
+quad:
+	VMOVUPS (SI)(BX*1), Y0
+	VMOVUPS 32(SI)(BX*1), Y1
+	VMOVUPS 64(SI)(BX*1), Y2
+	VMOVUPS 96(SI)(BX*1), Y3
+	VADDPS  (R8)(BX*1), Y0, Y0
+	VADDPS  32(R8)(BX*1), Y1, Y1
+	VADDPS  64(R8)(BX*1), Y2, Y2
+	VADDPS  96(R8)(BX*1), Y3, Y3
+	VMOVUPS Y0, (DI)(BX*1)
+	VMOVUPS Y1, 32(DI)(BX*1)
+	VMOVUPS Y2, 64(DI)(BX*1)
+	VMOVUPS Y3, 96(DI)(BX*1)
+	ADDQ    $128, BX
+	LEAQ    128(BX), AX
+	CMPQ    AX, CX
+	JBE     quad
+
+tail:
+	CMPQ BX, CX
+	JAE  adone
+
+one:
+	VMOVUPS (SI)(BX*1), Y0
+	VADDPS  (R8)(BX*1), Y0, Y0
+	VMOVUPS Y0, (DI)(BX*1)
+	ADDQ    $32, BX
+	CMPQ    BX, CX
+	JB      one
+
+adone:
+	VZEROUPPER
+	RET
+
+// func FillRows8(b, y unsafe.Pointer, o, rows, ldy int)
+//
+// y[r*ldy + j] = b[j] for j < o and r < rows, o a positive multiple of 8.
+TEXT ·FillRows8(SB), NOSPLIT, $0-40
+	MOVQ b+0(FP), SI
+	MOVQ y+8(FP), DI
+	MOVQ o+16(FP), DX
+	MOVQ rows+24(FP), CX
+	MOVQ ldy+32(FP), R8
+	SHLQ $2, DX
+	SHLQ $2, R8
+	TESTQ CX, CX
+	JZ   fdone
+
+frow:
+	XORQ BX, BX
+
+fcol:
+	VMOVUPS (SI)(BX*1), Y0
+	VMOVUPS Y0, (DI)(BX*1)
+	ADDQ    $32, BX
+	CMPQ    BX, DX
+	JB      fcol
+	ADDQ    R8, DI
+	DECQ    CX
+	JNZ     frow
+
+fdone:
+	VZEROUPPER
+	RET
