@@ -60,13 +60,21 @@ type BenchResult struct {
 	GraphMB float64 `json:"graph_mb"`
 	Params  int64   `json:"params"`
 	MACs    int64   `json:"macs"`
+	// InSupernet says the subnet was trained inside the whole supernet rather than as a
+	// model of its own.
+	InSupernet bool `json:"in_supernet"`
 }
 
 // Bench times training steps and inference passes of subnet s of a randomly initialised
 // model of architecture ar on synthetic data (the model is measured, not the data
 // pipeline): the median samples/s of repeats runs of steps steps, allocations per
 // steady-state step, the live heap of a compiled graph and the peak resident set size.
-func Bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps, repeats int) (*BenchResult, error) {
+//
+// With inSupernet false the subnet is first sliced out into a model of its own
+// (supernet.Slice), as an extracted model is trained and as a PyTorch model of the same
+// sizes is built; with it true the subnet is trained inside the whole supernet, whose
+// optimizer then also updates (with zero gradients) the weights the subnet does not use.
+func Bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps, repeats int, inSupernet bool) (*BenchResult, error) {
 	var ms runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&ms)
@@ -77,7 +85,13 @@ func Bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps
 	}
 	c := ar.SubnetCost(s)
 	res := &BenchResult{Subnet: s.Key(), BLAS: nn.Backend(), Ops: opsName, Threads: runtime.GOMAXPROCS(0), TrainBatch: batch,
-		InferBatch: inferBatch, Params: c.Params, MACs: c.MACs}
+		InferBatch: inferBatch, Params: c.Params, MACs: c.MACs, InSupernet: inSupernet}
+	if !inSupernet {
+		if ar, p, err = supernet.Slice(ar, p, s); err != nil {
+			return nil, err
+		}
+		s = arch.Largest(ar) // the supernet's weights are garbage now: GraphMB counts the slice's
+	}
 	cfg := train.Default()
 	cfg.BatchSize, cfg.Steps, cfg.WarmupSteps = batch, 1<<30, 0
 	syn := synthetic{batch: batch, size: ar.InChannels * ar.InHeight * ar.InWidth, classes: ar.Classes, batches: 1 << 20}

@@ -29,6 +29,18 @@ func BenchmarkTrainStepLargest(b *testing.B) {
 	benchSteps(b, Default().Shards, func(a arch.Arch) sampler.Sampler { return Fixed{arch.Largest(a)} })
 }
 
+// BenchmarkTrainStepSmallest: one training step of the smallest subnet (ofa bench --subnet
+// smallest) at batch 64.
+func BenchmarkTrainStepSmallest(b *testing.B) {
+	benchSteps(b, Default().Shards, func(arch.Arch) sampler.Sampler { return Fixed{smallestBenchSubnet()} })
+}
+
+// smallestBenchSubnet is ofa bench --subnet smallest on arch.Default: two layers, one head,
+// MLP 64.
+func smallestBenchSubnet() arch.Subnet {
+	return arch.Subnet{Layers: []arch.SubLayer{{Layer: 0, Heads: 1, MLP: 64}, {Layer: 1, Heads: 1, MLP: 64}}}
+}
+
 // BenchmarkTrainStepSandwich: a sandwich step (largest, smallest, two random subnets).
 func BenchmarkTrainStepSandwich(b *testing.B) {
 	benchSteps(b, Default().Shards, func(arch.Arch) sampler.Sampler {
@@ -75,9 +87,7 @@ func BenchmarkInference(b *testing.B) { benchmarkInference(b, arch.Largest) }
 
 // BenchmarkInferenceSmallest: forward passes of the smallest subnet at batch 256.
 func BenchmarkInferenceSmallest(b *testing.B) {
-	benchmarkInference(b, func(arch.Arch) arch.Subnet { // ofa bench --subnet smallest on arch.Default
-		return arch.Subnet{Layers: []arch.SubLayer{{Layer: 0, Heads: 1, MLP: 64}, {Layer: 1, Heads: 1, MLP: 64}}}
-	})
+	benchmarkInference(b, func(arch.Arch) arch.Subnet { return smallestBenchSubnet() })
 }
 
 func benchmarkInference(b *testing.B, subnet func(arch.Arch) arch.Subnet) {

@@ -16,12 +16,14 @@ import (
 func (a *app) benchCmd() *cobra.Command {
 	var batch, inferBatch, steps, repeats int
 	var subnetArg string
+	var inSupernet bool
 	fk := flagKeys{}
 	cmd := &cobra.Command{
 		Use:   "bench",
 		Short: "Measure training and inference samples/s of the model (synthetic data, this machine)",
 		Example: `  ofa bench                       # the reference ViT: 16 patches + cls, dim 64, 4 heads, MLP 256, 4 layers
   ofa bench --subnet smallest --json
+  ofa bench --subnet smallest --in-supernet   # trained inside the whole supernet
   ofa bench --ops composed        # gorgonia's stock operations, for comparison`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -40,13 +42,17 @@ func (a *app) benchCmd() *cobra.Command {
 			if err := train.CheckEvalBatch(ar, inferBatch, "--infer-batch"); err != nil {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
-			res, err := pipeline.Bench(ar, s, cfg.Ops, batch, inferBatch, steps, repeats)
+			res, err := pipeline.Bench(ar, s, cfg.Ops, batch, inferBatch, steps, repeats, inSupernet)
 			if err != nil {
 				return err
 			}
 			res.Config = fmt.Sprintf("dim %d, head dim %d, %d tokens, classes %d", ar.Dim, ar.HeadDim, ar.Tokens(), ar.Classes)
-			a.say("model %s, subnet %s (%d params, %.2f MMACs/example), BLAS %s, ops %s, %d threads",
-				res.Config, res.Subnet, res.Params, float64(res.MACs)/1e6, res.BLAS, res.Ops, res.Threads)
+			where := "sliced into a model of its own"
+			if inSupernet {
+				where = "inside the supernet"
+			}
+			a.say("model %s, subnet %s (%d params, %.2f MMACs/example, %s), BLAS %s, ops %s, %d threads",
+				res.Config, res.Subnet, res.Params, float64(res.MACs)/1e6, where, res.BLAS, res.Ops, res.Threads)
 			a.say("training : %8.0f samples/s (batch %d; median of %d runs of %d steps: %s)", res.TrainSamplesSec, batch, repeats, steps, runs(res.TrainRuns))
 			a.say("inference: %8.0f samples/s (batch %d; median of %d runs: %s)", res.InferSamplesSec, inferBatch, repeats, runs(res.InferRuns))
 			a.say("steady-state training step: %.0f allocations, %.1f KB allocated; training graph + weights + optimizer %.1f MB live; peak RSS %.0f MB",
@@ -61,6 +67,7 @@ func (a *app) benchCmd() *cobra.Command {
 	fs.IntVar(&steps, "steps", 20, "timed steps (or forward passes) per run")
 	fs.IntVar(&repeats, "repeats", 5, "runs; the median is reported")
 	fs.StringVar(&subnetArg, "subnet", "largest", "largest, smallest, middle or a JSON subnet")
+	fs.BoolVar(&inSupernet, "in-supernet", false, "train the subnet inside the whole supernet (its optimizer updates every weight) instead of as a model of its own")
 	fs.String("ops", "", "fused or composed (ops)")
 	fk.add(fs, "ops", "ops")
 	return cmd

@@ -232,8 +232,16 @@ func TestBenchAndLatencyJSON(t *testing.T) {
 		t.Fatalf("bench: %s", stderr)
 	}
 	b := lastJSON(t, stdout)
-	if b["train_samples_per_sec"].(float64) <= 0 || b["infer_samples_per_sec"].(float64) <= 0 {
+	if b["train_samples_per_sec"].(float64) <= 0 || b["infer_samples_per_sec"].(float64) <= 0 || b["in_supernet"].(bool) {
 		t.Fatalf("bench %v", b)
+	}
+	// the same subnet trained inside the whole supernet: the same model size is reported
+	code, stdout, stderr = ofa(t, "bench", "--steps", "2", "--repeats", "1", "--infer-batch", "32", "--subnet", "smallest", "--in-supernet", "--json")
+	if code != 0 {
+		t.Fatalf("bench --in-supernet: %s", stderr)
+	}
+	if bs := lastJSON(t, stdout); !bs["in_supernet"].(bool) || bs["params"] != b["params"] || bs["macs"] != b["macs"] || bs["subnet"] != b["subnet"] {
+		t.Fatalf("bench --in-supernet %v, sliced %v", bs, b)
 	}
 	sn, _ := trainTiny(t, "")
 	out := filepath.Join(t.TempDir(), "lat.json")
