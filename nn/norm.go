@@ -112,6 +112,12 @@ func layerNormBackward[T Float](k *layerNormKernel, in []*tensor.Dense, dOut *te
 	x, gamma, dy := data[T](in[0]), data[T](in[1]), data[T](dOut)
 	dx, dgamma, dbeta := data[T](grads[0]), data[T](grads[1]), data[T](grads[2])
 	n, d := in[0].Shape()[0], in[0].Shape()[1]
+	if x32, ok := any(x).([]float32); ok && asm.Available && d%8 == 0 && len(k.mean32) == n {
+		// the forward pass took the AVX2 kernel and saved float32 statistics
+		layerNormBackward32(k, x32, any(gamma).([]float32), any(dy).([]float32), any(dx).([]float32),
+			any(dgamma).([]float32), any(dbeta).([]float32), n, d)
+		return
+	}
 	parallelRows(k.par, n, d*16, func(lo, hi int) {
 		for r := lo; r < hi; r++ {
 			xr, dyr, dxr := x[r*d:(r+1)*d], dy[r*d:(r+1)*d], dx[r*d:(r+1)*d]
@@ -151,6 +157,26 @@ func layerNormBackward[T Float](k *layerNormKernel, in []*tensor.Dense, dOut *te
 			dbeta[j] += dyr[j]
 		}
 	}
+}
+
+// layerNormBackward32 is the backward pass of the AVX2 kernels (asm.LayerNormBackRows8,
+// asm.LayerNormParamGrads8) over x (n, d), d a multiple of 8, with the statistics the
+// AVX2 forward pass saved; call it only when asm.Available.
+func layerNormBackward32(k *layerNormKernel, x, gamma, dy, dx, dgamma, dbeta []float32, n, d int) {
+	if n == 0 {
+		clear(dgamma)
+		clear(dbeta)
+		return
+	}
+	_, _, _, _ = x[n*d-1], dy[n*d-1], dx[n*d-1], gamma[d-1]+dgamma[d-1]+dbeta[d-1] // bounds checks before the kernels
+	parallelRows(k.par, n, d*6, func(lo, hi int) {
+		asm.LayerNormBackRows8(unsafe.Pointer(&x[lo*d]), unsafe.Pointer(&dy[lo*d]), unsafe.Pointer(&gamma[0]), unsafe.Pointer(&dx[lo*d]),
+			hi-lo, d, 1/float32(d), unsafe.Pointer(&k.mean32[lo]), unsafe.Pointer(&k.rstd32[lo]))
+	})
+	clear(dgamma)
+	clear(dbeta)
+	asm.LayerNormParamGrads8(unsafe.Pointer(&x[0]), unsafe.Pointer(&dy[0]), unsafe.Pointer(&dgamma[0]), unsafe.Pointer(&dbeta[0]),
+		n, d, unsafe.Pointer(&k.mean32[0]), unsafe.Pointer(&k.rstd32[0]))
 }
 
 // sum4 returns Σ x in float64 with four independent accumulators (a fixed order).

@@ -582,6 +582,72 @@ func TestLayerNormFloat32(t *testing.T) {
 	}
 }
 
+// TestLayerNormBackwardFloat32: the AVX2 LayerNorm backward pass (float32, after the AVX2
+// forward pass) against the portable one in float64, on widths that are multiples of 8,
+// enough rows for both goroutines, and inputs of several scales.
+func TestLayerNormBackwardFloat32(t *testing.T) {
+	if !asm.Available {
+		t.Skip("no AVX2 kernel in this build or on this CPU")
+	}
+	rng := rand.New(rand.NewPCG(9, 9))
+	for _, d := range []int{8, 64, 72} {
+		const rows = 300
+		mk := func(dt tensor.Dtype, shape ...int) *tensor.Dense {
+			return tensor.New(tensor.WithShape(shape...), tensor.Of(dt))
+		}
+		in32 := []*tensor.Dense{mk(tensor.Float32, rows, d), mk(tensor.Float32, d), mk(tensor.Float32, d)}
+		in64 := []*tensor.Dense{mk(tensor.Float64, rows, d), mk(tensor.Float64, d), mk(tensor.Float64, d)}
+		dy32, dy64 := mk(tensor.Float32, rows, d), mk(tensor.Float64, rows, d)
+		fill := func(a *tensor.Dense, b *tensor.Dense, scale func(i int) float64) {
+			av, bv := a.Data().([]float32), b.Data().([]float64)
+			for i := range av {
+				av[i] = float32(scale(i) * rng.NormFloat64())
+				bv[i] = float64(av[i])
+			}
+		}
+		fill(in32[0], in64[0], func(i int) float64 { return math.Pow(10, float64((i/d)%5-2)) })
+		fill(in32[1], in64[1], func(int) float64 { return 1 })
+		fill(in32[2], in64[2], func(int) float64 { return 0.3 })
+		fill(dy32, dy64, func(int) float64 { return 1 })
+		g32 := []*tensor.Dense{mk(tensor.Float32, rows, d), mk(tensor.Float32, d), mk(tensor.Float32, d)}
+		g64 := []*tensor.Dense{mk(tensor.Float64, rows, d), mk(tensor.Float64, d), mk(tensor.Float64, d)}
+		k32, k64 := &layerNormKernel{eps: 1e-5, par: 2}, &layerNormKernel{eps: 1e-5, par: 2}
+		out32, out64 := mk(tensor.Float32, rows, d), mk(tensor.Float64, rows, d)
+		if err := k32.forward(in32, out32); err != nil {
+			t.Fatal(err)
+		}
+		if err := k64.forward(in64, out64); err != nil {
+			t.Fatal(err)
+		}
+		if len(k32.mean32) != rows {
+			t.Fatal("the float32 forward pass did not take the AVX2 kernel")
+		}
+		for i := range g32 { // stale values must be overwritten
+			for j := range g32[i].Data().([]float32) {
+				g32[i].Data().([]float32)[j] = 7
+			}
+		}
+		if err := k32.backward(in32, out32, dy32, g32); err != nil {
+			t.Fatal(err)
+		}
+		if err := k64.backward(in64, out64, dy64, g64); err != nil {
+			t.Fatal(err)
+		}
+		for i, what := range []string{"dx", "dgamma", "dbeta"} {
+			got, want := g32[i].Data().([]float32), g64[i].Data().([]float64)
+			scale := 0.0
+			for _, v := range want {
+				scale = math.Max(scale, math.Abs(v))
+			}
+			for j := range got {
+				if math.Abs(float64(got[j])-want[j]) > 1e-4*scale {
+					t.Fatalf("d %d %s[%d] = %g, want %g (largest %g)", d, what, j, got[j], want[j], scale)
+				}
+			}
+		}
+	}
+}
+
 // TestAddFillFloat32: the AVX2 sum (with a tail of len%8 values) and bias broadcast are
 // exact.
 func TestAddFillFloat32(t *testing.T) {

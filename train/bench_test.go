@@ -30,9 +30,15 @@ func BenchmarkTrainStepLargest(b *testing.B) {
 }
 
 // BenchmarkTrainStepSmallest: one training step of the smallest subnet (ofa bench --subnet
-// smallest) at batch 64.
+// smallest) at batch 64, sliced into a model of its own as ofa bench times it, and inside
+// the whole supernet (ofa bench --in-supernet).
 func BenchmarkTrainStepSmallest(b *testing.B) {
-	benchSteps(b, Default().Shards, func(arch.Arch) sampler.Sampler { return Fixed{smallestBenchSubnet()} })
+	b.Run("sliced", func(b *testing.B) {
+		benchStepsOf(b, Default().Shards, smallestBenchSubnet(), func(a arch.Arch) sampler.Sampler { return Fixed{arch.Largest(a)} })
+	})
+	b.Run("in-supernet", func(b *testing.B) {
+		benchSteps(b, Default().Shards, func(arch.Arch) sampler.Sampler { return Fixed{smallestBenchSubnet()} })
+	})
 }
 
 // smallestBenchSubnet is ofa bench --subnet smallest on arch.Default: two layers, one head,
@@ -56,12 +62,21 @@ func BenchmarkTrainStepSandwich(b *testing.B) {
 // subnets newSampler draws, reporting samples per second (examples of the batch, not
 // counting each sampled subnet).
 func benchSteps(b *testing.B, shards int, newSampler func(arch.Arch) sampler.Sampler) {
+	benchStepsOf(b, shards, arch.Largest(arch.Default()), newSampler)
+}
+
+// benchStepsOf is benchSteps on the model subnet slice of the reference ViT makes
+// (supernet.Slice).
+func benchStepsOf(b *testing.B, shards int, slice arch.Subnet, newSampler func(arch.Arch) sampler.Sampler) {
 	trainSet, _, err := data.LoadEmbeddedFashionMNIST()
 	if err != nil {
 		b.Fatal(err)
 	}
 	a := arch.Default()
 	p, _ := supernet.NewParams(a, tensor.Float32, 1)
+	if a, p, err = supernet.Slice(a, p, slice); err != nil {
+		b.Fatal(err)
+	}
 	cfg := Default()
 	cfg.Shards = shards
 	lc := data.DefaultLoaderConfig()

@@ -58,6 +58,22 @@ func Exp8(x, y unsafe.Pointer, n int, k unsafe.Pointer)
 //go:noescape
 func LayerNormRows8(x, y, gamma, beta unsafe.Pointer, rows, d int, invd, eps, one float32, mean, rstd unsafe.Pointer)
 
+// LayerNormBackRows8 is LayerNorm's backward pass for the input over rows rows of d floats
+// (d a positive multiple of 8): with m and r the row's saved mean and 1/std (at mean and
+// rstd), xhat = (x-m)·r and g = dy·gamma, it writes dx = r·(g - Σg/d - xhat·Σ(g·xhat)/d),
+// in float32 with 8-lane sums in a fixed order. invd is 1/d. AVX2 + FMA: call it only
+// when Available.
+//
+//go:noescape
+func LayerNormBackRows8(x, dy, gamma, dx unsafe.Pointer, rows, d int, invd float32, mean, rstd unsafe.Pointer)
+
+// LayerNormParamGrads8 adds, row after row over rows rows of d floats (d a positive
+// multiple of 8), dy·xhat to dgamma and dy to dbeta, with xhat = (x-m)·r from the row's
+// saved mean and 1/std. AVX2 + FMA: call it only when Available.
+//
+//go:noescape
+func LayerNormParamGrads8(x, dy, dgamma, dbeta unsafe.Pointer, rows, d int, mean, rstd unsafe.Pointer)
+
 // Add8 writes a[i] + b[i] to y[i] for i < n, n a multiple of 8 (y may be a or b). AVX2:
 // call it only when Available.
 //

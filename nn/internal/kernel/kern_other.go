@@ -40,6 +40,16 @@ func LayerNormRows8(x, y, gamma, beta unsafe.Pointer, rows, d int, invd, eps, on
 	panic("kernel: no assembly kernel in this build")
 }
 
+// LayerNormBackRows8 is not available here.
+func LayerNormBackRows8(x, dy, gamma, dx unsafe.Pointer, rows, d int, invd float32, mean, rstd unsafe.Pointer) {
+	panic("kernel: no assembly kernel in this build")
+}
+
+// LayerNormParamGrads8 is not available here.
+func LayerNormParamGrads8(x, dy, dgamma, dbeta unsafe.Pointer, rows, d int, mean, rstd unsafe.Pointer) {
+	panic("kernel: no assembly kernel in this build")
+}
+
 // Add8 is not available here.
 func Add8(a, b, y unsafe.Pointer, n int) {
 	panic("kernel: no assembly kernel in this build")

@@ -164,3 +164,121 @@ fcol:
 fdone:
 	VZEROUPPER
 	RET
+
+// func LayerNormBackRows8(x, dy, gamma, dx unsafe.Pointer, rows, d int, invd float32, mean, rstd unsafe.Pointer)
+//
+// For each of rows rows of d floats (d a positive multiple of 8), with m and r the row's
+// saved mean and 1/std, xhat = (x-m)·r and g = dy·gamma: s1 = Σg/d, s2 = Σg·xhat/d and
+// dx = r·(g - s1 - xhat·s2).
+TEXT ·LayerNormBackRows8(SB), NOSPLIT, $0-72
+	MOVQ   x+0(FP), SI
+	MOVQ   dy+8(FP), R8
+	MOVQ   gamma+16(FP), R9
+	MOVQ   dx+24(FP), DI
+	MOVQ   rows+32(FP), CX
+	MOVQ   d+40(FP), DX
+	VMOVSS invd+48(FP), X15
+	MOVQ   mean+56(FP), R10
+	MOVQ   rstd+64(FP), R12
+	SHLQ   $2, DX // bytes per row
+	TESTQ  CX, CX
+	JZ     bdone
+
+brow:
+	VBROADCASTSS (R10), Y2 // m
+	VBROADCASTSS (R12), Y6 // r
+	VXORPS       Y0, Y0, Y0 // Σg
+	VXORPS       Y3, Y3, Y3 // Σg·xhat
+	XORQ         BX, BX
+
+bsum:
+	VMOVUPS     (R8)(BX*1), Y4
+	VMULPS      (R9)(BX*1), Y4, Y4 // g
+	VADDPS      Y4, Y0, Y0
+	VMOVUPS     (SI)(BX*1), Y5
+	VSUBPS      Y2, Y5, Y5
+	VMULPS      Y6, Y5, Y5 // xhat
+	VFMADD231PS Y4, Y5, Y3
+	ADDQ        $32, BX
+	CMPQ        BX, DX
+	JB          bsum
+	HSUM(Y0, X0, X1)
+	HSUM(Y3, X3, X1)
+	VMULSS       X15, X0, X0
+	VMULSS       X15, X3, X3
+	VBROADCASTSS X0, Y0 // s1
+	VBROADCASTSS X3, Y3 // s2
+	XORQ         BX, BX
+
+bdx:
+	VMOVUPS      (SI)(BX*1), Y5
+	VSUBPS       Y2, Y5, Y5
+	VMULPS       Y6, Y5, Y5 // xhat
+	VMOVUPS      (R8)(BX*1), Y4
+	VMULPS       (R9)(BX*1), Y4, Y4 // g
+	VSUBPS       Y0, Y4, Y4         // g - s1
+	VFNMADD231PS Y5, Y3, Y4         // g - s1 - xhat·s2
+	VMULPS       Y6, Y4, Y4
+	VMOVUPS      Y4, (DI)(BX*1)
+	ADDQ         $32, BX
+	CMPQ         BX, DX
+	JB           bdx
+
+	ADDQ DX, SI
+	ADDQ DX, R8
+	ADDQ DX, DI
+	ADDQ $4, R10
+	ADDQ $4, R12
+	DECQ CX
+	JNZ  brow
+
+bdone:
+	VZEROUPPER
+	RET
+
+// func LayerNormParamGrads8(x, dy, dgamma, dbeta unsafe.Pointer, rows, d int, mean, rstd unsafe.Pointer)
+//
+// Adds, row after row, dy·xhat to dgamma and dy to dbeta (d floats each, d a positive
+// multiple of 8), with xhat = (x-m)·r from the row's saved mean and 1/std.
+TEXT ·LayerNormParamGrads8(SB), NOSPLIT, $0-64
+	MOVQ  x+0(FP), SI
+	MOVQ  dy+8(FP), R8
+	MOVQ  dgamma+16(FP), R9
+	MOVQ  dbeta+24(FP), R11
+	MOVQ  rows+32(FP), CX
+	MOVQ  d+40(FP), DX
+	MOVQ  mean+48(FP), R10
+	MOVQ  rstd+56(FP), R12
+	SHLQ  $2, DX
+	TESTQ CX, CX
+	JZ    pdone
+
+prow:
+	VBROADCASTSS (R10), Y2
+	VBROADCASTSS (R12), Y6
+	XORQ         BX, BX
+
+pcol:
+	VMOVUPS     (SI)(BX*1), Y5
+	VSUBPS      Y2, Y5, Y5
+	VMULPS      Y6, Y5, Y5 // xhat
+	VMOVUPS     (R8)(BX*1), Y4 // dy
+	VMOVUPS     (R9)(BX*1), Y7
+	VFMADD231PS Y5, Y4, Y7
+	VMOVUPS     Y7, (R9)(BX*1)
+	VADDPS      (R11)(BX*1), Y4, Y4
+	VMOVUPS     Y4, (R11)(BX*1)
+	ADDQ        $32, BX
+	CMPQ        BX, DX
+	JB          pcol
+
+	ADDQ DX, SI
+	ADDQ DX, R8
+	ADDQ $4, R10
+	ADDQ $4, R12
+	DECQ CX
+	JNZ  prow
+
+pdone:
+	VZEROUPPER
+	RET
