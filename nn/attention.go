@@ -158,6 +158,43 @@ func attentionForward[T Float](k *attentionKernel, in []*tensor.Dense, out *tens
 	})
 }
 
+// softmaxBackwardRows replaces each of the rows of g (t values each) by the softmax's input
+// gradient P ⊙ (g - Σ P g), p holding the rows of P. Four rows at a time, each row's dot
+// product still summed in its own order (the same result bit for bit, overlapping chains).
+func softmaxBackwardRows[T Float](p, g []T, rows, t int) {
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		p0, p1, p2, p3 := p[r*t:(r+1)*t], p[(r+1)*t:(r+2)*t], p[(r+2)*t:(r+3)*t], p[(r+3)*t:(r+4)*t]
+		g0, g1, g2, g3 := g[r*t:(r+1)*t], g[(r+1)*t:(r+2)*t], g[(r+2)*t:(r+3)*t], g[(r+3)*t:(r+4)*t]
+		p1, p2, p3 = p1[:len(p0)], p2[:len(p0)], p3[:len(p0)] // bounds hints for the loops
+		g0, g1, g2, g3 = g0[:len(p0)], g1[:len(p0)], g2[:len(p0)], g3[:len(p0)]
+		var d0, d1, d2, d3 T
+		for c := range p0 {
+			d0 += p0[c] * g0[c]
+			d1 += p1[c] * g1[c]
+			d2 += p2[c] * g2[c]
+			d3 += p3[c] * g3[c]
+		}
+		for c := range p0 {
+			g0[c] = p0[c] * (g0[c] - d0)
+			g1[c] = p1[c] * (g1[c] - d1)
+			g2[c] = p2[c] * (g2[c] - d2)
+			g3[c] = p3[c] * (g3[c] - d3)
+		}
+	}
+	for ; r < rows; r++ {
+		pr, gr := p[r*t:(r+1)*t], g[r*t:(r+1)*t]
+		gr = gr[:len(pr)]
+		var dot T
+		for c, pv := range pr {
+			dot += pv * gr[c]
+		}
+		for c, pv := range pr {
+			gr[c] = pv * (gr[c] - dot)
+		}
+	}
+}
+
 // mixHeads writes dst_i = Σ_j m[i,j] src_j for h blocks of n values.
 func mixHeads[T Float](m, src, dst []T, h, n int) {
 	for i := 0; i < h; i++ {
@@ -207,7 +244,35 @@ func softmaxRows[T Float](x []T, rows, t int) {
 		return
 	}
 	x32 := unsafe.Slice((*float32)(unsafe.Pointer(unsafe.SliceData(x))), len(x)) // T is float32
-	for r := 0; r < rows; r++ {
+	// Four rows at a time: each row's maximum and sum are still taken in its own order, so
+	// the result is the same bit for bit, but the four dependency chains overlap.
+	r := 0
+	for ; r+4 <= rows; r += 4 {
+		r0, r1, r2, r3 := x32[r*t:(r+1)*t], x32[(r+1)*t:(r+2)*t], x32[(r+2)*t:(r+3)*t], x32[(r+3)*t:(r+4)*t]
+		r1, r2, r3 = r1[:len(r0)], r2[:len(r0)], r3[:len(r0)] // bounds hints for the loops
+		m0, m1, m2, m3 := r0[0], r1[0], r2[0], r3[0]
+		for i := range r0 {
+			if r0[i] > m0 {
+				m0 = r0[i]
+			}
+			if r1[i] > m1 {
+				m1 = r1[i]
+			}
+			if r2[i] > m2 {
+				m2 = r2[i]
+			}
+			if r3[i] > m3 {
+				m3 = r3[i]
+			}
+		}
+		for i := range r0 {
+			r0[i] -= m0
+			r1[i] -= m1
+			r2[i] -= m2
+			r3[i] -= m3
+		}
+	}
+	for ; r < rows; r++ {
 		row := x32[r*t : (r+1)*t]
 		m := row[0]
 		for _, v := range row {
@@ -220,7 +285,26 @@ func softmaxRows[T Float](x []T, rows, t int) {
 		}
 	}
 	exp8(x32)
-	for r := 0; r < rows; r++ {
+	r = 0
+	for ; r+4 <= rows; r += 4 {
+		r0, r1, r2, r3 := x32[r*t:(r+1)*t], x32[(r+1)*t:(r+2)*t], x32[(r+2)*t:(r+3)*t], x32[(r+3)*t:(r+4)*t]
+		r1, r2, r3 = r1[:len(r0)], r2[:len(r0)], r3[:len(r0)]
+		var s0, s1, s2, s3 float64
+		for i := range r0 {
+			s0 += float64(r0[i])
+			s1 += float64(r1[i])
+			s2 += float64(r2[i])
+			s3 += float64(r3[i])
+		}
+		i0, i1, i2, i3 := float32(1/s0), float32(1/s1), float32(1/s2), float32(1/s3)
+		for i := range r0 {
+			r0[i] *= i0
+			r1[i] *= i1
+			r2[i] *= i2
+			r3[i] *= i3
+		}
+	}
+	for ; r < rows; r++ {
 		row := x32[r*t : (r+1)*t]
 		var s float64
 		for _, v := range row {
@@ -310,17 +394,7 @@ func attentionBackward[T Float](k *attentionKernel, in []*tensor.Dense, dOut *te
 				copy(dP, dA)
 			}
 			// softmax backward, in place in dP: dL = P ⊙ (dP - Σ P dP)
-			for row := 0; row < h*t; row++ {
-				p, gr := probs[row*t:(row+1)*t], dP[row*t:(row+1)*t]
-				gr = gr[:len(p)]
-				var dot T
-				for c, pv := range p {
-					dot += pv * gr[c]
-				}
-				for c, pv := range p {
-					gr[c] = pv * (gr[c] - dot)
-				}
-			}
+			softmaxBackwardRows(probs, dP, h*t, t)
 			dS := dP
 			if k.s.HeadMix {
 				// dMpre[i,j] = <dL_i, S_j>; dS_j = Σ_i Mpre[i,j] dL_i (dA is free now)

@@ -394,6 +394,37 @@ func TestExp8(t *testing.T) {
 	}
 }
 
+// TestSoftmaxBackwardRows: the four-rows-at-a-time softmax gradient gives the same bits as
+// taking the rows one at a time (13 rows: three blocks and a tail), and matches
+// P ⊙ (g - Σ P g) computed in float64.
+func TestSoftmaxBackwardRows(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const rows, cols = 13, 17
+	p, g := make([]float32, rows*cols), make([]float32, rows*cols)
+	for i := range p {
+		p[i], g[i] = float32(r.Float64()), float32(r.NormFloat64())
+	}
+	whole := append([]float32(nil), g...)
+	softmaxBackwardRows(p, whole, rows, cols)
+	for i := 0; i < rows; i++ {
+		one := append([]float32(nil), g[i*cols:(i+1)*cols]...)
+		softmaxBackwardRows(p[i*cols:(i+1)*cols], one, 1, cols)
+		var dot float64
+		for j := 0; j < cols; j++ {
+			dot += float64(p[i*cols+j]) * float64(g[i*cols+j])
+		}
+		for j, v := range one {
+			if math.Float32bits(v) != math.Float32bits(whole[i*cols+j]) {
+				t.Fatalf("row %d col %d: %v alone, %v in a block", i, j, v, whole[i*cols+j])
+			}
+			want := float64(p[i*cols+j]) * (float64(g[i*cols+j]) - dot)
+			if math.Abs(float64(v)-want) > 1e-5 {
+				t.Fatalf("row %d col %d = %v, want %v", i, j, v, want)
+			}
+		}
+	}
+}
+
 // TestExpShift32: the softmax's float32 exp stays within 2 ulps of exp rounded to float32
 // over [-87.3, 0], clamps below that to about the smallest normal float32, and keeps NaN.
 func TestExpShift32(t *testing.T) {

@@ -52,12 +52,7 @@ func sgemmKernel(kern kernelChoice, par int, tA, tB bool, m, n, k int, alpha flo
 		buf := scratch.get(k * n)
 		defer scratch.put(buf)
 		bt := *buf
-		for j := 0; j < n; j++ {
-			row := b[j*ldb : j*ldb+k]
-			for kk, v := range row {
-				bt[kk*n+j] = v
-			}
-		}
+		transposeInto(bt, b, n, k, ldb)
 		b, ldb = bt, n
 	}
 	sa, sk := lda, 1 // A(i, kk) = a[i*lda + kk]
@@ -96,6 +91,30 @@ func sgemmKernel(kern kernelChoice, par int, tA, tB bool, m, n, k int, alpha flo
 	parallelRows(par, full, 4*n*k*2, t.rows)
 	if full < rows {
 		t.rows(full, rows)
+	}
+}
+
+// transposeInto writes the transpose of the (n, k) matrix b (row stride ldb) into dst as a
+// row-major (k, n) matrix. Four rows of b at a time, so that each row of dst gets four
+// adjacent values per pass.
+func transposeInto(dst, b []float32, n, k, ldb int) {
+	j := 0
+	for ; j+4 <= n; j += 4 {
+		r0 := b[j*ldb : j*ldb+k]
+		r1 := b[(j+1)*ldb : (j+1)*ldb+k]
+		r2 := b[(j+2)*ldb : (j+2)*ldb+k]
+		r3 := b[(j+3)*ldb : (j+3)*ldb+k]
+		r1, r2, r3 = r1[:len(r0)], r2[:len(r0)], r3[:len(r0)] // bounds hints for the loop
+		for kk := range r0 {
+			d := dst[kk*n+j : kk*n+j+4 : kk*n+j+4]
+			d[0], d[1], d[2], d[3] = r0[kk], r1[kk], r2[kk], r3[kk]
+		}
+	}
+	for ; j < n; j++ {
+		row := b[j*ldb : j*ldb+k]
+		for kk, v := range row {
+			dst[kk*n+j] = v
+		}
 	}
 }
 

@@ -119,3 +119,24 @@ func BenchmarkSgemmGonumLinear(b *testing.B) {
 		gonum.Implementation{}.Sgemm(blas.NoTrans, blas.Trans, m, n, k, 1, a, k, w, k, 0, c, n)
 	}
 }
+
+// TestTransposeInto: the four-rows-at-a-time transpose writes exactly the transpose, for row
+// counts that are and are not multiples of four and a row stride wider than the rows.
+func TestTransposeInto(t *testing.T) {
+	for _, n := range []int{1, 3, 4, 7, 17} {
+		const k, ldb = 5, 9
+		b := make([]float32, n*ldb)
+		for i := range b {
+			b[i] = float32(i) + 0.5
+		}
+		dst := make([]float32, k*n)
+		transposeInto(dst, b, n, k, ldb)
+		for j := 0; j < n; j++ {
+			for kk := 0; kk < k; kk++ {
+				if got, want := dst[kk*n+j], b[j*ldb+kk]; got != want {
+					t.Fatalf("n %d: dst[%d][%d] = %v, want %v", n, kk, j, got, want)
+				}
+			}
+		}
+	}
+}
