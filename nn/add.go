@@ -63,3 +63,10 @@ func addInto[T Float](dst, a, b []T) {
 		dst[i] = v + b[i]
 	}
 }
+
+// AddTo adds src to dst element by element (dst[i] += src[i], i < len(dst); src at least as
+// long), with the AVX2 kernel where the CPU has it: the same bits as the plain loop. The
+// trainer sums the shards' gradients with it.
+func AddTo(dst, src []float32) {
+	addInto(dst, dst, src[:len(dst)])
+}

@@ -155,6 +155,11 @@ func linearBackward[T Float](k *linearKernel, in []*tensor.Dense, dOut *tensor.D
 // does not depend on anything but the inputs).
 func sumRows[T Float](dst, src []T, n, ld int) {
 	o := len(dst)
+	if s32, ok := any(src).([]float32); ok && asm.Available && o%8 == 0 && o > 0 && n > 0 {
+		_ = s32[(n-1)*ld+o-1] // the kernel reads rows 0..n-1, o values each
+		asm.SumRows8(unsafe.Pointer(&s32[0]), unsafe.Pointer(&any(dst).([]float32)[0]), o, n, ld)
+		return
+	}
 	r := 0
 	for ; r+4 <= n; r += 4 {
 		r0, r1 := src[r*ld:r*ld+o], src[(r+1)*ld:(r+1)*ld+o]

@@ -384,10 +384,7 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		}
 		for _, g := range graphs { // shard order: deterministic
 			for k, gn := range g.grads {
-				dst := sum[g.index[k]]
-				for j, v := range gn.Value().(*tensor.Dense).Float32s() {
-					dst[j] += v
-				}
+				nn.AddTo(sum[g.index[k]], gn.Value().(*tensor.Dense).Float32s())
 			}
 		}
 		switch {
@@ -396,10 +393,7 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 				st.Projected++
 			}
 			for k, g := range t.studentGrads {
-				dst := t.grads[k]
-				for j, v := range g {
-					dst[j] += v
-				}
+				nn.AddTo(t.grads[k], g)
 			}
 		case t.teacherGrads != nil:
 			for k, g := range t.grads {

@@ -86,3 +86,11 @@ func Add8(a, b, y unsafe.Pointer, n int)
 //
 //go:noescape
 func FillRows8(b, y unsafe.Pointer, o, rows, ldy int)
+
+// SumRows8 adds to dst[j] the sum over the rows of the (rows, ld) matrix src of its column
+// j, j < o, o a positive multiple of 8, in nn's sumRows order (four rows at a time as
+// (r0 + r1) + (r2 + r3), then one at a time): the same bits. AVX: call it only when
+// Available.
+//
+//go:noescape
+func SumRows8(src, dst unsafe.Pointer, o, rows, ld int)

@@ -59,3 +59,8 @@ func Add8(a, b, y unsafe.Pointer, n int) {
 func FillRows8(b, y unsafe.Pointer, o, rows, ldy int) {
 	panic("kernel: no assembly kernel in this build")
 }
+
+// SumRows8 is not available here.
+func SumRows8(src, dst unsafe.Pointer, o, rows, ld int) {
+	panic("kernel: no assembly kernel in this build")
+}

@@ -282,3 +282,119 @@ pcol:
 pdone:
 	VZEROUPPER
 	RET
+
+// func SumRows8(src, dst unsafe.Pointer, o, rows, ld int)
+//
+// dst[j] += the column sums of the rows x ld matrix src, j < o (o a positive multiple of 8),
+// in sumRows' order: four rows at a time as (r0 + r1) + (r2 + r3), then the remaining
+// rows one by one. 32 columns at a time in Y0-Y3, then 8 at a time in Y0.
+TEXT ·SumRows8(SB), NOSPLIT, $0-40
+	MOVQ src+0(FP), SI
+	MOVQ dst+8(FP), DI
+	MOVQ o+16(FP), CX
+	SHLQ $2, CX               // CX = o in bytes
+	MOVQ rows+24(FP), DX
+	MOVQ ld+32(FP), R8
+	SHLQ $2, R8               // R8 = row stride in bytes
+	LEAQ (R8)(R8*2), R9       // R9 = 3 strides
+	MOVQ R8, R10
+	SHLQ $2, R10              // R10 = 4 strides
+	XORQ BX, BX               // BX = column offset in bytes
+
+col32:
+	LEAQ    128(BX), AX
+	CMPQ    AX, CX
+	JA      col8
+	VMOVUPS (DI)(BX*1), Y0
+	VMOVUPS 32(DI)(BX*1), Y1
+	VMOVUPS 64(DI)(BX*1), Y2
+	VMOVUPS 96(DI)(BX*1), Y3
+	LEAQ    (SI)(BX*1), R11
+	MOVQ    DX, R12
+
+quad32:
+	CMPQ R12, $4
+	JL   one32
+	VMOVUPS 0(R11), Y4
+	VADDPS  0(R11)(R8*1), Y4, Y4
+	VMOVUPS 0(R11)(R8*2), Y5
+	VADDPS  0(R11)(R9*1), Y5, Y5
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y4, Y0, Y0
+	VMOVUPS 32(R11), Y4
+	VADDPS  32(R11)(R8*1), Y4, Y4
+	VMOVUPS 32(R11)(R8*2), Y5
+	VADDPS  32(R11)(R9*1), Y5, Y5
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y4, Y1, Y1
+	VMOVUPS 64(R11), Y4
+	VADDPS  64(R11)(R8*1), Y4, Y4
+	VMOVUPS 64(R11)(R8*2), Y5
+	VADDPS  64(R11)(R9*1), Y5, Y5
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y4, Y2, Y2
+	VMOVUPS 96(R11), Y4
+	VADDPS  96(R11)(R8*1), Y4, Y4
+	VMOVUPS 96(R11)(R8*2), Y5
+	VADDPS  96(R11)(R9*1), Y5, Y5
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y4, Y3, Y3
+	ADDQ R10, R11
+	SUBQ $4, R12
+	JMP  quad32
+
+one32:
+	TESTQ  R12, R12
+	JZ     store32
+	VADDPS (R11), Y0, Y0
+	VADDPS 32(R11), Y1, Y1
+	VADDPS 64(R11), Y2, Y2
+	VADDPS 96(R11), Y3, Y3
+	ADDQ   R8, R11
+	DECQ   R12
+	JMP    one32
+
+store32:
+	VMOVUPS Y0, (DI)(BX*1)
+	VMOVUPS Y1, 32(DI)(BX*1)
+	VMOVUPS Y2, 64(DI)(BX*1)
+	VMOVUPS Y3, 96(DI)(BX*1)
+	ADDQ    $128, BX
+	JMP     col32
+
+col8:
+	CMPQ    BX, CX
+	JAE     sdone
+	VMOVUPS (DI)(BX*1), Y0
+	LEAQ    (SI)(BX*1), R11
+	MOVQ    DX, R12
+
+quad8:
+	CMPQ R12, $4
+	JL   one8
+	VMOVUPS 0(R11), Y4
+	VADDPS  0(R11)(R8*1), Y4, Y4
+	VMOVUPS 0(R11)(R8*2), Y5
+	VADDPS  0(R11)(R9*1), Y5, Y5
+	VADDPS  Y5, Y4, Y4
+	VADDPS  Y4, Y0, Y0
+	ADDQ R10, R11
+	SUBQ $4, R12
+	JMP  quad8
+
+one8:
+	TESTQ  R12, R12
+	JZ     store8
+	VADDPS (R11), Y0, Y0
+	ADDQ   R8, R11
+	DECQ   R12
+	JMP    one8
+
+store8:
+	VMOVUPS Y0, (DI)(BX*1)
+	ADDQ    $32, BX
+	JMP     col8
+
+sdone:
+	VZEROUPPER
+	RET
