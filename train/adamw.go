@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 )
 
 // AdamW is Adam with decoupled weight decay (Loshchilov & Hutter), as PyTorch's
@@ -112,7 +113,14 @@ func (o *AdamW) update(i int, p, g []float32, lr, c1, c2 float64) {
 	if o.Decay[i] {
 		shrink = 1 - lr*o.WeightDecay
 	}
-	for j := range p {
+	j0 := 0
+	if n := len(p) &^ 3; adamwAsm && n > 0 {
+		g, m, v := g[:len(p)], m[:len(p)], v[:len(p)]
+		k := adamwConsts{b1, 1 - b1, b2, 1 - b2, shrink, lr, c1, c2, o.Eps}
+		adamw4(unsafe.Pointer(&p[0]), unsafe.Pointer(&g[0]), unsafe.Pointer(&m[0]), unsafe.Pointer(&v[0]), n, &k)
+		j0 = n
+	}
+	for j := j0; j < len(p); j++ {
 		gj := float64(g[j])
 		mj := b1*float64(m[j]) + (1-b1)*gj
 		vj := b2*float64(v[j]) + (1-b2)*gj*gj
@@ -120,6 +128,11 @@ func (o *AdamW) update(i int, p, g []float32, lr, c1, c2 float64) {
 		pj := float64(p[j]) * shrink
 		p[j] = float32(pj - lr*(mj/c1)/(math.Sqrt(vj/c2)+o.Eps))
 	}
+}
+
+// adamwConsts are adamw4's constants, in the order the assembly reads them.
+type adamwConsts struct {
+	b1, omb1, b2, omb2, shrink, lr, c1, c2, eps float64
 }
 
 // ClipGlobalNorm scales all gradients together so that their joint L2 norm is at most max
