@@ -62,8 +62,7 @@ var rowPool helperPool
 
 // helperPool runs the chunks of one parallelRows call at a time on long-lived helpers.
 type helperPool struct {
-	busy    atomic.Bool // a call is using the pool
-	mu      sync.Mutex  // guards starting helpers
+	busy    atomic.Bool // a call is using the pool; only that call touches helpers
 	helpers []*helper
 }
 
@@ -86,19 +85,15 @@ func (p *helperPool) run(workers, chunk, n int, f func(lo, hi int)) bool {
 		return false
 	}
 	defer p.busy.Store(false)
-	p.start(workers - 1)
-	used := p.helpers[:0]
-	lo := 0
-	for i := 0; lo+chunk < n; i, lo = i+1, lo+chunk {
-		h := p.helpers[i]
-		h.f, h.lo, h.hi = f, lo, lo+chunk
+	used := p.start((n - 1) / chunk) // one helper per chunk but the last
+	for i, h := range used {
+		h.f, h.lo, h.hi = f, i*chunk, (i+1)*chunk
 		h.seq.Add(1)
 		if h.sleeping.CompareAndSwap(true, false) {
 			h.wake <- struct{}{}
 		}
-		used = p.helpers[:i+1]
 	}
-	f(lo, n)
+	f(len(used)*chunk, n)
 	for _, h := range used {
 		for spins := 0; h.done.Load() != h.seq.Load(); spins++ {
 			if spins&63 == 63 {
@@ -110,18 +105,15 @@ func (p *helperPool) run(workers, chunk, n int, f func(lo, hi int)) bool {
 	return true
 }
 
-// start makes sure the pool has at least k helpers.
-func (p *helperPool) start(k int) {
-	if len(p.helpers) >= k {
-		return
-	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
+// start returns the pool's first k helpers, starting the ones it does not have yet (the
+// caller holds busy).
+func (p *helperPool) start(k int) []*helper {
 	for len(p.helpers) < k {
 		h := &helper{wake: make(chan struct{}, 1)}
 		p.helpers = append(p.helpers, h)
 		go h.loop()
 	}
+	return p.helpers[:k]
 }
 
 // loop runs the helper's jobs in order: after each it spins for helperSpin, then sleeps
