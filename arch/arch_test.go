@@ -89,3 +89,32 @@ func TestCostByHand(t *testing.T) {
 		t.Fatalf("MACs %d, want 1392", c.MACs)
 	}
 }
+
+// TestRepeatedSubnet: a block that runs twice counts its parameters once and its MACs
+// twice, shows in the key, and repeats beyond MaxRepeat are refused by field name.
+func TestRepeatedSubnet(t *testing.T) {
+	a := Default()
+	once := Subnet{Layers: []SubLayer{{Layer: 0, Heads: 2, MLP: 64}, {Layer: 1, Heads: 1, MLP: 32}}}
+	twice := once.Clone()
+	for i := range twice.Layers {
+		twice.Layers[i].Repeat = 2
+	}
+	c1, c2 := a.SubnetCost(once), a.SubnetCost(twice)
+	blocks := a.BlockCost(2, 64).MACs + a.BlockCost(1, 32).MACs
+	if c2.Params != c1.Params || c2.MACs != c1.MACs+blocks {
+		t.Fatalf("repeated: %+v, once: %+v (blocks %d MACs)", c2, c1, blocks)
+	}
+	if twice.Key() != "0:h2m64x2,1:h1m32x2" || !twice.Repeats() || once.Repeats() || twice.Positions() != 4 {
+		t.Fatalf("key %q, repeats %v/%v, positions %d", twice.Key(), twice.Repeats(), once.Repeats(), twice.Positions())
+	}
+	one := once.Clone()
+	one.Layers[0].Repeat = 1
+	if !one.Equal(once) || once.Equal(twice) {
+		t.Fatal("repeat 1 must equal no repeat, and repeat 2 must differ")
+	}
+	bad := once.Clone()
+	bad.Layers[1].Repeat = MaxRepeat + 1
+	if err := bad.Validate(a); err == nil || !strings.Contains(err.Error(), "subnet.layers[1].repeat") {
+		t.Fatalf("repeat %d: %v", MaxRepeat+1, err)
+	}
+}

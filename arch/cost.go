@@ -65,11 +65,14 @@ func (a Arch) PositionTransformCost(p Position) Cost {
 	return c
 }
 
-// SubnetCost is the cost of running subnet s of a (not expanded).
+// SubnetCost is the cost of running subnet s of a (not expanded): a repeated block's
+// parameters count once and its MACs once per run.
 func (a Arch) SubnetCost(s Subnet) Cost {
 	c := a.StemCost()
 	for _, l := range s.Layers {
-		c = c.Add(a.BlockCost(l.Heads, l.MLP))
+		b := a.BlockCost(l.Heads, l.MLP)
+		b.MACs *= int64(l.Runs())
+		c = c.Add(b)
 	}
 	return c
 }

@@ -13,6 +13,22 @@ type SubLayer struct {
 	Layer int `json:"layer"`
 	Heads int `json:"heads"`
 	MLP   int `json:"mlp"`
+	// Repeat runs the block this many times in a row with the same weights and norms (0
+	// and 1: once). Reuse-aware supernet training samples such subnets so that a layer
+	// learns to be applied twice, as an expanded model's reused positions apply it (see
+	// sampler.Config.Reuse); extraction and export take subnets without repeats.
+	Repeat int `json:"repeat,omitempty"`
+}
+
+// MaxRepeat bounds SubLayer.Repeat.
+const MaxRepeat = 4
+
+// Runs is how many times the block runs: Repeat, or 1 when Repeat is 0.
+func (l SubLayer) Runs() int {
+	if l.Repeat > 1 {
+		return l.Repeat
+	}
+	return 1
 }
 
 // Subnet selects, for each active layer (in increasing layer order), the number of leading
@@ -61,8 +77,31 @@ func (s Subnet) Validate(a Arch) error {
 			return fmt.Errorf("%w: subnet.layers[%d].mlp: got %d, layer %d allows 1..%d",
 				ErrArch, i, l.MLP, l.Layer, max.MLP)
 		}
+		if l.Repeat < 0 || l.Repeat > MaxRepeat {
+			return fmt.Errorf("%w: subnet.layers[%d].repeat: got %d, want 0..%d",
+				ErrArch, i, l.Repeat, MaxRepeat)
+		}
 	}
 	return nil
+}
+
+// Repeats reports whether some block of s runs more than once.
+func (s Subnet) Repeats() bool {
+	for _, l := range s.Layers {
+		if l.Runs() > 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// Positions is the number of blocks s runs, repeats counted.
+func (s Subnet) Positions() int {
+	n := 0
+	for _, l := range s.Layers {
+		n += l.Runs()
+	}
+	return n
 }
 
 // Equal reports whether two subnets select the same units.
@@ -70,19 +109,24 @@ func (s Subnet) Equal(o Subnet) bool {
 	if len(s.Layers) != len(o.Layers) {
 		return false
 	}
-	for i := range s.Layers {
-		if s.Layers[i] != o.Layers[i] {
+	for i, l := range s.Layers {
+		m := o.Layers[i]
+		if l.Layer != m.Layer || l.Heads != m.Heads || l.MLP != m.MLP || l.Runs() != m.Runs() {
 			return false
 		}
 	}
 	return true
 }
 
-// Key is a canonical, human-readable identifier such as "0:h4m256,1:h2m128".
+// Key is a canonical, human-readable identifier such as "0:h4m256,1:h2m128" ("x2" follows
+// a block that runs twice: "0:h4m256x2").
 func (s Subnet) Key() string {
 	parts := make([]string, len(s.Layers))
 	for i, l := range s.Layers {
 		parts[i] = strconv.Itoa(l.Layer) + ":h" + strconv.Itoa(l.Heads) + "m" + strconv.Itoa(l.MLP)
+		if l.Runs() > 1 {
+			parts[i] += "x" + strconv.Itoa(l.Runs())
+		}
 	}
 	return strings.Join(parts, ",")
 }

@@ -16,6 +16,12 @@ type Config struct {
 	// exactly the original. A larger value starts them open (1: the reused block runs in
 	// full), which fine-tuning may need when it is short.
 	InitGate float64 `mapstructure:"init_gate"`
+	// WidthForDepth makes `ofa run` extract the model it expands with half the layers of
+	// the budget's plain extraction (rounded up), each as wide as the budget allows
+	// (extract.WideFloors), so that the plan trades width for depth at equal unique
+	// parameters: fewer, wider layers, each reused. false expands an extraction with the
+	// plain extraction's depth, a little smaller to make room for the transforms.
+	WidthForDepth bool `mapstructure:"width_for_depth"`
 }
 
 // DefaultConfig repeats every layer twice, with affine maps, a rank-4 residual map and

@@ -342,3 +342,91 @@ func TestOpenGateExpansion(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenExpansionIsRepeatedSubnet: expanding every layer twice with the gates open
+// (init gate 1) computes bit for bit what the supernet computes for the subnet that runs
+// each layer twice (arch.SubLayer.Repeat), the subnet reuse-aware supernet training
+// samples; and that subnet's shared-weight gradients match finite differences.
+func TestOpenExpansionIsRepeatedSubnet(t *testing.T) {
+	for _, dt := range []tensor.Dtype{tensor.Float32, tensor.Float64} {
+		a, p := smallModel(t, dt)
+		x := images(a, 3)
+		rep := arch.Largest(a)
+		for i := range rep.Layers {
+			rep.Layers[i].Repeat = 2
+		}
+		g := G.NewGraph()
+		sn, err := supernet.Build(g, a, p, rep, supernet.NewPatches(a, 3, dt), nn.Fused{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := supernet.Patchify(a, x, 3, sn.Patches); err != nil {
+			t.Fatal(err)
+		}
+		target := tensor.New(tensor.WithShape(3, a.Classes), tensor.Of(dt))
+		for b := 0; b < 3; b++ {
+			supernet.SetAt(target, b*a.Classes+b%a.Classes, 1)
+		}
+		loss, err := (nn.Fused{}).SoftCrossEntropy(sn.Logits, G.NodeFromAny(g, target), 1, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		grads, err := G.Grad(loss, sn.Weights...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		vm := G.NewTapeMachine(g)
+		defer vm.Close()
+		run := func() {
+			vm.Reset()
+			if err := vm.RunAll(); err != nil {
+				t.Fatal(err)
+			}
+		}
+		run()
+		want := logits(&net{n: sn})
+
+		plan, _ := ParsePlan("repeat:2", len(a.Layers))
+		ea, ep, err := ExpandGated(a, p, plan, Transforms{LowRank: 2, HeadMix: true}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		e := build(t, ea, ep, x, 3, false)
+		e.run(t)
+		got := logits(e)
+		for i := range want {
+			if math.Float64bits(got[i]) != math.Float64bits(want[i]) {
+				t.Fatalf("%v: logit %d of the open expansion is %v, the repeated subnet's %v", dt, i, got[i], want[i])
+			}
+		}
+		if dt != tensor.Float64 {
+			continue
+		}
+		lossAt := func() float64 { run(); return loss.Value().Data().(float64) }
+		run()
+		checked := 0
+		for k, name := range sn.WeightNames {
+			if !strings.HasPrefix(name, "blocks.") {
+				continue
+			}
+			gr := append([]float64(nil), grads[k].Value().Data().([]float64)...)
+			w := p.Get(name).Data().([]float64)
+			for _, j := range []int{0, len(w) / 2, len(w) - 1} {
+				orig := w[j]
+				w[j] = orig + 1e-6
+				up := lossAt()
+				w[j] = orig - 1e-6
+				down := lossAt()
+				w[j] = orig
+				num := (up - down) / 2e-6
+				if math.Abs(num-gr[j]) > 1e-6*(1+math.Abs(num)) {
+					t.Errorf("%s[%d]: gradient %.10g, finite difference %.10g", name, j, gr[j], num)
+				}
+				checked++
+			}
+		}
+		if checked < 30 {
+			t.Fatalf("checked %d elements", checked)
+		}
+	}
+}

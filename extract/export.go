@@ -22,6 +22,9 @@ func Export(a arch.Arch, p *supernet.Params, s arch.Subnet) (arch.Arch, *superne
 	if a.Expanded() {
 		return arch.Arch{}, nil, fmt.Errorf("%w: cannot extract from an expanded model", ErrExtract)
 	}
+	if s.Repeats() {
+		return arch.Arch{}, nil, fmt.Errorf("%w: subnet %s runs a layer more than once: extract it without repeats, then expand it (plan repeat:2, init gate 1)", ErrExtract, s.Key())
+	}
 	ea, ep, err := supernet.Slice(a, p, s)
 	if err != nil {
 		return arch.Arch{}, nil, fmt.Errorf("%w: exporting subnet %s: %w", ErrExtract, s.Key(), err)

@@ -35,3 +35,34 @@ func Unconstraining(cm CostModel, b Budget) string {
 	}
 	return ""
 }
+
+// WideFloors returns floors under which at most layers layers of a fit params unique
+// parameters (the stem included), so that an extraction to that budget keeps that many
+// layers and spends the rest on width: the smallest per-layer size (heads, MLP) at which
+// layers+1 layers no longer fit and layers still do, searched over heads from base's
+// MinHeads and MLP widths from base's MinMLP up to the stored sizes. This is the
+// "width for depth" selection of an expansion: fewer, wider layers that the plan reuses
+// at more positions. It fails when no size keeps exactly that many layers.
+func WideFloors(a arch.Arch, params int64, layers int, base Floors) (Floors, error) {
+	if err := base.Validate(a); err != nil {
+		return Floors{}, err
+	}
+	if layers < 1 || layers > len(a.Layers) {
+		return Floors{}, fmt.Errorf("%w: width for depth: %d layers, want 1..%d", ErrExtract, layers, len(a.Layers))
+	}
+	room := params - a.StemCost().Params
+	best, found := Floors{}, false
+	var bestParams int64
+	for h := base.MinHeads; h <= a.Layers[0].Heads; h++ {
+		for m := base.MinMLP; m <= a.Layers[0].MLP; m++ {
+			p := a.BlockCost(h, m).Params
+			if int64(layers+1)*p > room && int64(layers)*p <= room && (!found || p < bestParams) {
+				best, bestParams, found = Floors{MinHeads: h, MinMLP: m, MinDepth: layers}, p, true
+			}
+		}
+	}
+	if !found {
+		return Floors{}, fmt.Errorf("%w: width for depth: no layer size keeps exactly %d layers within %d params", ErrExtract, layers, params)
+	}
+	return best, nil
+}

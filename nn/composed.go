@@ -297,6 +297,21 @@ func (Composed) SoftCrossEntropy(logits, target *G.Node, temperature, weight flo
 	return c.n(G.Mul(sum, constant(sum, weight*temperature*temperature/b))), c.err
 }
 
+// SquaredError implements Ops.
+func (Composed) SquaredError(x, target *G.Node, weight float64) (*G.Node, error) {
+	c := &composer{}
+	d := c.n(G.Sub(x, target)) // (N, D)
+	if c.err != nil {
+		return nil, c.err
+	}
+	sum := c.n(G.Sum(c.n(G.HadamardProd(d, d))))
+	if c.err != nil {
+		return nil, c.err
+	}
+	n := float64(x.Shape().TotalSize())
+	return c.n(G.Mul(sum, constant(sum, weight/n))), c.err
+}
+
 // Add implements Ops.
 func (Composed) Add(a, b *G.Node) (*G.Node, error) { return G.Add(a, b) }
 

@@ -92,3 +92,61 @@ func softCEBackward[T Float](k *softCrossEntropyKernel, in []*tensor.Dense, dOut
 		dz[i] = T(f * (q - float64(tg[i])))
 	}
 }
+
+// squaredErrorKernel is weight times the mean squared difference between x and a target of
+// the same shape (hidden-state distillation: a student's residual stream against its
+// teacher's):
+//
+//	loss = weight / (N·D) · Σ_i (x_i − t_i)²
+//
+// The target receives no gradient.
+type squaredErrorKernel struct {
+	weight float64
+}
+
+func (k *squaredErrorKernel) name() string     { return fmt.Sprintf("SquaredError{w=%g}", k.weight) }
+func (k *squaredErrorKernel) inputDims() []int { return []int{2, 2} }
+func (k *squaredErrorKernel) outDims() int     { return 0 }
+func (k *squaredErrorKernel) diffWRT() []bool  { return []bool{true, false} }
+func (k *squaredErrorKernel) outShape(in []tensor.Shape) (tensor.Shape, error) {
+	if !in[0].Eq(in[1]) {
+		return nil, fmt.Errorf("%w: %s: input %v, target %v", ErrShape, k.name(), in[0], in[1])
+	}
+	return tensor.ScalarShape(), nil
+}
+
+func (k *squaredErrorKernel) forward(in []*tensor.Dense, out *tensor.Dense) error {
+	if isF32(out) {
+		squaredErrorForward[float32](k, in, out)
+	} else {
+		squaredErrorForward[float64](k, in, out)
+	}
+	return nil
+}
+
+func (k *squaredErrorKernel) backward(in []*tensor.Dense, out, dOut *tensor.Dense, grads []*tensor.Dense) error {
+	if isF32(out) {
+		squaredErrorBackward[float32](k, in, dOut, grads)
+	} else {
+		squaredErrorBackward[float64](k, in, dOut, grads)
+	}
+	return nil
+}
+
+func squaredErrorForward[T Float](k *squaredErrorKernel, in []*tensor.Dense, out *tensor.Dense) {
+	x, t := data[T](in[0]), data[T](in[1])
+	var s float64
+	for i, v := range x {
+		d := float64(v) - float64(t[i])
+		s += d * d
+	}
+	data[T](out)[0] = T(k.weight * s / float64(len(x)))
+}
+
+func squaredErrorBackward[T Float](k *squaredErrorKernel, in []*tensor.Dense, dOut *tensor.Dense, grads []*tensor.Dense) {
+	x, t, dx := data[T](in[0]), data[T](in[1]), data[T](grads[0])
+	f := float64(data[T](dOut)[0]) * 2 * k.weight / float64(len(x))
+	for i, v := range x {
+		dx[i] = T(f * (float64(v) - float64(t[i])))
+	}
+}

@@ -29,6 +29,9 @@ type Ops interface {
 	// SoftCrossEntropy is weight*τ² times the batch mean of KL(target || softmax(logits/τ));
 	// target (B, C) is a distribution per row (one-hot for labels) and gets no gradient.
 	SoftCrossEntropy(logits, target *G.Node, temperature, weight float64) (*G.Node, error)
+	// SquaredError is weight times the mean over all elements of (x − target)², for x and
+	// target (N, D) of one shape; target gets no gradient (hidden-state distillation).
+	SquaredError(x, target *G.Node, weight float64) (*G.Node, error)
 	// Add is a + b for equal shapes (residual connections, summing losses).
 	Add(a, b *G.Node) (*G.Node, error)
 	// Gate scales column block i of x (N, G*blk) by g[i], g (G).
@@ -114,6 +117,11 @@ func (Fused) SoftCrossEntropy(logits, target *G.Node, temperature, weight float6
 	return apply(&softCrossEntropyKernel{temperature: temperature, weight: weight}, logits, target)
 }
 
+// SquaredError implements Ops.
+func (Fused) SquaredError(x, target *G.Node, weight float64) (*G.Node, error) {
+	return apply(&squaredErrorKernel{weight: weight}, x, target)
+}
+
 // Add implements Ops.
 func (Fused) Add(a, b *G.Node) (*G.Node, error) { return apply(&addKernel{dims: a.Dims()}, a, b) }
 
@@ -180,6 +188,11 @@ func (b *Builder) Affine(what string, x, scale, shift *G.Node) *G.Node {
 // SoftCrossEntropy is Ops.SoftCrossEntropy.
 func (b *Builder) SoftCrossEntropy(what string, logits, target *G.Node, temperature, weight float64) *G.Node {
 	return b.do(what, func() (*G.Node, error) { return b.Ops.SoftCrossEntropy(logits, target, temperature, weight) })
+}
+
+// SquaredError is Ops.SquaredError.
+func (b *Builder) SquaredError(what string, x, target *G.Node, weight float64) *G.Node {
+	return b.do(what, func() (*G.Node, error) { return b.Ops.SquaredError(x, target, weight) })
 }
 
 // Gate is Ops.Gate.

@@ -82,6 +82,8 @@ func opCases() []opCase {
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SoftCrossEntropy(in[0], in[1], 1, 1) }},
 		{name: "softce/distill", shapes: [][]int{{4, 5}, {4, 5}}, positive: map[int]bool{1: true}, wrt: []int{0},
 			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SoftCrossEntropy(in[0], in[1], 2.5, 0.7) }},
+		{name: "squarederror", shapes: [][]int{{4, 5}, {4, 5}}, wrt: []int{0},
+			build: func(o Ops, in []*G.Node) (*G.Node, error) { return o.SquaredError(in[0], in[1], 0.7) }},
 		// widths that are multiples of 8 take the float32 assembly kernels (LayerNormRows8,
 		// FillRows8 for the bias)
 		{name: "layernorm/d16", shapes: [][]int{{5, 16}, {16}, {16}}, wrt: []int{0, 1, 2},

@@ -77,7 +77,7 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 	if teacher != nil {
 		setup.Teacher = &train.Teacher{Arch: teacher.Arch, Params: teacher.Float32Params(), Subnet: arch.Largest(teacher.Arch)}
 	} else {
-		setup.Config.Alpha = 0
+		setup.Config.Alpha, setup.Config.HiddenDistill = 0, 0
 	}
 	tr, err := train.New(setup)
 	if err != nil {

@@ -652,7 +652,7 @@ func (b *budgetRun) run(ctx context.Context) error {
 	}
 	b.curves = append(b.curves, named(b.name+" extracted+finetune (val)", ft.Curve))
 	if b.cfg.Run.Expand {
-		xm, xStage, err := b.expanded()
+		xm, xStage, err := b.expanded(len(em.Arch.Layers))
 		if err != nil {
 			return err
 		}
@@ -781,8 +781,10 @@ func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
 
 // expanded extracts a model whose expansion fits the budget's unique-parameter limit (the
 // transforms' own parameters come out of the extraction's budget: the extraction is
-// repeated with a smaller budget until the expanded model fits) and expands it.
-func (b *budgetRun) expanded() (*modelfile.Model, report.Stage, error) {
+// repeated with a smaller budget until the expanded model fits) and expands it. With
+// expand.width_for_depth the extraction keeps half of plainLayers (the budget's plain
+// extraction's depth), rounded up, as wide as the budget allows.
+func (b *budgetRun) expanded(plainLayers int) (*modelfile.Model, report.Stage, error) {
 	dir := filepath.Join(b.dir, "expanded")
 	sn := b.ex.Supernet()
 	if b.opts.Resume {
@@ -798,12 +800,20 @@ func (b *budgetRun) expanded() (*modelfile.Model, report.Stage, error) {
 	limit := bud.Params
 	target := budget.Target{Params: bud.Params, MACs: bud.MACs}
 	verify := b.ex.VerifyBatch()
+	ec := b.cfg.Extract.Config
+	if b.cfg.Expand.WidthForDepth && limit > 0 {
+		f, err := extract.WideFloors(sn.Arch, limit, (plainLayers+1)/2, ec.Floors)
+		if err != nil {
+			return nil, total, fmt.Errorf("expand.width_for_depth: %w", err)
+		}
+		ec.Floors = f
+	}
 	for try := 0; try < 6; try++ {
-		res, err := b.ex.Extract(b.cfg.Extract.Config, extract.Selection{Target: &target, TargetFrom: "run.budgets (room left for expansion)"}, nil)
+		res, err := b.ex.Extract(ec, extract.Selection{Target: &target, TargetFrom: "run.budgets (room left for expansion)"}, nil)
 		if err != nil {
 			return nil, total, err
 		}
-		st := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, &res.Manifest)
+		st := b.extractionStage("extraction", sn.Arch, ec, &res.Manifest)
 		total.MACs, total.Seconds = total.MACs+st.MACs, total.Seconds+st.Seconds
 		m, err := b.ex.Model(res, b.prov)
 		if err != nil {

@@ -37,6 +37,11 @@ type Config struct {
 	// useful before anyone distils from it); 0: none, 1: the largest alone throughout. It
 	// needs the run's length: see NewForRun.
 	WarmFraction float64 `mapstructure:"warm_fraction" json:"warm_fraction,omitempty"`
+	// Reuse is the probability that a random draw is a reuse draw instead (reuse-aware
+	// supernet training): a subnet of at most half the largest depth whose every layer runs
+	// twice in a row, as an expanded model's "repeat:2" positions with open gates run it.
+	// 0 (the default) never; it needs Random >= 1. See ReuseDraw.
+	Reuse float64 `mapstructure:"reuse" json:"reuse,omitempty"`
 }
 
 // MaxRandom bounds Config.Random. Each random subnet adds a forward and a backward pass of
@@ -70,6 +75,12 @@ func (c Config) Validate() error {
 	}
 	if !(c.WarmFraction >= 0 && c.WarmFraction <= 1) {
 		return bad("warm_fraction", "got %g, want in [0, 1]", c.WarmFraction)
+	}
+	if !(c.Reuse >= 0 && c.Reuse <= 1) {
+		return bad("reuse", "got %g, want a probability in [0, 1]", c.Reuse)
+	}
+	if c.Reuse > 0 && c.Random < 1 {
+		return bad("reuse", "got %g with random %d: reuse replaces random draws, so it needs random >= 1", c.Reuse, c.Random)
 	}
 	if c.Kind != KindProgressive {
 		if len(c.Stages) > 0 {
@@ -169,9 +180,9 @@ func newSampler(cfg Config, space arch.Space) (Sampler, error) {
 	space = space.Clone()
 	switch cfg.Kind {
 	case KindSandwich:
-		return Sandwich{Space: space, Seed: cfg.Seed, Random: cfg.Random}, nil
+		return Sandwich{Space: space, Seed: cfg.Seed, Random: cfg.Random, Reuse: cfg.Reuse}, nil
 	case KindUniform:
-		return Uniform{Space: space, Seed: cfg.Seed, Count: cfg.Random + 1}, nil
+		return Uniform{Space: space, Seed: cfg.Seed, Count: cfg.Random + 1, Reuse: cfg.Reuse}, nil
 	}
 	for i, st := range cfg.Stages {
 		for _, n := range []struct {
@@ -185,7 +196,7 @@ func newSampler(cfg Config, space arch.Space) (Sampler, error) {
 			}
 		}
 	}
-	return Progressive{Space: space, Seed: cfg.Seed, Random: cfg.Random,
+	return Progressive{Space: space, Seed: cfg.Seed, Random: cfg.Random, Reuse: cfg.Reuse,
 		Stages: append([]Stage(nil), cfg.Stages...)}, nil
 }
 

@@ -12,6 +12,9 @@
 // step's subnets depend on how many draws came before it; with this scheme a resumed run
 // draws exactly what an uninterrupted run would, steps may be sampled in any order or
 // concurrently, and adding random subnets to a step leaves the earlier ones unchanged.
+// With reuse-aware training (Config.Reuse > 0) whether the index-th draw is a reuse draw
+// comes from a second generator, rand.NewPCG(seed ^ reuseSalt, mix(step, index)), so a
+// sampler without reuse draws exactly what it drew before reuse existed.
 // mix is a bijection on (step, index) for index < MaxDraws and step < 2^44, so no two draws
 // share a stream. Changing mix, the PCG seeding or the order of draws in a subnet changes
 // every run's subnets: testdata/sandwich.golden pins the stream.
@@ -70,6 +73,44 @@ func draw(sp arch.Space, r *rand.Rand) arch.Subnet {
 	return s
 }
 
+// reuseSalt separates the reuse decisions' streams from the draws' (ASCII "reuse").
+const reuseSalt = 0x7265757365
+
+// ReuseDraw returns a random subnet of sp whose every layer runs twice in a row: a depth
+// uniformly from the depth choices d with 2d <= the largest depth (the smallest choice if
+// none is), keeping the first layers, then each layer's heads and MLP width as draw does.
+// Its positions use at most the largest subnet's depth, as an expansion of a half-depth,
+// wider extraction with plan "repeat:2" does.
+func ReuseDraw(sp arch.Space, r *rand.Rand) arch.Subnet {
+	maxDepth := sp.DepthChoices[len(sp.DepthChoices)-1]
+	var depths []int
+	for _, d := range sp.DepthChoices {
+		if 2*d <= maxDepth {
+			depths = append(depths, d)
+		}
+	}
+	if len(depths) == 0 {
+		depths = sp.DepthChoices[:1]
+	}
+	d := depths[r.IntN(len(depths))]
+	s := arch.Subnet{Layers: make([]arch.SubLayer, d)}
+	for i := range s.Layers {
+		h := sp.HeadChoices[r.IntN(len(sp.HeadChoices))]
+		m := sp.MLPChoices[r.IntN(len(sp.MLPChoices))]
+		s.Layers[i] = arch.SubLayer{Layer: i, Heads: h, MLP: m, Repeat: 2}
+	}
+	return s
+}
+
+// randomDraw is the index-th random draw of a step: a reuse draw with probability reuse,
+// else a uniform one.
+func randomDraw(sp arch.Space, seed uint64, step, index int, reuse float64) arch.Subnet {
+	if reuse > 0 && newRand(seed^reuseSalt, step, index).Float64() < reuse {
+		return ReuseDraw(sp, newRand(seed, step, index))
+	}
+	return draw(sp, newRand(seed, step, index))
+}
+
 // single reports whether sp holds one subnet only; samplers then return just the teacher,
 // since training the same subnet again in a step repeats its update (and distils it from
 // itself).
@@ -78,8 +119,8 @@ func single(sp arch.Space) bool {
 }
 
 // sandwich returns the largest and smallest subnets of sp followed by random draws with
-// indices 2..random+1.
-func sandwich(sp arch.Space, seed uint64, step, random int) []arch.Subnet {
+// indices 2..random+1 (each a reuse draw with probability reuse).
+func sandwich(sp arch.Space, seed uint64, step, random int, reuse float64) []arch.Subnet {
 	largest := sp.Largest()
 	if single(sp) {
 		return []arch.Subnet{largest}
@@ -87,7 +128,7 @@ func sandwich(sp arch.Space, seed uint64, step, random int) []arch.Subnet {
 	out := make([]arch.Subnet, 0, 2+random)
 	out = append(out, largest, sp.Smallest())
 	for i := 2; i < 2+random; i++ {
-		out = append(out, draw(sp, newRand(seed, step, i)))
+		out = append(out, randomDraw(sp, seed, step, i, reuse))
 	}
 	return out
 }
@@ -116,13 +157,15 @@ type Sandwich struct {
 	Space  arch.Space
 	Seed   uint64
 	Random int
+	// Reuse is the probability that a random draw is a ReuseDraw (Config.Reuse).
+	Reuse float64
 }
 
 // Sample returns Largest, Smallest and Random uniform draws (draw indices 2, 3, ...).
 func (s Sandwich) Sample(step int) []arch.Subnet {
 	checkStep(step)
 	checkCount("Sandwich.Random", s.Random, 0, MaxDraws-2)
-	return sandwich(s.Space, s.Seed, step, s.Random)
+	return sandwich(s.Space, s.Seed, step, s.Random, s.Reuse)
 }
 
 // Name is "sandwich".
@@ -136,6 +179,8 @@ type Uniform struct {
 	Space arch.Space
 	Seed  uint64
 	Count int
+	// Reuse is the probability that a random draw is a ReuseDraw (Config.Reuse).
+	Reuse float64
 }
 
 // Sample returns Largest followed by Count-1 uniform draws.
@@ -149,7 +194,7 @@ func (u Uniform) Sample(step int) []arch.Subnet {
 	out := make([]arch.Subnet, 0, u.Count)
 	out = append(out, largest)
 	for i := 1; i < u.Count; i++ {
-		out = append(out, draw(u.Space, newRand(u.Seed, step, i)))
+		out = append(out, randomDraw(u.Space, u.Seed, step, i, u.Reuse))
 	}
 	return out
 }
@@ -182,6 +227,8 @@ type Progressive struct {
 	Space  arch.Space
 	Seed   uint64
 	Random int
+	// Reuse is the probability that a random draw is a ReuseDraw (Config.Reuse).
+	Reuse  float64
 	Stages []Stage
 }
 
@@ -228,7 +275,7 @@ func unlock(field string, c []int, n int) []int {
 func (p Progressive) Sample(step int) []arch.Subnet {
 	checkStep(step)
 	checkCount("Progressive.Random", p.Random, 0, MaxDraws-2)
-	return sandwich(p.Unlocked(step), p.Seed, step, p.Random)
+	return sandwich(p.Unlocked(step), p.Seed, step, p.Random, p.Reuse)
 }
 
 // Name is "progressive".

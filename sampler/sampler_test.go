@@ -598,3 +598,55 @@ func BenchmarkSample(b *testing.B) {
 }
 
 func (c Config) withRandom(n int) Config { c.Random = n; return c }
+
+// TestReuseDraws: with Config.Reuse every random draw becomes, with that probability, a
+// subnet of at most half the largest depth whose layers run twice; the largest and
+// smallest subnets stay, reuse 0 draws what a sampler without the field draws, and a
+// configuration asking for reuse without random draws is rejected by name.
+func TestReuseDraws(t *testing.T) {
+	sp := arch.DefaultSpace()
+	plain, err := New(Config{Kind: KindSandwich, Seed: 3, Random: 2}, sp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zero, _ := New(Config{Kind: KindSandwich, Seed: 3, Random: 2, Reuse: 0}, sp)
+	all, _ := New(Config{Kind: KindSandwich, Seed: 3, Random: 2, Reuse: 1}, sp)
+	half, _ := New(Config{Kind: KindSandwich, Seed: 3, Random: 2, Reuse: 0.5}, sp)
+	reused := 0
+	for step := 0; step < 200; step++ {
+		p, z, a, h := plain.Sample(step), zero.Sample(step), all.Sample(step), half.Sample(step)
+		for i := range p {
+			if !p[i].Equal(z[i]) {
+				t.Fatalf("step %d draw %d: reuse 0 gives %s, no reuse %s", step, i, z[i], p[i])
+			}
+		}
+		if !a[0].Equal(sp.Largest()) || !a[1].Equal(sp.Smallest()) {
+			t.Fatalf("step %d: reuse changed the sandwich's ends: %v", step, a[:2])
+		}
+		for _, s := range a[2:] {
+			if s.Depth() != 2 || !s.Repeats() || s.Positions() != 4 {
+				t.Fatalf("step %d: reuse draw %s, want 2 layers each run twice", step, s)
+			}
+			if err := s.Validate(arch.Default()); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for i, s := range h[2:] {
+			if s.Repeats() {
+				reused++
+				continue
+			}
+			if !s.Equal(p[2+i]) {
+				t.Fatalf("step %d draw %d: a draw that is not reused is %s, want the plain draw %s", step, 2+i, s, p[2+i])
+			}
+		}
+	}
+	if reused < 160 || reused > 240 { // 400 draws at probability 0.5
+		t.Errorf("reuse 0.5 reused %d of 400 draws", reused)
+	}
+	for _, c := range []Config{{Kind: KindSandwich, Reuse: 0.5}, {Kind: KindSandwich, Random: 1, Reuse: 1.5}} {
+		if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "sampler.reuse") {
+			t.Errorf("%+v: got %v, want an error naming sampler.reuse", c, err)
+		}
+	}
+}

@@ -15,7 +15,8 @@
 # Options: --out DIR (default runs/expansion-study[-full|-speech]), --supernet FILE (else one
 # is trained into OUT/supernet), --budgets 2x,4x,8x, --seeds N (3), --variants a,b,...
 # (default: all below), --finetune-epochs N (default: the configuration's),
-# --latency-repeats N (30). OFA=... replaces the binary (default: built into OUT/bin).
+# --latency-repeats N (30), --hidden-distill W (1: the weight of the -hd variants' hidden
+# term). OFA=... replaces the binary (default: built into OUT/bin).
 #
 # Variants (every expansion uses affine maps, a rank-4 map and head mixing on the reused
 # positions, the tool's default transforms):
@@ -30,10 +31,14 @@
 #                (extraction floors forbid more layers), each used twice, gates at 0
 #   wide-open    the same, gates start at 1
 #   wide-extract the half-depth, wider extraction fine-tuned without expansion (a control)
+#   NAME-hd      any of the above fine-tuned with hidden-state distillation as well
+#                (finetune.hidden_distill = --hidden-distill, 1 by default): each position
+#                distils the teacher's residual stream through the uniform position-to-layer
+#                map (MiniViT's weight distillation without the attention relations)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FULL=0 SPEECH=0 SUPERNET="" OUT="" BUDGETS="" SEEDS=3 FT_EPOCHS="" REPEATS=30
+FULL=0 SPEECH=0 SUPERNET="" OUT="" BUDGETS="" SEEDS=3 FT_EPOCHS="" REPEATS=30 HIDDEN=1
 VARIANTS="extract,extract-search,expand,expand-open,expand-lr10,wide,wide-open,wide-extract"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,6 +51,7 @@ while [ $# -gt 0 ]; do
     --variants) VARIANTS=${2:?--variants needs a list}; shift ;;
     --finetune-epochs) FT_EPOCHS=${2:?--finetune-epochs needs a number}; shift ;;
     --latency-repeats) REPEATS=${2:?--latency-repeats needs a number}; shift ;;
+    --hidden-distill) HIDDEN=${2:?--hidden-distill needs a weight}; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "expansion-study: unknown option $1 (see --help)" >&2; exit 2 ;;
   esac
@@ -125,7 +131,7 @@ extract() {
   local name=$1 target=$2 dir=$OUT/$B/$1
   done_dir "$dir" && [ "$(cat "$dir.target" 2>/dev/null)" = "$target ${*:3}" ] && return 0
   echo "$target ${*:3}" > "$dir.target"
-  if [ "$name" = extract-search ]; then
+  if [ "${name%-hd}" = extract-search ]; then
     env -u OFA_EXTRACT_SEARCH_GENERATIONS \
       $OFA extract --config "$CONFIG" --supernet "$SUPERNET" --target "params=$target" --out "$dir" --force --json | last > "$dir.json"
   elif [ $# -ge 5 ]; then
@@ -159,10 +165,10 @@ expanded() {
   echo "expansion-study: $name: could not fit the expansion within $limit params" >&2; return 1
 }
 
-finetune() { # finetune NAME SEED [LR_SCALE]
-  local name=$1 seed=$2 scale=${3:-1} dir=$OUT/$B/$1-ft-s$2
+finetune() { # finetune NAME SEED [LR_SCALE [HIDDEN_DISTILL]]
+  local name=$1 seed=$2 scale=${3:-1} hidden=${4:-0} dir=$OUT/$B/$1-ft-s$2
   [ -f "$dir.json" ] && [ ! -e "$dir/.ofa-incomplete" ] && return 0
-  OFA_FINETUNE_SEED=$seed OFA_FINETUNE_TRANSFORM_LR_SCALE=$scale \
+  OFA_FINETUNE_SEED=$seed OFA_FINETUNE_TRANSFORM_LR_SCALE=$scale OFA_FINETUNE_HIDDEN_DISTILL=$hidden \
     $OFA finetune --config "$CONFIG" --model "$OUT/$B/$name/model.safetensors" --teacher "$SUPERNET" \
     --out "$dir" --force --json | last > "$dir.json.tmp"
   mv "$dir.json.tmp" "$dir.json"
@@ -187,8 +193,8 @@ for B in "${budget_list[@]}"; do
   read -r FH FM FD <<< "$(floors "$HALF" "$LIMIT")"
   log "budget $B: the extraction keeps $BASE_LAYERS layers; width for depth keeps $HALF (floors: $FH heads, MLP $FM)"
   for v in "${variant_list[@]}"; do
-    case "$v" in
-      extract) ;;
+    case "${v%-hd}" in
+      extract) [ "$v" = extract ] || extract "$v" "$LIMIT" ;;
       extract-search) extract "$v" "$LIMIT" ;;
       expand|expand-lr10) expanded "$v" "$LIMIT" 0 ;;
       expand-open) expanded "$v" "$LIMIT" 1 ;;
@@ -201,8 +207,9 @@ for B in "${budget_list[@]}"; do
   for seed in $(seq 1 "$SEEDS"); do
     for v in "${variant_list[@]}"; do
       log "budget $B: fine-tuning $v, seed $seed"
-      scale=1; [ "$v" = expand-lr10 ] && scale=10
-      finetune "$v" "$seed" "$scale"
+      scale=1; [ "${v%-hd}" = expand-lr10 ] && scale=10
+      hidden=0; [ "$v" != "${v%-hd}" ] && hidden=$HIDDEN
+      finetune "$v" "$seed" "$scale" "$hidden"
     done
   done
 done
@@ -228,6 +235,7 @@ label = {"extract": "extraction + fine-tune", "extract-search": "extraction with
          "expand-open": "expand repeat:2, gates 1", "expand-lr10": "expand repeat:2, gates 0, transforms lr x10",
          "wide": "half depth, wider, repeat:2, gates 0", "wide-open": "half depth, wider, repeat:2, gates 1",
          "wide-extract": "half depth, wider, no expansion"}
+label.update({k + "-hd": v + ", + hidden distill" for k, v in list(label.items())})
 def gates(path):
     # mean |branch gate| (affine attention and MLP scales) over the reused positions of a
     # model file: a reused position whose gates stay near 0 adds nothing to the model
@@ -252,6 +260,7 @@ def delta(acc, ref):
     diff = [x - y for x, y in zip(acc, ref)]
     return f"{100*st.mean(diff):+.2f}" + (f" ± {100*st.stdev(diff):.2f}" if len(diff) > 1 else "")
 plain = ("extract", "wide-extract", "extract-search")  # extractions fine-tuned without expansion
+plain += tuple(p + "-hd" for p in plain)
 for b in budgets:
     print(f"\n**{b}**\n")
     print("| variant | unique params | layers / positions (heads/MLP) | MACs | latency (batch 1) | FT steps (wall time) | before FT | after FT "
@@ -268,7 +277,8 @@ for b in budgets:
         # the plain extraction with as many stored layers as v and within 2% of its unique
         # params, preferring the greedy ones (the selection the expansions start from) to
         # the searched one; else the closest in params of those with v's layer count
-        cands = [p for p in plain if p in accs and layers[p] == layers[v]]
+        # (with the same fine-tuning loss: a -hd variant is compared with a -hd extraction)
+        cands = [p for p in plain if p in accs and layers[p] == layers[v] and p.endswith("-hd") == v.endswith("-hd")]
         for p in cands:
             if abs(params[p] - params[v]) <= 0.02 * params[v]:
                 return p, ""

@@ -22,6 +22,10 @@ type Net struct {
 	Patches *tensor.Dense
 	// Logits is (B, Classes).
 	Logits *G.Node
+	// Blocks are the residual stream after each block run, in order (a position of an
+	// expanded model, each run of a repeated layer), each (B*T, D): hidden-state
+	// distillation matches them with a teacher's.
+	Blocks G.Nodes
 	// Weights are the weight nodes this subnet uses, in the fixed parameter order.
 	Weights G.Nodes
 	// WeightNames names Weights (checkpoint keys).
@@ -64,6 +68,9 @@ func (n *Net) Resize(s arch.Subnet) error {
 		if l.Layer != n.subnet.Layers[i].Layer {
 			return fmt.Errorf("supernet: cannot resize: layer %d of the graph is stored layer %d, not %d", i, n.subnet.Layers[i].Layer, l.Layer)
 		}
+		if l.Runs() != n.subnet.Layers[i].Runs() {
+			return fmt.Errorf("supernet: cannot resize: layer %d of the graph runs %d times, not %d", i, n.subnet.Layers[i].Runs(), l.Runs())
+		}
 	}
 	if s.Equal(n.subnet) {
 		return nil
@@ -78,7 +85,8 @@ func (n *Net) Resize(s arch.Subnet) error {
 	return nil
 }
 
-// LayerKey identifies the graphs that Resize can move between: the active stored layers.
+// LayerKey identifies the graphs that Resize can move between: the active stored layers
+// and how often each runs ("0,1" or "0x2,1x2").
 func LayerKey(s arch.Subnet) string {
 	k := make([]byte, 0, 3*len(s.Layers))
 	for i, l := range s.Layers {
@@ -86,6 +94,9 @@ func LayerKey(s arch.Subnet) string {
 			k = append(k, ',')
 		}
 		k = fmt.Appendf(k, "%d", l.Layer)
+		if l.Runs() > 1 {
+			k = fmt.Appendf(k, "x%d", l.Runs())
+		}
 	}
 	return string(k)
 }
@@ -113,6 +124,9 @@ type LayerProbe struct {
 func BuildProbed(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tensor.Dense, ops nn.Ops) (*Net, []*LayerProbe, error) {
 	if a.Expanded() {
 		return nil, nil, fmt.Errorf("supernet: probes are for supernets and extracted models, not expanded ones")
+	}
+	if s.Repeats() {
+		return nil, nil, fmt.Errorf("supernet: probes score each layer once; subnet %s repeats a layer", s.Key())
 	}
 	var probes []*LayerProbe
 	net, err := build(g, a, p, s, patches, ops, &probes)
@@ -160,13 +174,19 @@ func build(g *G.ExprGraph, a arch.Arch, p *Params, s arch.Subnet, patches *tenso
 				weights: Layer(pos.Layer), norms: pn.NormNames, transforms: pn,
 				heads: l.Heads, mlp: l.MLP, pos: pos, specs: newLayerSpecs(a, l.Heads, l.MLP),
 			})
+			net.Blocks = append(net.Blocks, x)
 		}
 	} else {
 		for _, l := range s.Layers {
 			ln := Layer(l.Layer)
 			specs := newLayerSpecs(a, l.Heads, l.MLP)
 			net.layers = append(net.layers, specs)
-			x = b.block(a, x, blockSpec{weights: ln, norms: ln.NormNames, heads: l.Heads, mlp: l.MLP, specs: specs, layer: l.Layer})
+			// a repeated block runs again with the same weights, norms and sizes; the weight
+			// nodes are shared, so their gradients sum over the runs
+			for r := 0; r < l.Runs(); r++ {
+				x = b.block(a, x, blockSpec{weights: ln, norms: ln.NormNames, heads: l.Heads, mlp: l.MLP, specs: specs, layer: l.Layer})
+				net.Blocks = append(net.Blocks, x)
+			}
 		}
 	}
 	x = b.LayerNorm("norm", x, b.w(normWeight), b.w(normBias), a.NormEps)

@@ -47,6 +47,13 @@ type Config struct {
 	// (1-Alpha)·CE(labels) + Alpha·τ²·KL(teacher_τ || student_τ).
 	Temperature float64 `mapstructure:"temperature" json:"temperature"`
 	Alpha       float64 `mapstructure:"alpha" json:"alpha"`
+	// HiddenDistill, when above 0, adds hidden-state distillation from an external teacher
+	// (fine-tuning): HiddenDistill times the mean over the student's block positions of the
+	// mean squared difference between its residual stream after position i and the
+	// teacher's after block ⌈(i+1)·Pt/Ps⌉ (Ps student positions, Pt teacher blocks;
+	// MiniViT's and TinyBERT's uniform position-to-layer map). Student and teacher share
+	// the embedding width. 0: logits only.
+	HiddenDistill float64 `mapstructure:"hidden_distill" json:"hidden_distill,omitempty"`
 	// EvalEvery evaluates every this many steps (0: at the end of every epoch).
 	EvalEvery int `mapstructure:"eval_every" json:"eval_every"`
 	// EvalBatch is the batch size of evaluation graphs: 1..MaxEvalBatchAny, and within the
@@ -121,6 +128,8 @@ func (c Config) Validate(section string) error {
 		return bad("temperature", "got %g, want in (0, 100]", c.Temperature)
 	case !(c.Alpha >= 0 && c.Alpha <= 1):
 		return bad("alpha", "got %g, want in [0, 1]", c.Alpha)
+	case !(c.HiddenDistill >= 0 && c.HiddenDistill <= 100):
+		return bad("hidden_distill", "got %g, want in [0, 100]", c.HiddenDistill)
 	case c.EvalEvery < 0:
 		return bad("eval_every", "got %d, want >= 0", c.EvalEvery)
 	case c.EvalBatch < 1 || c.EvalBatch > MaxEvalBatchAny:

@@ -46,12 +46,16 @@ type graphInputs struct {
 	// of its own; nil: labels.
 	teacherLabels *tensor.Dense
 	soft          *tensor.Dense // (B, C), teacher's soft targets at the distillation temperature
+	// hidden are the external teacher's residual stream after each of its blocks, each
+	// (B*T, D) (only with hidden-state distillation)
+	hidden []*tensor.Dense
 }
 
 // lossSpec is the part of the configuration a training graph's loss depends on.
 type lossSpec struct {
 	temperature float64
 	alpha       float64 // weight of distillation for students
+	hidden      float64 // weight of hidden-state distillation for students (needs graphInputs.hidden)
 	scale       float64 // multiplies the whole loss (1/shards); 0 means 1
 }
 
@@ -146,6 +150,16 @@ func (c *graphCache) build(s arch.Subnet, r role) (*subnetGraph, error) {
 			kd := b.SoftCrossEntropy("loss.distill", net.Logits, soft, c.loss.temperature, scale*c.loss.alpha)
 			sg.loss = b.Add("loss", sg.loss, kd)
 		}
+		if r == roleStudent && c.loss.hidden > 0 && len(c.in.hidden) > 0 {
+			ps, pt := len(net.Blocks), len(c.in.hidden)
+			for i, h := range net.Blocks {
+				j := HiddenTarget(i, ps, pt)
+				target := G.NodeFromAny(g, c.in.hidden[j], G.WithName(fmt.Sprintf("teacher.blocks.%d", j)))
+				// mean over the positions of each position's mean squared difference
+				hd := b.SquaredError(fmt.Sprintf("loss.hidden.%d", i), h, target, scale*c.loss.hidden/float64(ps))
+				sg.loss = b.Add(fmt.Sprintf("loss.with_hidden.%d", i), sg.loss, hd)
+			}
+		}
 		if err := b.Err(); err != nil {
 			return nil, fmt.Errorf("train: loss of subnet %s: %w", s.Key(), err)
 		}
@@ -158,6 +172,13 @@ func (c *graphCache) build(s arch.Subnet, r role) (*subnetGraph, error) {
 	}
 	sg.vm = G.NewTapeMachine(g)
 	return sg, nil
+}
+
+// HiddenTarget is the teacher block whose output student position i (of ps) distils in
+// hidden-state distillation: the uniform map ⌈(i+1)·pt/ps⌉ − 1 over the teacher's pt
+// blocks, so the last position always matches the teacher's last block.
+func HiddenTarget(i, ps, pt int) int {
+	return ((i+1)*pt+ps-1)/ps - 1
 }
 
 // close releases every cached graph.

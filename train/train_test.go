@@ -456,3 +456,66 @@ func TestTransformLRScale(t *testing.T) {
 		}
 	}
 }
+
+// TestHiddenDistill: with hidden_distill a student equal to its teacher has a zero hidden
+// term (the first step's loss is bit for bit the logits-only loss, so the teacher's hidden
+// states reach the targets); a different student pays a positive hidden term and its
+// gradient moves the weights; the uniform position map sends the last position to the
+// teacher's last block; and the option without an external teacher is refused.
+func TestHiddenDistill(t *testing.T) {
+	f := newFixture(t)
+	f.cfg.Alpha, f.cfg.Temperature = 0.5, 1
+	teacher := f.params(t)
+	run := func(student *supernet.Params, a arch.Arch, hidden float64) (StepStats, *supernet.Params) {
+		cfg := f.cfg
+		cfg.HiddenDistill = hidden
+		p := student.Clone()
+		l, _ := data.NewLoader(f.train, data.LoaderConfig{BatchSize: 32, Shuffle: true, DropLast: true, Mean: 0.3, Std: 0.35})
+		tr, err := New(Setup{Arch: a, Params: p, Sampler: Fixed{arch.Largest(a)}, Train: l, Ops: nn.Fused{}, Config: cfg,
+			Teacher: &Teacher{Arch: f.a, Params: teacher, Subnet: arch.Largest(f.a)}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer tr.Close()
+		st, err := tr.TrainStep()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st, p
+	}
+	same0, _ := run(teacher, f.a, 0)
+	same5, _ := run(teacher, f.a, 5)
+	if math.Float64bits(same0.Loss) != math.Float64bits(same5.Loss) {
+		t.Fatalf("a student equal to its teacher: loss %v with hidden distillation, %v without", same5.Loss, same0.Loss)
+	}
+	student := f.a.Clone()
+	student.Layers = student.Layers[:1]
+	sp, _ := supernet.NewParams(student, tensor.Float32, 4)
+	other0, p0 := run(sp, student, 0)
+	other5, p5 := run(sp, student, 5)
+	if !(other5.Loss > other0.Loss) {
+		t.Fatalf("a 1-layer student: loss %v with hidden distillation, %v without", other5.Loss, other0.Loss)
+	}
+	moved := false
+	for _, name := range p0.Names() {
+		a, b := p0.Get(name).Float32s(), p5.Get(name).Float32s()
+		for i := range a {
+			moved = moved || a[i] != b[i]
+		}
+	}
+	if !moved {
+		t.Fatal("hidden distillation changed no weight")
+	}
+	for _, c := range [][4]int{{0, 1, 4, 3}, {0, 2, 4, 1}, {1, 2, 4, 3}, {0, 8, 4, 0}, {1, 8, 4, 0}, {2, 8, 4, 1}, {7, 8, 4, 3}, {0, 3, 4, 1}, {2, 3, 4, 3}} {
+		if got := HiddenTarget(c[0], c[1], c[2]); got != c[3] {
+			t.Errorf("HiddenTarget(%d, %d, %d) = %d, want %d", c[0], c[1], c[2], got, c[3])
+		}
+	}
+	cfg := f.cfg
+	cfg.HiddenDistill = 1
+	l, _ := data.NewLoader(f.train, data.LoaderConfig{BatchSize: 32, DropLast: true, Mean: 0.3, Std: 0.35})
+	if _, err := New(Setup{Arch: f.a, Params: f.params(t), Sampler: Fixed{arch.Largest(f.a)}, Train: l, Ops: nn.Fused{}, Config: cfg}); err == nil ||
+		!strings.Contains(err.Error(), "hidden_distill") {
+		t.Fatalf("hidden distillation without a teacher: %v", err)
+	}
+}

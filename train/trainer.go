@@ -144,6 +144,15 @@ func New(s Setup) (*Trainer, error) {
 	per := cfg.BatchSize / n
 	// each shard's loss is its mean times 1/n, so the summed gradients are the full batch's
 	loss := lossSpec{temperature: cfg.Temperature, alpha: cfg.Alpha, scale: 1 / float64(n)}
+	if cfg.HiddenDistill > 0 {
+		if s.Teacher == nil {
+			return nil, fmt.Errorf("%w: hidden_distill %g needs an external teacher (fine-tuning from a supernet)", ErrConfig, cfg.HiddenDistill)
+		}
+		if s.Teacher.Arch.Dim != s.Arch.Dim {
+			return nil, fmt.Errorf("%w: hidden_distill: the teacher's width %d differs from the student's %d", ErrConfig, s.Teacher.Arch.Dim, s.Arch.Dim)
+		}
+		loss.hidden = cfg.HiddenDistill
+	}
 	for i := 0; i < n; i++ {
 		in := graphInputs{
 			patches: supernet.NewPatches(s.Arch, per, tensor.Float32),
@@ -152,6 +161,11 @@ func New(s Setup) (*Trainer, error) {
 		}
 		if s.Teacher == nil && cfg.LargestLabelSmoothing > 0 {
 			in.teacherLabels = tensor.New(tensor.WithShape(per, c), tensor.Of(tensor.Float32))
+		}
+		if loss.hidden > 0 {
+			for range teacherBlocks(*s.Teacher) {
+				in.hidden = append(in.hidden, tensor.New(tensor.WithShape(per*s.Arch.Tokens(), s.Arch.Dim), tensor.Of(tensor.Float32)))
+			}
 		}
 		sh := &shard{in: in, cache: newGraphCache(s.Arch, s.Params, ops, in, loss, cfg.GraphCache)}
 		if s.Teacher != nil {
@@ -163,6 +177,23 @@ func New(s Setup) (*Trainer, error) {
 		t.eval = newEvaluator(s.Arch, s.Params, s.Ops, s.Eval, cfg.EvalBatch, cfg.GraphCache)
 	}
 	return t, nil
+}
+
+// stepMACs is the forward MACs per example of subnet s of a: an expanded model runs as a
+// whole, every position counted.
+func stepMACs(a arch.Arch, s arch.Subnet) int64 {
+	if a.Expanded() {
+		return a.ModelCost().MACs
+	}
+	return a.SubnetCost(s).MACs
+}
+
+// teacherBlocks is the number of block runs of the teacher's graph (len(Net.Blocks)).
+func teacherBlocks(t Teacher) int {
+	if t.Arch.Expanded() {
+		return len(t.Arch.Positions)
+	}
+	return t.Subnet.Positions()
 }
 
 // transformLRScales is the learning-rate scale of each named weight: scale for the feature
@@ -331,6 +362,9 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 				return fmt.Errorf("train: teacher forward: %w", err)
 			}
 			t.softTargets(sh, graphs[i])
+			for j, h := range sh.in.hidden {
+				copy(h.Float32s(), graphs[i].net.Blocks[j].Value().Data().([]float32))
+			}
 			return nil
 		}); err != nil {
 			return st, err
@@ -369,7 +403,7 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 				ErrNonFinite, loss, t.step+1, s.Key(), t.step)
 		}
 		st.Losses = append(st.Losses, SubnetLoss{Key: s.Key(), Loss: loss})
-		st.MACs += t.s.Arch.SubnetCost(s).MACs
+		st.MACs += stepMACs(t.s.Arch, s)
 		if i == 0 {
 			st.Loss = loss
 			st.TrainAcc = t.accuracy(graphs)
