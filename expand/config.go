@@ -25,9 +25,10 @@ type Config struct {
 }
 
 // DefaultConfig repeats every layer twice, with affine maps, a rank-4 residual map and
-// head mixing on the reused positions.
+// head mixing on the reused positions, and has `ofa run` trade width for depth (the best
+// expansion of docs/RESULTS.md's expansion study).
 func DefaultConfig() Config {
-	return Config{Plan: "repeat:2", Transforms: Transforms{LowRank: 4, HeadMix: true}}
+	return Config{Plan: "repeat:2", Transforms: Transforms{LowRank: 4, HeadMix: true}, WidthForDepth: true}
 }
 
 // Validate checks the transforms against model width d, the starting gate, and that the

@@ -142,8 +142,10 @@ func TestRun(t *testing.T) {
 		}
 	}
 	type row struct {
-		Variant string `json:"variant"`
-		Params  int64  `json:"unique_params"`
+		Variant   string `json:"variant"`
+		Params    int64  `json:"unique_params"`
+		Layers    int    `json:"layers"`
+		Positions int    `json:"positions"`
 	}
 	var rep struct {
 		Reference row   `json:"reference"`
@@ -159,6 +161,17 @@ func TestRun(t *testing.T) {
 		if r.Params > limit {
 			t.Errorf("%s has %d unique params, over the 2x budget of %d", r.Variant, r.Params, limit)
 		}
+	}
+	// width for depth (expand.width_for_depth, the default): the expanded model stores half
+	// the extracted model's layers, rounded up, each used twice
+	byVariant := map[string]row{}
+	for _, r := range rep.Rows {
+		byVariant[r.Variant] = r
+	}
+	ex, xp := byVariant["extracted+finetune"], byVariant["expanded+finetune"]
+	if xp.Layers != (ex.Layers+1)/2 || xp.Positions != 2*xp.Layers {
+		t.Errorf("expanded model: %d layers at %d positions, want %d layers (the extraction keeps %d) at twice the positions",
+			xp.Layers, xp.Positions, (ex.Layers+1)/2, ex.Layers)
 	}
 	// duplicate budgets are refused, naming the budget
 	code, _, stderr = ofa(t, "run", "--config", cfg, "--supernet", sn, "--budgets", "2x,2x", "--out", t.TempDir())
