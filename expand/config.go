@@ -17,7 +17,8 @@ type Config struct {
 	// full), which fine-tuning may need when it is short.
 	InitGate float64 `mapstructure:"init_gate"`
 	// WidthForDepth makes `ofa run` extract the model it expands with half the layers of
-	// the budget's plain extraction (rounded up), each as wide as the budget allows
+	// the budget's plain extraction (rounded up, but at least two; an extraction of two
+	// layers keeps its depth: pipeline.WideLayers), each as wide as the budget allows
 	// (extract.WideFloors), so that the plan trades width for depth at equal unique
 	// parameters: fewer, wider layers, each reused. false expands an extraction with the
 	// plain extraction's depth, a little smaller to make room for the transforms.

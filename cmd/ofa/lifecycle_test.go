@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"github.com/ofa-go/ofa/pipeline"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -163,15 +164,15 @@ func TestRun(t *testing.T) {
 		}
 	}
 	// width for depth (expand.width_for_depth, the default): the expanded model stores half
-	// the extracted model's layers, rounded up, each used twice
+	// the extracted model's layers, rounded up (at least two), each used twice
 	byVariant := map[string]row{}
 	for _, r := range rep.Rows {
 		byVariant[r.Variant] = r
 	}
 	ex, xp := byVariant["extracted+finetune"], byVariant["expanded+finetune"]
-	if xp.Layers != (ex.Layers+1)/2 || xp.Positions != 2*xp.Layers {
+	if want := pipeline.WideLayers(ex.Layers); xp.Layers != want || xp.Positions != 2*xp.Layers {
 		t.Errorf("expanded model: %d layers at %d positions, want %d layers (the extraction keeps %d) at twice the positions",
-			xp.Layers, xp.Positions, (ex.Layers+1)/2, ex.Layers)
+			xp.Layers, xp.Positions, want, ex.Layers)
 	}
 	// duplicate budgets are refused, naming the budget
 	code, _, stderr = ofa(t, "run", "--config", cfg, "--supernet", sn, "--budgets", "2x,2x", "--out", t.TempDir())
