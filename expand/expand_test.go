@@ -157,13 +157,30 @@ func TestSharedGradientsAccumulate(t *testing.T) {
 		fd.run(t)
 		return fd.loss.Value().Data().(float64)
 	}
+	shared := func(name string) bool {
+		return strings.HasPrefix(name, "blocks.0.") || strings.HasPrefix(name, "blocks.1.")
+	}
+	if checked := checkGradients(t, n.n.WeightNames, n.grads, ep, shared, loss); checked < 20 {
+		t.Fatalf("checked %d elements", checked)
+	}
+}
+
+// checkGradients compares, for the first, middle and last element of every float64 weight
+// of p that keep selects, the gradient in grads (aligned with names) with a central finite
+// difference of loss, and returns how many elements it checked. The gradients are copied
+// first, so loss may rerun the graph that computed them.
+func checkGradients(t *testing.T, names []string, grads G.Nodes, p *supernet.Params, keep func(string) bool, loss func() float64) int {
+	t.Helper()
+	var gs [][]float64
+	for k := range names {
+		gs = append(gs, append([]float64(nil), grads[k].Value().Data().([]float64)...))
+	}
 	checked := 0
-	for k, name := range n.n.WeightNames {
-		if !strings.HasPrefix(name, "blocks.0.") && !strings.HasPrefix(name, "blocks.1.") {
+	for k, name := range names {
+		if !keep(name) {
 			continue
 		}
-		w := ep.Get(name).Data().([]float64)
-		g := n.grads[k].Value().Data().([]float64)
+		w, g := p.Get(name).Data().([]float64), gs[k]
 		for _, j := range []int{0, len(w) / 2, len(w) - 1} {
 			orig := w[j]
 			w[j] = orig + 1e-6
@@ -178,9 +195,7 @@ func TestSharedGradientsAccumulate(t *testing.T) {
 			checked++
 		}
 	}
-	if checked < 20 {
-		t.Fatalf("checked %d elements", checked)
-	}
+	return checked
 }
 
 // TestSharedTensorsStoredOnce: a checkpoint of an expanded model holds each shared layer
@@ -404,28 +419,8 @@ func TestOpenExpansionIsRepeatedSubnet(t *testing.T) {
 		}
 		lossAt := func() float64 { run(); return loss.Value().Data().(float64) }
 		run()
-		checked := 0
-		for k, name := range sn.WeightNames {
-			if !strings.HasPrefix(name, "blocks.") {
-				continue
-			}
-			gr := append([]float64(nil), grads[k].Value().Data().([]float64)...)
-			w := p.Get(name).Data().([]float64)
-			for _, j := range []int{0, len(w) / 2, len(w) - 1} {
-				orig := w[j]
-				w[j] = orig + 1e-6
-				up := lossAt()
-				w[j] = orig - 1e-6
-				down := lossAt()
-				w[j] = orig
-				num := (up - down) / 2e-6
-				if math.Abs(num-gr[j]) > 1e-6*(1+math.Abs(num)) {
-					t.Errorf("%s[%d]: gradient %.10g, finite difference %.10g", name, j, gr[j], num)
-				}
-				checked++
-			}
-		}
-		if checked < 30 {
+		blocks := func(name string) bool { return strings.HasPrefix(name, "blocks.") }
+		if checked := checkGradients(t, sn.WeightNames, grads, p, blocks, lossAt); checked < 30 {
 			t.Fatalf("checked %d elements", checked)
 		}
 	}

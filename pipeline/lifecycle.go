@@ -782,8 +782,8 @@ func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
 // expanded extracts a model whose expansion fits the budget's unique-parameter limit (the
 // transforms' own parameters come out of the extraction's budget: the extraction is
 // repeated with a smaller budget until the expanded model fits) and expands it. With
-// expand.width_for_depth the extraction keeps half of plainLayers (the budget's plain
-// extraction's depth), rounded up, as wide as the budget allows.
+// expand.width_for_depth the extraction keeps WideLayers(plainLayers) layers (plainLayers:
+// the budget's plain extraction's depth), as wide as the budget allows.
 func (b *budgetRun) expanded(plainLayers int) (*modelfile.Model, report.Stage, error) {
 	dir := filepath.Join(b.dir, "expanded")
 	sn := b.ex.Supernet()

@@ -63,12 +63,17 @@ func newRand(seed uint64, step, index int) *rand.Rand {
 // layers (as Once-for-All does), then for each active layer in order its heads and then its
 // MLP width, each uniformly and independently. The order of the calls is part of the stream.
 func draw(sp arch.Space, r *rand.Rand) arch.Subnet {
-	d := sp.DepthChoices[r.IntN(len(sp.DepthChoices))]
+	return drawLayers(sp, r, sp.DepthChoices[r.IntN(len(sp.DepthChoices))], 0)
+}
+
+// drawLayers returns the first d layers, each running repeat times (0: once), with for
+// each layer in order its heads and then its MLP width drawn uniformly from sp.
+func drawLayers(sp arch.Space, r *rand.Rand, d, repeat int) arch.Subnet {
 	s := arch.Subnet{Layers: make([]arch.SubLayer, d)}
 	for i := range s.Layers {
 		h := sp.HeadChoices[r.IntN(len(sp.HeadChoices))]
 		m := sp.MLPChoices[r.IntN(len(sp.MLPChoices))]
-		s.Layers[i] = arch.SubLayer{Layer: i, Heads: h, MLP: m}
+		s.Layers[i] = arch.SubLayer{Layer: i, Heads: h, MLP: m, Repeat: repeat}
 	}
 	return s
 }
@@ -92,14 +97,7 @@ func ReuseDraw(sp arch.Space, r *rand.Rand) arch.Subnet {
 	if len(depths) == 0 {
 		depths = sp.DepthChoices[:1]
 	}
-	d := depths[r.IntN(len(depths))]
-	s := arch.Subnet{Layers: make([]arch.SubLayer, d)}
-	for i := range s.Layers {
-		h := sp.HeadChoices[r.IntN(len(sp.HeadChoices))]
-		m := sp.MLPChoices[r.IntN(len(sp.MLPChoices))]
-		s.Layers[i] = arch.SubLayer{Layer: i, Heads: h, MLP: m, Repeat: 2}
-	}
-	return s
+	return drawLayers(sp, r, depths[r.IntN(len(depths))], 2)
 }
 
 // randomDraw is the index-th random draw of a step: a reuse draw with probability reuse,
