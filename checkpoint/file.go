@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+
+	"github.com/ofa-go/ofa/dirlock"
 )
 
 // newFileMode is the permission of a checkpoint that replaces no existing file.
@@ -42,23 +44,40 @@ func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
 	})
 }
 
-// writeAtomic is WriteFile with the encoding left to write.
+// writeAtomic is WriteFile with the encoding left to write. A path that names something
+// other than a regular file is never replaced: a character device or a named pipe is
+// written through (as cp does: /dev/null, /dev/stdout, a pipe a reader waits on), a
+// symbolic link to a regular file has its target replaced (the link stays), and a
+// directory, a block device, a socket or a dangling link is refused with an error
+// saying what it is.
 func writeAtomic(path string, newPerm fs.FileMode, write func(*os.File) error) (err error) {
-	dir, base := filepath.Dir(path), filepath.Base(path)
+	target, through, err := writeTarget(path)
+	if err != nil {
+		return withPath(path, err)
+	}
+	if through {
+		return writeThrough(path, write)
+	}
+	dir, base := filepath.Dir(target), filepath.Base(target)
 	tmp, err := os.CreateTemp(dir, base+tempInfix+"*")
 	if err != nil {
 		return withPath(path, ioErr("creating temporary file: %w", err))
 	}
-	renamed := false
+	// a held temporary file is a live write: RemoveStaleTemps leaves it alone. Windows
+	// cannot rename an open file, so there the file is closed before the rename and not held.
+	hold := runtime.GOOS != "windows" && dirlock.HoldFile(tmp) == nil
+	renamed, closed := false, false
 	defer func() {
-		if err != nil && !renamed {
+		if !closed {
 			tmp.Close() // a second Close after a failed step only reports os.ErrClosed
+		}
+		if err != nil && !renamed {
 			os.Remove(tmp.Name())
 		}
 	}()
 
 	perm := newPerm.Perm()
-	if fi, err := os.Stat(path); err == nil {
+	if fi, err := os.Stat(target); err == nil {
 		perm = fi.Mode().Perm()
 	}
 	if err := tmp.Chmod(perm); err != nil {
@@ -70,15 +89,84 @@ func writeAtomic(path string, newPerm fs.FileMode, write func(*os.File) error) (
 	if err := tmp.Sync(); err != nil {
 		return withPath(path, ioErr("syncing: %w", err))
 	}
-	if err := tmp.Close(); err != nil {
-		return withPath(path, ioErr("closing: %w", err))
+	if !hold {
+		closed = true
+		if err := tmp.Close(); err != nil {
+			return withPath(path, ioErr("closing: %w", err))
+		}
 	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
+	if err := os.Rename(tmp.Name(), target); err != nil {
 		return withPath(path, ioErr("replacing: %w", err))
 	}
 	renamed = true
+	if !closed {
+		closed = true
+		if err := tmp.Close(); err != nil {
+			return withPath(path, ioErr("closing: %w", err))
+		}
+	}
 	if err := syncDir(dir); err != nil {
 		return withPath(path, ioErr("syncing directory after rename: %w", err))
+	}
+	return nil
+}
+
+// writeTarget says where writeAtomic writes path: the file to replace (path itself, or
+// a symbolic link's target), or through (path is a character device or a named pipe).
+func writeTarget(path string) (target string, through bool, err error) {
+	li, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return path, false, nil
+	}
+	if err != nil {
+		return "", false, ioErr("%w", err)
+	}
+	target = path
+	fi := li
+	if li.Mode()&fs.ModeSymlink != 0 {
+		if fi, err = os.Stat(path); err != nil {
+			return "", false, ioErr("%s is a symbolic link whose target cannot be written (%w): give a file path", path, err)
+		}
+		if target, err = filepath.EvalSymlinks(path); err != nil {
+			return "", false, ioErr("resolving the symbolic link %s: %w", path, err)
+		}
+	}
+	m := fi.Mode()
+	switch {
+	case m.IsRegular():
+		return target, false, nil
+	case m.IsDir():
+		return "", false, ioErr("%s is a directory: give the path of the file to write (for example %s)", path, filepath.Join(path, "model"+filepath.Ext(path)))
+	case m&fs.ModeCharDevice != 0, m&fs.ModeNamedPipe != 0:
+		return target, true, nil
+	}
+	return "", false, ioErr("%s is a %s, not a regular file: it is not replaced; give a file path", path, kindOf(m))
+}
+
+// kindOf names a non-regular file mode for errors.
+func kindOf(m fs.FileMode) string {
+	switch {
+	case m&fs.ModeDevice != 0:
+		return "block device"
+	case m&fs.ModeSocket != 0:
+		return "socket"
+	}
+	return "special file (" + m.Type().String() + ")"
+}
+
+// writeThrough writes into the existing character device or named pipe at path without
+// creating, truncating or replacing it. A pipe with no reader is an error, not a wait.
+func writeThrough(path string, write func(*os.File) error) error {
+	f, err := openThrough(path)
+	if err != nil {
+		return withPath(path, ioErr("opening for writing: %w", err))
+	}
+	if err := write(f); err != nil {
+		f.Close()
+		return withPath(path, err)
+	}
+	if err := f.Close(); err != nil {
+		return withPath(path, ioErr("closing: %w", err))
 	}
 	return nil
 }
@@ -105,7 +193,8 @@ func IsTempName(name string) bool {
 
 // RemoveStaleTemps removes the temporary files that WriteFile and WriteFileAtomic left in
 // dir when their process was killed mid-write (regular files named as IsTempName says; not
-// in subdirectories, never any other file), and returns their paths in name order. Call it
+// in subdirectories, never any other file, never one whose writer still runs: writeAtomic
+// holds its temporary file's lock while writing), and returns their paths in name order. Call it
 // only while holding dir's lock (package dirlock): without it, the temporary file of a
 // write still running in another process would be removed too. On an error it returns the
 // paths removed so far and an error naming the file it could not remove.
@@ -119,6 +208,9 @@ func RemoveStaleTemps(dir string) (removed []string, err error) {
 			continue
 		}
 		path := filepath.Join(dir, e.Name())
+		if dirlock.Busy(path) {
+			continue // its writer is still running (writeAtomic holds it)
+		}
 		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return removed, fmt.Errorf("checkpoint: removing stale temporary file: %w", err)
 		}

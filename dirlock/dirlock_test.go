@@ -138,3 +138,77 @@ func TestLockMissingDir(t *testing.T) {
 		t.Fatalf("error %v, want fs.ErrNotExist naming %s", err, dir)
 	}
 }
+
+// TestLockNested: a lock covers its tree in both directions (issue 29, finding 3): while
+// another process holds D, D/supernet is refused, and while it holds D/supernet, D is
+// refused; both errors name the held directory and its holder.
+func TestLockNested(t *testing.T) {
+	for _, tc := range []struct{ name, held, want string }{
+		{"parent held", ".", "sub/inner"},
+		{"child held", "sub/inner", "."},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			held, want := filepath.Join(root, tc.held), filepath.Join(root, tc.want)
+			for _, d := range []string{held, want} {
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			cmd, stdin := startHolder(t, held)
+			_, err := Lock(want)
+			if !errors.Is(err, ErrLocked) || !strings.Contains(err.Error(), "process "+strconv.Itoa(cmd.Process.Pid)) ||
+				!strings.Contains(err.Error(), filepath.Clean(held)) {
+				t.Fatalf("Lock(%s) while %s is held: %v, want ErrLocked naming %s and its holder", want, held, err, held)
+			}
+			if _, err := os.Stat(filepath.Join(want, LockName)); !errors.Is(err, fs.ErrNotExist) {
+				t.Errorf("the refused Lock left its lock file (%v)", err)
+			}
+			stdin.Close()
+			cmd.Wait()
+			unlock, err := Lock(want)
+			if err != nil {
+				t.Fatalf("after the holder exited: %v", err)
+			}
+			unlock()
+		})
+	}
+}
+
+// TestUnlockRemovesLockFile: a directory is left as it was found (issue 26, item 8).
+func TestUnlockRemovesLockFile(t *testing.T) {
+	dir := t.TempDir()
+	unlock, err := Lock(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := unlock(); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil || len(entries) != 0 {
+		t.Fatalf("after unlock the directory holds %v (%v), want nothing", entries, err)
+	}
+}
+
+// TestBusy: a file held with HoldFile is busy until closed.
+func TestBusy(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "x.tmp-1")
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if Busy(path) {
+		t.Fatal("busy before HoldFile")
+	}
+	if err := HoldFile(f); err != nil {
+		t.Fatal(err)
+	}
+	if !Busy(path) {
+		t.Fatal("not busy while held")
+	}
+	f.Close()
+	if Busy(path) {
+		t.Fatal("busy after close")
+	}
+}
