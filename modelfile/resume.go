@@ -87,6 +87,10 @@ func ResumeFromFile(f *checkpoint.File) (*Resume, error) {
 	if r.OptimT, err = strconv.Atoi(f.Metadata[KeyOptimT]); err != nil || r.OptimT < 0 {
 		return nil, bad("metadata %q is %q, want an update count", KeyOptimT, f.Metadata[KeyOptimT])
 	}
+	if r.OptimT > r.Step {
+		// one optimizer update per step: more updates than steps is a damaged or edited file
+		return nil, bad("metadata %q is %d, more optimizer updates than the %d steps of %q", KeyOptimT, r.OptimT, r.Step, KeyStep)
+	}
 	model := &checkpoint.File{Metadata: map[string]string{}}
 	for k, v := range f.Metadata {
 		switch k {

@@ -204,8 +204,8 @@ func lifecycleConfig(out string, opts LifecycleOptions, supernetToo bool) error 
 		case err != nil:
 			return err
 		case string(old) != string(opts.StoredConfig):
-			return fmt.Errorf("%w: the configuration differs from the one %s was started with (%s): resume with that one, or start over with --force",
-				ErrConfig, out, path)
+			return fmt.Errorf("%w: the configuration differs from the one %s was started with (%s): resume with that one (`ofa run --config %s --out %s --resume`), or start over with --force",
+				ErrConfig, out, path, path, out)
 		}
 		return nil
 	}
@@ -258,8 +258,8 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 		switch {
 		case err == nil:
 			if r.RunConfig != string(opts.StoredConfig) {
-				return nil, "", nil, fmt.Errorf("%w: %s was written with another configuration; resume with that one or start over with --force",
-					ErrConfig, filepath.Join(dir, FileResume))
+				return nil, "", nil, fmt.Errorf("%w: %s was written with another configuration; resume with the lifecycle's own (`--config %s`) or start over with --force",
+					ErrConfig, filepath.Join(dir, FileResume), filepath.Join(opts.Dir, FileConfig))
 			}
 			to.Resume = r
 			opts.log("== 1/3 training the supernet: continuing at step %d", r.Step)

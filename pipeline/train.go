@@ -97,9 +97,6 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	if out == "" {
 		return nil, fmt.Errorf("%w: a training run needs an output directory", ErrConfig)
 	}
-	if err := modelfile.BeginDir(out, "train"); err != nil {
-		return nil, err
-	}
 	var model *modelfile.Model
 	if r := opts.Resume; r != nil {
 		model = r.Model
@@ -140,9 +137,6 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	if err := cfg.Train.ValidateFor("train", ar); err != nil {
 		return nil, err
 	}
-	if err := modelfile.WriteAtomic(filepath.Join(out, FileConfig), append(append([]byte(nil), opts.StoredConfig...), '\n')); err != nil {
-		return nil, err
-	}
 	tl, err := TrainLoader(ds.Train, cfg.Train.BatchSize, cfg.Train.Seed, model.Preprocess)
 	if err != nil {
 		return nil, err
@@ -175,6 +169,15 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		if err := tr.Restore(train.State{Step: r.Step, OptimT: r.OptimT, M: r.M, V: r.V}); err != nil {
 			return nil, err
 		}
+	}
+	// everything is checked before the directory is touched: a run that fails here (a resume
+	// state past the run's end, a configuration that does not fit the weights) leaves it as
+	// it was, still usable
+	if err := modelfile.BeginDir(out, "train"); err != nil {
+		return nil, err
+	}
+	if err := modelfile.WriteAtomic(filepath.Join(out, FileConfig), append(append([]byte(nil), opts.StoredConfig...), '\n')); err != nil {
+		return nil, err
 	}
 	cost := ar.ModelCost()
 	opts.log("supernet: %d layers, dim %d, %d heads, MLP %d, %d tokens: %d params, %.1f MMACs per example; BLAS %s",

@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
@@ -168,6 +169,10 @@ func loadResume(out string) (pipeline.Config, *modelfile.Resume, error) {
 	}
 	if err != nil {
 		return pipeline.Config{}, nil, err
+	}
+	if strings.TrimSpace(state.RunConfig) == "" {
+		// without it the defaults would be trained over the run (issue 29, finding 4)
+		return pipeline.Config{}, nil, fmt.Errorf("--resume: %s stores no run configuration (metadata %q is missing or empty), so it cannot say what to continue: start over with --config FILE --force", path, modelfile.KeyRunConfig)
 	}
 	cfg, err := configfile.Loader{Stored: []byte(state.RunConfig), Where: path + " (stored configuration)"}.Load()
 	if err != nil {
