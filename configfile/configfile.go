@@ -81,6 +81,11 @@ func (l Loader) Load() (Config, error) {
 			return def, fmt.Errorf("%w: %s: %v", errConfig, where, err)
 		}
 	}
+	if l.Stored == nil && doc != nil {
+		if err := checkFileAlone(doc, where, defaults); err != nil {
+			return def, err
+		}
+	}
 	if l.Stored == nil {
 		v.SetEnvPrefix("OFA")
 		v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
@@ -105,6 +110,51 @@ func (l Loader) Load() (Config, error) {
 		return def, fmt.Errorf("%w: %s: %s", errConfig, where, decodeErrorText(err))
 	}
 	return c, c.Validate()
+}
+
+// checkFileAlone checks a configuration file on its own, before environment variables and
+// flags override it: a bad value in the file is an error even where a flag hides it
+// (issue 29: train.steps -5 was accepted beside --steps), and a quoted string is not
+// read as a number or a boolean (lr: '1e-3' is a string in YAML; flags and environment
+// variables, which are always strings, are still parsed).
+func checkFileAlone(doc []byte, where string, defaults map[string]any) error {
+	v := viper.New()
+	for k, val := range defaults {
+		v.SetDefault(k, val)
+	}
+	v.SetConfigType("yaml")
+	if err := v.ReadConfig(bytes.NewReader(doc)); err != nil {
+		return fmt.Errorf("%w: %s: %v", errConfig, where, err)
+	}
+	var c Config
+	if err := v.UnmarshalExact(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.WeaklyTypedInput = false
+		dc.DecodeHook = fileHook
+	}); err != nil {
+		return fmt.Errorf("%w: %s: %s", errConfig, where, decodeErrorText(err))
+	}
+	if err := c.Validate(); err != nil {
+		return fmt.Errorf("%s (in the file, before flags and environment): %w", where, err)
+	}
+	return nil
+}
+
+// fileHook is strictHook for values read from YAML: a quoted string is refused where a
+// number or a boolean is wanted.
+func fileHook(from, to reflect.Type, value any) (any, error) {
+	if s, ok := value.(string); ok {
+		switch to.Kind() {
+		case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+			reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+			reflect.Float32, reflect.Float64:
+			if to != reflect.TypeOf(time.Duration(0)) {
+				return nil, fmt.Errorf("got the string %q, want a number (write it without quotes)", s)
+			}
+		case reflect.Bool:
+			return nil, fmt.Errorf("got the string %q, want true or false (without quotes)", s)
+		}
+	}
+	return strictHook(from, to, value)
 }
 
 // decodeErrorText puts mapstructure's multi-line error on one line: "'train.epochs' got
