@@ -45,34 +45,11 @@ type tensorInfo struct {
 // ErrBadCheckpoint.
 func Decode(r io.ReaderAt, size int64, lim Limits) (*File, error) {
 	lim = lim.withDefaults()
-	if size < 8 {
-		return nil, bad("file is %d bytes, too short for the 8-byte header length", size)
-	}
-	var prefix [8]byte
-	if err := readAt(r, prefix[:], 0, "header length"); err != nil {
-		return nil, err
-	}
-	n := binary.LittleEndian.Uint64(prefix[:])
-	if n > uint64(lim.MaxHeaderBytes) {
-		return nil, bad("header length %d exceeds the limit of %d bytes (Limits.MaxHeaderBytes)", n, lim.MaxHeaderBytes)
-	}
-	if n > uint64(size-8) {
-		return nil, bad("header length %d exceeds the %d bytes that follow it in the %d-byte file", n, size-8, size)
-	}
-	header := make([]byte, n)
-	if err := readAt(r, header, 8, "header"); err != nil {
-		return nil, err
-	}
-	dataStart := 8 + int64(n)
-	bufSize := size - dataStart
-
-	meta, infos, err := parseHeader(header, lim.MaxTensors)
+	meta, infos, dataStart, err := decodeHeader(r, size, lim)
 	if err != nil {
 		return nil, err
 	}
-	if err := checkLayout(infos, bufSize, lim); err != nil {
-		return nil, err
-	}
+	bufSize := size - dataStart
 
 	f := &File{Metadata: meta, Tensors: make([]Tensor, len(infos))}
 	chunk := make([]byte, min(bufSize, readChunk))
@@ -97,6 +74,37 @@ func Decode(r io.ReaderAt, size int64, lim Limits) (*File, error) {
 		}
 	}
 	return f, nil
+}
+
+// decodeHeader reads and checks the header (length, JSON, tensor layout against size)
+// and returns the metadata, the tensors' places and where their data starts.
+func decodeHeader(r io.ReaderAt, size int64, lim Limits) (meta map[string]string, infos []tensorInfo, dataStart int64, err error) {
+	if size < 8 {
+		return nil, nil, 0, bad("file is %d bytes, too short for the 8-byte header length", size)
+	}
+	var prefix [8]byte
+	if err := readAt(r, prefix[:], 0, "header length"); err != nil {
+		return nil, nil, 0, err
+	}
+	n := binary.LittleEndian.Uint64(prefix[:])
+	if n > uint64(lim.MaxHeaderBytes) {
+		return nil, nil, 0, bad("header length %d exceeds the limit of %d bytes (Limits.MaxHeaderBytes)", n, lim.MaxHeaderBytes)
+	}
+	if n > uint64(size-8) {
+		return nil, nil, 0, bad("header length %d exceeds the %d bytes that follow it in the %d-byte file", n, size-8, size)
+	}
+	header := make([]byte, n)
+	if err := readAt(r, header, 8, "header"); err != nil {
+		return nil, nil, 0, err
+	}
+	meta, infos, err = parseHeader(header, lim.MaxTensors)
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := checkLayout(infos, size-8-int64(n), lim); err != nil {
+		return nil, nil, 0, err
+	}
+	return meta, infos, 8 + int64(n), nil
 }
 
 // readAt fills p from r at off. A short read means the file is shorter than the size

@@ -265,3 +265,23 @@ func withPath(path string, err error) error {
 	named.path = path
 	return &named
 }
+
+// ReadMetadata reads only the header of the checkpoint at path and returns its metadata,
+// after checking the header and the tensor layout as ReadFile does (without reading the
+// tensor data): a quick look at what a file describes. Errors name path.
+func ReadMetadata(path string, lim Limits) (map[string]string, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, &cpError{err: err}
+	}
+	defer fh.Close()
+	fi, err := fh.Stat()
+	if err != nil {
+		return nil, &cpError{err: err}
+	}
+	meta, _, _, err := decodeHeader(fh, fi.Size(), lim.withDefaults())
+	if err != nil {
+		return nil, withPath(path, err)
+	}
+	return meta, nil
+}

@@ -311,3 +311,10 @@ func latencyNote(c Cost) string {
 	}
 	return ""
 }
+
+// CheckPerLayer checks per-layer ratios (threshold false: each in (0, 1]) or thresholds
+// (each in [0, 1)) for a, one value per layer, naming the key (for example
+// "ratios.heads") in its error: callers check flags with it before reading weights.
+func CheckPerLayer(a arch.Arch, key string, v []float64, threshold bool) error {
+	return checkPerLayer(a, key, v, threshold)
+}

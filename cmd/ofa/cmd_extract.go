@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/configfile"
 
 	"github.com/ofa-go/ofa/extract"
@@ -33,6 +34,40 @@ func floatList(s string, layers int) ([]float64, error) {
 	return out, nil
 }
 
+// checkChoices checks the ratios, thresholds and (for a budget) floors of e against the
+// architecture a, the errors the extraction would give after loading the weights.
+func checkChoices(a arch.Arch, e pipeline.ExtractConfig) error {
+	pair := func(heads, mlp []float64) ([]float64, []float64) {
+		if len(mlp) == 0 {
+			mlp = heads
+		}
+		if len(heads) == 0 {
+			heads = mlp
+		}
+		return heads, mlp
+	}
+	for _, c := range []struct {
+		key        string
+		heads, mlp []float64
+		threshold  bool
+	}{{"ratios", e.Ratios.Heads, e.Ratios.MLP, false}, {"thresholds", e.Thresholds.Heads, e.Thresholds.MLP, true}} {
+		if len(c.heads) == 0 && len(c.mlp) == 0 {
+			continue
+		}
+		h, m := pair(c.heads, c.mlp)
+		if err := extract.CheckPerLayer(a, c.key+".heads", h, c.threshold); err != nil {
+			return err
+		}
+		if err := extract.CheckPerLayer(a, c.key+".mlp", m, c.threshold); err != nil {
+			return err
+		}
+	}
+	if e.Target != (budget.Target{}) || e.HasRemote() {
+		return e.Floors.Validate(a)
+	}
+	return nil
+}
+
 func (a *app) extractCmd() *cobra.Command {
 	var supernetPath, out, target, ratios, mlpRatios, thresholds, mlpThresholds string
 	var force bool
@@ -55,11 +90,12 @@ func (a *app) extractCmd() *cobra.Command {
 			if supernetPath == "" || out == "" {
 				return fmt.Errorf("%w: --supernet and --out are required", errUsage)
 			}
-			m, err := modelfile.Load(supernetPath)
+			// the arguments are checked against the model's header before its weights are read
+			a0, err := modelfile.ReadArch(supernetPath)
 			if err != nil {
 				return err
 			}
-			layers := len(m.Arch.Layers)
+			layers := len(a0.Layers)
 			e := &cfg.Extract
 			for _, f := range []struct {
 				s   string
@@ -75,6 +111,13 @@ func (a *app) extractCmd() *cobra.Command {
 				if e.Target, err = budget.ParseFlag(target); err != nil {
 					return fmt.Errorf("%w: --target: %w", errUsage, err)
 				}
+			}
+			if err := checkChoices(a0, cfg.Extract); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
+			}
+			m, err := modelfile.Load(supernetPath)
+			if err != nil {
+				return err
 			}
 			release, err := a.claim(out)
 			if err != nil {

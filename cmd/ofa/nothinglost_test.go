@@ -181,3 +181,38 @@ func TestExportSpecialOutputs(t *testing.T) {
 		t.Errorf("%s is now %v (%v)", os.DevNull, fi.Mode(), err)
 	}
 }
+
+// TestExtractChecksArgumentsFirst: issue 29, finding 7. Ratios, thresholds and floors are
+// checked against the model's header before its weights are read: on a supernet whose
+// last weight is NaN (which loading refuses), the argument error comes first.
+func TestExtractChecksArgumentsFirst(t *testing.T) {
+	supernet, cfg := trainTiny(t, "")
+	b, err := os.ReadFile(supernet)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(b[len(b)-4:], []byte{0x00, 0x00, 0xc0, 0x7f}) // a float32 NaN, little endian
+	bad := filepath.Join(t.TempDir(), "nan.safetensors")
+	if err := os.WriteFile(bad, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr := ofa(t, "extract", "--supernet", bad, "--config", cfg, "--ratios", "0.5", "--out", filepath.Join(t.TempDir(), "x")); code == 0 || !strings.Contains(stderr, "NaN") {
+		t.Fatalf("the corrupted supernet loaded (code %d, %s): the test cannot tell checks before loading from checks after", code, stderr)
+	}
+	floors := writeConfig(t, tinyConfig+"extract:\n  floors:\n    min_heads: 100\n")
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--config", cfg, "--ratios", "2"}, "ratios.heads[0]: got 2"},
+		{[]string{"--config", cfg, "--ratios", "nan"}, "want a finite number"},
+		{[]string{"--config", cfg, "--thresholds", "1.5"}, "thresholds.heads[0]: got 1.5"},
+		{[]string{"--config", floors, "--target", "2x"}, "min_heads: got 100"},
+	} {
+		args := append([]string{"extract", "--supernet", bad, "--out", filepath.Join(t.TempDir(), "x")}, c.args...)
+		code, _, stderr := ofa(t, args...)
+		if code != exitUsage || !strings.Contains(stderr, c.want) {
+			t.Errorf("%v: code %d, %q; want a usage error saying %q before loading the weights", c.args, code, stderr, c.want)
+		}
+	}
+}
