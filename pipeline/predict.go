@@ -206,6 +206,9 @@ func wavInput(m *modelfile.Model, f *os.File, path string) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(au.Samples) == 0 {
+		return nil, fmt.Errorf("%w: %s: the WAV file holds no samples: nothing to classify", ErrInput, path)
+	}
 	samples := au.Samples
 	if au.Rate != fe.Rate {
 		samples = speech.Resample(samples, au.Rate, fe.Rate)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"strings"
 
 	"github.com/ofa-go/ofa/configfile"
@@ -30,6 +31,13 @@ func (a *app) predictCmd() *cobra.Command {
 			}
 			if top < 1 {
 				return fmt.Errorf("%w: --top: got %d, want >= 1", errUsage, top)
+			}
+			// inputs are checked first: a named pipe with no writer would block forever, and a
+			// missing file should not wait for the model to load
+			for _, f := range files {
+				if err := regularInput(f); err != nil {
+					return err
+				}
 			}
 			m, err := modelfile.Load(modelPath)
 			if err != nil {
@@ -74,4 +82,25 @@ func (a *app) predictCmd() *cobra.Command {
 	fs.String("ops", "", "fused or composed (ops)")
 	fk.add(fs, "ops", "ops")
 	return cmd
+}
+
+// regularInput checks that path is a regular file (or a link to one) that predict can read.
+func regularInput(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	if !fi.Mode().IsRegular() {
+		what := "not a regular file (" + fi.Mode().Type().String() + ")"
+		switch {
+		case fi.IsDir():
+			what = "a directory"
+		case fi.Mode()&os.ModeNamedPipe != 0:
+			what = "a named pipe"
+		case fi.Mode()&os.ModeDevice != 0:
+			what = "a device"
+		}
+		return fmt.Errorf("%w: %s is %s: give PNG, IDX or WAV files", errUsage, path, what)
+	}
+	return nil
 }

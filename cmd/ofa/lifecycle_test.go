@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/binary"
 	"encoding/json"
 	"github.com/ofa-go/ofa/pipeline"
 	"net/http"
@@ -231,6 +232,14 @@ extract:
 	if code, _, stderr = ofa(t, "extract", "--config", cfg, "--supernet", sn, "--ratios", "0.5", "--out", filepath.Join(t.TempDir(), "x")); code != 0 {
 		t.Fatalf("extract: %s", stderr)
 	}
+	// a clip without samples is refused, not classified (issue 29, finding 7)
+	empty := filepath.Join(t.TempDir(), "empty.wav")
+	if err := os.WriteFile(empty, emptyWAV(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, stderr = ofa(t, "predict", "--model", sn, empty); code == 0 || !strings.Contains(stderr, "no samples") {
+		t.Fatalf("predict on a WAV without samples: code %d, %s", code, stderr)
+	}
 	// an image model does not fit speech data
 	img, icfg := trainTiny(t, "")
 	_ = icfg
@@ -291,4 +300,19 @@ func TestRunChecksEverythingFirst(t *testing.T) {
 			t.Errorf("%q: a supernet was trained before the configuration was refused", c.extra)
 		}
 	}
+}
+
+// emptyWAV is a valid 16 kHz mono 16-bit PCM WAV file holding no samples.
+func emptyWAV() []byte {
+	le := binary.LittleEndian
+	b := []byte("RIFF\x00\x00\x00\x00WAVEfmt \x10\x00\x00\x00")
+	b = le.AppendUint16(b, 1)       // PCM
+	b = le.AppendUint16(b, 1)       // channels
+	b = le.AppendUint32(b, 16000)   // sample rate
+	b = le.AppendUint32(b, 16000*2) // byte rate
+	b = le.AppendUint16(b, 2)       // block align
+	b = le.AppendUint16(b, 16)      // bits per sample
+	b = append(b, "data\x00\x00\x00\x00"...)
+	le.PutUint32(b[4:], uint32(len(b)-8))
+	return b
 }

@@ -216,3 +216,19 @@ func TestExtractChecksArgumentsFirst(t *testing.T) {
 		}
 	}
 }
+
+// TestPredictRefusesPipes: issue 29, finding 7. predict on a named pipe with no writer is
+// refused at once instead of blocking forever.
+func TestPredictRefusesPipes(t *testing.T) {
+	supernet, _ := trainTiny(t, "")
+	fifo := filepath.Join(t.TempDir(), "in.png")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip(err)
+	}
+	for _, in := range []string{fifo, t.TempDir()} {
+		code, _, stderr := ofa(t, "predict", "--model", supernet, in)
+		if code != exitUsage || !strings.Contains(stderr, in) {
+			t.Errorf("predict %s: code %d, %q; want a usage error naming it", in, code, stderr)
+		}
+	}
+}
