@@ -793,8 +793,13 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	if err := json.Unmarshal(b, &t); err != nil {
 		return nil, fmt.Errorf("%w: latency table %s: %v", ErrExtract, path, err)
 	}
-	if len(t.Blocks) == 0 || t.Batch < 1 || !(t.StemMS >= 0) {
-		return nil, fmt.Errorf("%w: latency table %s has no measurements", ErrExtract, path)
+	switch {
+	case len(t.Blocks) == 0:
+		return nil, fmt.Errorf("%w: latency table %s has no measurements (blocks is empty)", ErrExtract, path)
+	case t.Batch < 1:
+		return nil, fmt.Errorf("%w: latency table %s: batch: got %d, want >= 1", ErrExtract, path, t.Batch)
+	case !(t.StemMS >= 0) || math.IsInf(t.StemMS, 0):
+		return nil, fmt.Errorf("%w: latency table %s: stem_ms: got %v, want a time >= 0 in milliseconds", ErrExtract, path, t.StemMS)
 	}
 	switch t.Runtime {
 	case "": // written before tables recorded their runtime: always the tool's own
@@ -831,14 +836,21 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	if f := t.Fit; f != nil {
 		for _, v := range []float64{f.Intercept, f.PerHead, f.PerNeuron, f.StemMS} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("%w: latency table %s: fit %+v is not finite", ErrExtract, path, *f)
+				return nil, fmt.Errorf("%w: latency table %s: fit: intercept_ms %v, per_head_ms %v, per_neuron_ms %v, stem_ms %v: want finite numbers",
+					ErrExtract, path, f.Intercept, f.PerHead, f.PerNeuron, f.StemMS)
 			}
 		}
 	}
 	seen := make(map[[2]int]int, len(t.Blocks))
 	for i, e := range t.Blocks {
-		if e.Heads < 1 || e.MLP < 1 || !(e.MS >= 0) || math.IsInf(e.MS, 0) {
-			return nil, fmt.Errorf("%w: latency table %s: blocks[%d] = %+v is invalid", ErrExtract, path, i, e)
+		switch {
+		case e.Heads < 1:
+			return nil, fmt.Errorf("%w: latency table %s: blocks[%d].heads: got %d, want >= 1", ErrExtract, path, i, e.Heads)
+		case e.MLP < 1:
+			return nil, fmt.Errorf("%w: latency table %s: blocks[%d].mlp: got %d, want >= 1", ErrExtract, path, i, e.MLP)
+		case !(e.MS >= 0) || math.IsInf(e.MS, 0):
+			return nil, fmt.Errorf("%w: latency table %s: blocks[%d].ms (heads %d, mlp %d): got %v, want a time >= 0 in milliseconds",
+				ErrExtract, path, i, e.Heads, e.MLP, e.MS)
 		}
 		shape := [2]int{e.Heads, e.MLP}
 		if j, ok := seen[shape]; ok {
