@@ -252,6 +252,11 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 		if sn, err := modelfile.Load(path); err == nil {
 			opts.log("== 1/3 supernet: reusing the finished run in %s", dir)
 			rep.Notes = append(rep.Notes, "supernet: "+path+" (finished before the lifecycle was resumed)")
+			if l, a, err := metricsCurves(filepath.Join(dir, FileMetrics)); err == nil {
+				rep.Losses, rep.Accuracies = append(rep.Losses, l), append(rep.Accuracies, a)
+			} else {
+				rep.Notes = append(rep.Notes, fmt.Sprintf("supernet: no training curves (%v)", err))
+			}
 			return sn, path, storedRun(cfg, sn, path), nil
 		}
 		r, err := modelfile.LoadResume(filepath.Join(dir, FileResume))

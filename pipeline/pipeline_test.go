@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -94,6 +95,7 @@ func TestLifecycleResumeReuses(t *testing.T) {
 	}
 	cfg := tinyConfig(t)
 	cfg.Run.Baselines = false
+	cfg.Train.Steps = 10 // one point of the loss curve (drawn every 10 steps)
 	opts := LifecycleOptions{Dir: cfg.Out, StoredConfig: []byte("test")}
 	first, err := Lifecycle(context.Background(), cfg, opts)
 	if err != nil {
@@ -118,12 +120,22 @@ func TestLifecycleResumeReuses(t *testing.T) {
 			t.Errorf("row %d: %+v, resumed %+v", i, a, b)
 		}
 	}
+	// the reused supernet keeps its curves (issue 29, finding 6: a resumed run reported
+	// "losses": null and no supernet accuracy curve)
+	if len(first.Losses) == 0 || len(first.Losses[0].Y) == 0 || !reflect.DeepEqual(first.Losses, second.Losses) {
+		t.Errorf("losses %+v, resumed %+v", first.Losses, second.Losses)
+	}
+	if len(second.Accuracies) == 0 || !reflect.DeepEqual(first.Accuracies[0], second.Accuracies[0]) {
+		t.Errorf("supernet accuracy curve %+v, resumed %+v", first.Accuracies, second.Accuracies)
+	}
 	if _, err := os.Stat(filepath.Join(ft, modelfile.MarkerIncomplete)); err == nil {
 		t.Fatal("the redone fine-tune is still marked incomplete")
 	}
 	// outputs made with one configuration are not reused under another
 	opts.StoredConfig = []byte("changed")
-	if _, err := Lifecycle(context.Background(), cfg, opts); err == nil || !strings.Contains(err.Error(), "differs from the one") {
-		t.Fatalf("resumed with another configuration: %v", err)
+	// and the error names the flag that resumes it (issue 29, finding 8)
+	want := "--config " + filepath.Join(cfg.Out, FileConfig)
+	if _, err := Lifecycle(context.Background(), cfg, opts); err == nil || !strings.Contains(err.Error(), "differs from the one") || !strings.Contains(err.Error(), want) {
+		t.Fatalf("resumed with another configuration: %v, want an error naming %q", err, want)
 	}
 }

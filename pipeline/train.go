@@ -253,9 +253,18 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	}
 	steps := tr.Step() - startStep
 	subnets, macs := tr.Work()
+	losses, accs := curve.lossCurve(curveLoss), curve.accCurve(curveAccuracy, "largest")
+	if opts.Resume != nil {
+		// the hook saw only this invocation's steps; the metrics file holds the whole run
+		if l, a, err := metricsCurves(metricsPath); err == nil {
+			losses, accs = l, a
+		} else {
+			opts.log("training curves cover only the resumed steps: %v", err)
+		}
+	}
 	return &TrainResult{SubnetsTrained: subnets, TrainMACs: macs, Model: model, Path: path, Eval: lastEval.Subnets, Steps: tr.Step(), Seconds: elapsed,
 		SamplesPerSec: float64(steps*cfg.Train.BatchSize) / elapsed,
-		Losses:        curve.lossCurve("supernet"), Accuracies: curve.accCurve("supernet (largest, test)", "largest")}, nil
+		Losses:        losses, Accuracies: accs}, nil
 }
 
 // newMetrics starts the metrics file at path afresh: a run that starts over (a run killed
