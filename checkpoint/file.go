@@ -239,6 +239,9 @@ func syncDir(dir string) error {
 // ReadFile reads and decodes the checkpoint at path under lim (see Decode). Errors name
 // path; format errors wrap ErrBadCheckpoint.
 func ReadFile(path string, lim Limits) (*File, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, &cpError{err: err} // *fs.PathError names path
@@ -270,6 +273,9 @@ func withPath(path string, err error) error {
 // after checking the header and the tensor layout as ReadFile does (without reading the
 // tensor data): a quick look at what a file describes. Errors name path.
 func ReadMetadata(path string, lim Limits) (map[string]string, error) {
+	if err := checkRegular(path); err != nil {
+		return nil, err
+	}
 	fh, err := os.Open(path)
 	if err != nil {
 		return nil, &cpError{err: err}
@@ -284,4 +290,26 @@ func ReadMetadata(path string, lim Limits) (map[string]string, error) {
 		return nil, withPath(path, err)
 	}
 	return meta, nil
+}
+
+// checkRegular refuses, before opening it, a path that is not a regular file (or a link to
+// one): a checkpoint is read at offsets, and opening a named pipe with no writer would
+// block forever.
+func checkRegular(path string) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return &cpError{err: err} // *fs.PathError names path
+	}
+	if !fi.Mode().IsRegular() {
+		what := "not a regular file"
+		if fi.IsDir() {
+			what = "a directory"
+		} else if fi.Mode()&fs.ModeNamedPipe != 0 {
+			what = "a named pipe"
+		} else if fi.Mode()&fs.ModeDevice != 0 {
+			what = "a device"
+		}
+		return withPath(path, ioErr("is %s: a checkpoint must be a regular file", what))
+	}
+	return nil
 }

@@ -149,3 +149,21 @@ func TestRemoveStaleTempsSkipsLiveWrite(t *testing.T) {
 		t.Fatalf("the live temporary file is gone: %v", err)
 	}
 }
+
+// TestReadFileRefusesSpecialFiles: reading a checkpoint from a named pipe with no writer,
+// a directory or a device is an error at once (opening the pipe blocked forever).
+func TestReadFileRefusesSpecialFiles(t *testing.T) {
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "model.safetensors")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Skip(err)
+	}
+	for _, p := range []string{fifo, dir, os.DevNull} {
+		if _, err := ReadFile(p, Limits{}); err == nil || !strings.Contains(err.Error(), p) || !strings.Contains(err.Error(), "regular file") {
+			t.Errorf("ReadFile(%s): %v, want an error naming it and saying a regular file is wanted", p, err)
+		}
+		if _, err := ReadMetadata(p, Limits{}); err == nil || !strings.Contains(err.Error(), "regular file") {
+			t.Errorf("ReadMetadata(%s): %v", p, err)
+		}
+	}
+}
