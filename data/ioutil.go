@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"strings"
+	"syscall"
 )
 
 // ReadSome calls r.Read until it returns data or an error, giving up with io.ErrNoProgress
@@ -74,7 +75,7 @@ var ErrTooLarge = errors.New("file too large")
 // read; devices, pipes and files that grow are cut off after limit bytes and refused, so
 // /dev/zero costs at most limit bytes of memory. Errors name the file.
 func ReadFileLimited(path string, limit int64) ([]byte, error) {
-	f, err := os.Open(path)
+	f, pipe, err := openForReading(path)
 	if err != nil {
 		return nil, err
 	}
@@ -96,5 +97,20 @@ func ReadFileLimited(path string, limit int64) ([]byte, error) {
 	if int64(len(b)) > limit {
 		return nil, fmt.Errorf("%s: %w: more than %d bytes", path, ErrTooLarge, limit)
 	}
+	if pipe && len(b) == 0 {
+		return nil, fmt.Errorf("%s: is a named pipe with no writer: nothing to read", path)
+	}
 	return b, nil
+}
+
+// openForReading opens path for reading. A named pipe is opened without waiting for a
+// writer (opening one with none blocks forever); reading it then waits for a writer's
+// data, or ends at once when there is none, which pipe reports so the caller can say so.
+func openForReading(path string) (f *os.File, pipe bool, err error) {
+	if fi, err := os.Stat(path); err == nil && fi.Mode()&os.ModeNamedPipe != 0 {
+		f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		return f, true, err
+	}
+	f, err = os.Open(path)
+	return f, false, err
 }
