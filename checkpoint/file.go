@@ -125,7 +125,7 @@ func writeTarget(path string) (target string, through bool, err error) {
 	fi := li
 	if li.Mode()&fs.ModeSymlink != 0 {
 		if fi, err = os.Stat(path); err != nil {
-			return "", false, ioErr("%s is a symbolic link whose target cannot be written (%w): give a file path", path, err)
+			return "", false, ioErr("a symbolic link whose target cannot be written (%w): give a file path", err)
 		}
 		if target, err = filepath.EvalSymlinks(path); err != nil {
 			return "", false, ioErr("resolving the symbolic link %s: %w", path, err)
@@ -136,11 +136,11 @@ func writeTarget(path string) (target string, through bool, err error) {
 	case m.IsRegular():
 		return target, false, nil
 	case m.IsDir():
-		return "", false, ioErr("%s is a directory: give the path of the file to write (for example %s)", path, filepath.Join(path, "model"+filepath.Ext(path)))
+		return "", false, ioErr("is a directory: give the path of a file to write, for example one inside it")
 	case m&fs.ModeCharDevice != 0, m&fs.ModeNamedPipe != 0:
 		return target, true, nil
 	}
-	return "", false, ioErr("%s is a %s, not a regular file: it is not replaced; give a file path", path, kindOf(m))
+	return "", false, ioErr("is a %s, not a regular file: it is not replaced; give a file path", kindOf(m))
 }
 
 // kindOf names a non-regular file mode for errors.
@@ -159,7 +159,7 @@ func kindOf(m fs.FileMode) string {
 func writeThrough(path string, write func(*os.File) error) error {
 	f, err := openThrough(path)
 	if err != nil {
-		return withPath(path, ioErr("opening for writing: %w", err))
+		return withPath(path, ioErr("writing through: %w", err))
 	}
 	if err := write(f); err != nil {
 		f.Close()
