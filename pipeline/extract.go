@@ -127,15 +127,58 @@ func (e *Extractor) BaselineAccuracies(core extract.Config, res *extract.Result)
 	return out, nil
 }
 
+// Prune extracts from model m, which is not the supernet (the dense model of a
+// lifecycle), with the extractor's calibration, verification and latency data; scores are
+// m's importance scores from an earlier Prune of m (nil: measured now, and returned in the
+// result for the next).
+func (e *Extractor) Prune(m *modelfile.Model, core extract.Config, sel extract.Selection, scores *extract.Scores) (*extract.Result, error) {
+	in := extract.Input{Arch: m.Arch, Params: m.Float32Params(), Calibration: e.calib, VerifyBatch: e.verify, Latency: e.latency, Scores: scores}
+	return extract.Extract(in, core, sel)
+}
+
 // Model turns an extraction result into a model of kind extracted, with its manifest and
 // provenance.
 func (e *Extractor) Model(res *extract.Result, prov *modelfile.Provenance) (*modelfile.Model, error) {
+	return extractedModel(e.supernet, res, prov, nil)
+}
+
+// extractedModel turns an extraction from model from into a model of kind extracted, with
+// its manifest, provenance and extra metadata.
+func extractedModel(from *modelfile.Model, res *extract.Result, prov *modelfile.Provenance, extra map[string]string) (*modelfile.Model, error) {
 	mj, err := jsonString(res.Manifest)
 	if err != nil {
 		return nil, err
 	}
-	return &modelfile.Model{Kind: modelfile.KindExtracted, Arch: res.Arch, Params: res.Params, Preprocess: e.supernet.Preprocess,
-		Provenance: prov, Extra: copyClasses(map[string]string{modelfile.KeyManifest: mj}, e.supernet)}, nil
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra[modelfile.KeyManifest] = mj
+	return derive(from, modelfile.KindExtracted, res.Arch, res.Params, prov, extra), nil
+}
+
+// derive is a model made from model from: its preprocessing and class names carry over, so
+// that every model derived from a supernet names its classes as the data did.
+func derive(from *modelfile.Model, kind string, a arch.Arch, p *supernet.Params, prov *modelfile.Provenance, extra map[string]string) *modelfile.Model {
+	return &modelfile.Model{Kind: kind, Arch: a, Params: p, Preprocess: from.Preprocess, Provenance: prov, Extra: copyClasses(extra, from)}
+}
+
+// extraction is an extracted model and its manifest, as saved in a model directory.
+type extraction struct {
+	model    *modelfile.Model
+	manifest *extract.Manifest
+}
+
+// loadExtraction reads an extraction's model directory (SaveModelDir with a manifest).
+func loadExtraction(dir string) (*extraction, error) {
+	m, err := modelfile.Load(filepath.Join(dir, FileModel))
+	if err != nil {
+		return nil, err
+	}
+	var mf extract.Manifest
+	if err := readJSON(filepath.Join(dir, FileManifest), &mf); err != nil {
+		return nil, err
+	}
+	return &extraction{model: m, manifest: &mf}, nil
 }
 
 // SaveModelDir writes a model directory atomically: dir is marked incomplete, the model

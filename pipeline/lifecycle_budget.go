@@ -55,26 +55,21 @@ func (b *budgetRun) row(variant string, a arch.Arch, acc float64, steps int, pat
 // target and writes it there.
 func (b *budgetRun) extracted(sub string, t budget.Target, from string) (*modelfile.Model, *extract.Manifest, error) {
 	dir := filepath.Join(b.dir, sub)
-	if b.opts.Resume {
-		if m, err := modelfile.Load(filepath.Join(dir, FileModel)); err == nil {
-			var mf extract.Manifest
-			if err := readJSON(filepath.Join(dir, FileManifest), &mf); err == nil {
-				return m, &mf, nil
-			}
+	x, err := resumeOrMake(b.opts.Resume, dir, func() (*extraction, error) { return loadExtraction(dir) }, func() (*extraction, error) {
+		res, err := b.ex.Extract(b.cfg.Extract.Config, extract.Selection{Target: &t, TargetFrom: from}, nil)
+		if err != nil {
+			return nil, err
 		}
-	}
-	res, err := b.ex.Extract(b.cfg.Extract.Config, extract.Selection{Target: &t, TargetFrom: from}, nil)
+		m, err := b.ex.Model(res, b.prov)
+		if err != nil {
+			return nil, err
+		}
+		return &extraction{model: m, manifest: &res.Manifest}, SaveModelDir(dir, m, map[string]any{FileManifest: res.Manifest})
+	})
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := b.ex.Model(res, b.prov)
-	if err != nil {
-		return nil, nil, err
-	}
-	if err := SaveModelDir(dir, m, map[string]any{FileManifest: res.Manifest}); err != nil {
-		return nil, nil, err
-	}
-	return m, &res.Manifest, nil
+	return x.model, x.manifest, nil
 }
 
 // finetuned fine-tunes m into dir/sub with c's finetune section (or loads that run when
@@ -83,22 +78,18 @@ func (b *budgetRun) extracted(sub string, t budget.Target, from string) (*modelf
 func (b *budgetRun) finetuned(ctx context.Context, variant, sub, title, stage string, c Config, m, teacher *modelfile.Model,
 	upstream ...report.Stage) (*FinetuneResult, report.Stage, error) {
 	dir := filepath.Join(b.dir, sub)
-	var r *FinetuneResult
-	if b.opts.Resume {
-		if r, _ = LoadFinetuned(dir); r != nil && c.Finetune.Steps > 0 && r.Steps != c.Finetune.Steps {
-			r = nil
-		}
+	r, err := resumeOrMake(b.opts.Resume, dir, func() (*FinetuneResult, error) { return loadFinetunedSteps(dir, c.Finetune.Steps) },
+		func() (*FinetuneResult, error) {
+			return Finetune(ctx, c, m, teacher, b.ds, FinetuneOptions{Output: b.opts.Output, Title: b.name + " " + title, Dir: dir})
+		})
+	if err != nil {
+		return nil, report.Stage{}, err
 	}
-	if r == nil {
-		var err error
-		if r, err = Finetune(ctx, c, m, teacher, b.ds, FinetuneOptions{Output: b.opts.Output, Title: b.name + " " + title, Dir: dir}); err != nil {
-			return nil, report.Stage{}, err
-		}
-	}
-	per := 3 * float64(m.Arch.ModelCost().MACs)
+	teacherMACs := 0.0
 	if teacher != nil {
-		per += float64(teacher.Arch.SubnetCost(arch.Largest(teacher.Arch)).MACs)
+		teacherMACs = float64(teacher.Arch.SubnetCost(arch.Largest(teacher.Arch)).MACs)
 	}
+	per := trainingMACs(float64(m.Arch.ModelCost().MACs), teacherMACs)
 	st := report.Stage{Name: stage, Steps: r.Steps, Batch: c.Finetune.BatchSize, MACsPerExample: per,
 		MACs: float64(r.Steps) * float64(c.Finetune.BatchSize) * per, Seconds: r.Seconds}
 	return r, st, b.row(variant, r.Model.Arch, r.Test, r.Steps, filepath.Join(dir, FileModel), append(upstream, st)...)
@@ -110,7 +101,7 @@ func (b *budgetRun) finetuned(ctx context.Context, variant, sub, title, stage st
 // are measured once per model and reused) and the validation passes of its search and
 // order comparison.
 func (b *budgetRun) extractionStage(name string, a arch.Arch, c extract.Config, mf *extract.Manifest) report.Stage {
-	per := 3.0
+	per := float64(trainingPasses)
 	if c.Criteria.Layers == extract.LayerDrop {
 		per += float64(len(a.Layers))
 	}
@@ -251,9 +242,8 @@ func (b *budgetRun) fresh(a arch.Arch, note string) (*modelfile.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: a, Params: p, Preprocess: b.ex.Supernet().Preprocess,
-		Provenance: &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
-		Extra:      copyClasses(map[string]string{modelfile.KeyNote: note}, b.ex.Supernet())}, nil
+	return derive(b.ex.Supernet(), modelfile.KindFinetuned, a, p, &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
+		map[string]string{modelfile.KeyNote: note}), nil
 }
 
 // expanded extracts a model whose expansion fits the budget's unique-parameter limit (the
@@ -263,15 +253,28 @@ func (b *budgetRun) fresh(a arch.Arch, note string) (*modelfile.Model, error) {
 // the budget's plain extraction's depth), as wide as the budget allows.
 func (b *budgetRun) expanded(plainLayers int) (*modelfile.Model, report.Stage, error) {
 	dir := filepath.Join(b.dir, "expanded")
-	sn := b.ex.Supernet()
-	if b.opts.Resume {
-		var mf extract.Manifest
-		if m, err := modelfile.Load(filepath.Join(dir, FileModel)); err == nil && readJSON(filepath.Join(dir, FileManifest), &mf) == nil {
-			st := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, &mf)
-			st.Untimed = true // earlier tries of that run are not recorded
-			return m, st, nil
-		}
+	type staged struct {
+		model *modelfile.Model
+		stage report.Stage
 	}
+	x, err := resumeOrMake(b.opts.Resume, dir, func() (staged, error) {
+		e, err := loadExtraction(dir)
+		if err != nil {
+			return staged{}, err
+		}
+		st := b.extractionStage("extraction", b.ex.Supernet().Arch, b.cfg.Extract.Config, e.manifest)
+		st.Untimed = true // earlier tries of that run are not recorded
+		return staged{e.model, st}, nil
+	}, func() (staged, error) {
+		m, st, err := b.expand(dir, plainLayers)
+		return staged{m, st}, err
+	})
+	return x.model, x.stage, err
+}
+
+// expand is expanded's work: the extractions until the expanded model fits, saved in dir.
+func (b *budgetRun) expand(dir string, plainLayers int) (*modelfile.Model, report.Stage, error) {
+	sn := b.ex.Supernet()
 	total := report.Stage{Name: "extraction"}
 	bud := extract.Resolve(b.target, sn.Arch)
 	limit := bud.Params

@@ -23,11 +23,11 @@ type denseRun struct {
 }
 
 // equalComputeSteps is the number of dense-model steps (same batch as the supernet) whose
-// training MACs equal the supernet run's: both pay 3 forward passes per trained model and
+// training MACs equal the supernet run's: both pay trainingMACs per trained model and
 // example, so it is the supernet's steps x sampled forward MACs per step over the dense
 // model's forward MACs.
 func equalComputeSteps(run *supernetRun, dense arch.Arch) int {
-	return int(math.Round(float64(run.steps) * run.macsPerExample / (3 * float64(dense.ModelCost().MACs))))
+	return int(math.Round(float64(run.steps) * run.macsPerExample / trainingMACs(float64(dense.ModelCost().MACs), 0)))
 }
 
 // lifecycleDense trains the dense model once (or loads it when resuming) in Dir/dense: the
@@ -39,31 +39,29 @@ func lifecycleDense(ctx context.Context, cfg Config, ds *Dataset, sn *modelfile.
 	}
 	steps := max(1, equalComputeSteps(run, sn.Arch))
 	dir := filepath.Join(opts.Dir, DirDense)
-	var r *FinetuneResult
-	if opts.Resume {
-		if r, _ = LoadFinetuned(dir); r != nil && r.Steps != steps {
-			r = nil
+	r, err := resumeOrMake(opts.Resume, dir, func() (*FinetuneResult, error) {
+		r, err := loadFinetunedSteps(dir, steps)
+		if err == nil {
+			opts.log("== dense model: reusing %s", dir)
 		}
-	}
-	if r == nil {
+		return r, err
+	}, func() (*FinetuneResult, error) {
 		opts.log("== dense model: %d steps (the supernet run's training MACs)", steps)
 		p, err := supernet.NewParamsWith(sn.Arch, tensor.Float32, cfg.Model.InitSeed, cfg.Model.InitOptions())
 		if err != nil {
 			return nil, err
 		}
-		fresh := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: sn.Arch, Params: p, Preprocess: sn.Preprocess,
-			Provenance: &modelfile.Provenance{Step: "dense", Config: string(opts.StoredConfig)},
-			Extra:      map[string]string{modelfile.KeyNote: "the supernet's architecture trained alone (dense -> prune -> fine-tune baseline)"}}
+		fresh := derive(sn, modelfile.KindFinetuned, sn.Arch, p, &modelfile.Provenance{Step: "dense", Config: string(opts.StoredConfig)},
+			map[string]string{modelfile.KeyNote: "the supernet's architecture trained alone (dense -> prune -> fine-tune baseline)"})
 		dc := cfg
 		dc.Finetune = run.train
 		dc.Finetune.Steps, dc.Finetune.EvalBatch = steps, cfg.Finetune.EvalBatch
-		if r, err = Finetune(ctx, dc, fresh, nil, ds, FinetuneOptions{Output: opts.Output, Title: "dense", Dir: dir}); err != nil {
-			return nil, err
-		}
-	} else {
-		opts.log("== dense model: reusing %s", dir)
+		return Finetune(ctx, dc, fresh, nil, ds, FinetuneOptions{Output: opts.Output, Title: "dense", Dir: dir})
+	})
+	if err != nil {
+		return nil, err
 	}
-	macs := 3 * float64(sn.Arch.ModelCost().MACs)
+	macs := trainingMACs(float64(sn.Arch.ModelCost().MACs), 0)
 	d := &denseRun{model: r.Model,
 		stage: report.Stage{Name: "dense", Steps: r.Steps, Batch: run.batch, MACsPerExample: macs,
 			MACs: float64(r.Steps) * float64(run.batch) * macs, Seconds: r.Seconds, Shared: true}}
@@ -91,36 +89,26 @@ func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
 	d := b.dense
 	dir := filepath.Join(b.dir, "dense-pruned")
 	c := pruneConfig(b.cfg)
-	var pm *modelfile.Model
-	var mf extract.Manifest
-	if b.opts.Resume {
-		if m, err := modelfile.Load(filepath.Join(dir, FileModel)); err == nil && readJSON(filepath.Join(dir, FileManifest), &mf) == nil {
-			pm = m
-		}
-	}
-	if pm == nil {
+	pruned, err := resumeOrMake(b.opts.Resume, dir, func() (*extraction, error) { return loadExtraction(dir) }, func() (*extraction, error) {
 		t := b.target
-		in := extract.Input{Arch: d.model.Arch, Params: d.model.Float32Params(), Calibration: b.ex.calib, VerifyBatch: b.ex.verify,
-			Latency: b.ex.latency, Scores: d.scores}
-		res, err := extract.Extract(in, c, extract.Selection{Target: &t, TargetFrom: "run.budgets (dense model)"})
+		res, err := b.ex.Prune(d.model, c, extract.Selection{Target: &t, TargetFrom: "run.budgets (dense model)"}, d.scores)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		d.scores, mf = res.Scores, res.Manifest
-		mj, err := jsonString(res.Manifest)
+		d.scores = res.Scores
+		pm, err := extractedModel(d.model, res, &modelfile.Provenance{Step: "dense-prune", Config: string(b.opts.StoredConfig)},
+			map[string]string{modelfile.KeyNote: "the dense model pruned by Taylor importance"})
 		if err != nil {
-			return err
+			return nil, err
 		}
-		pm = &modelfile.Model{Kind: modelfile.KindExtracted, Arch: res.Arch, Params: res.Params, Preprocess: d.model.Preprocess,
-			Provenance: &modelfile.Provenance{Step: "dense-prune", Config: string(b.opts.StoredConfig)},
-			Extra:      map[string]string{modelfile.KeyManifest: mj, modelfile.KeyNote: "the dense model pruned by Taylor importance"}}
-		if err := SaveModelDir(dir, pm, map[string]any{FileManifest: res.Manifest}); err != nil {
-			return err
-		}
+		return &extraction{model: pm, manifest: &res.Manifest}, SaveModelDir(dir, pm, map[string]any{FileManifest: res.Manifest})
+	})
+	if err != nil {
+		return err
 	}
 	pc := b.cfg
 	pc.Finetune.Steps = ftSteps
-	_, _, err := b.finetuned(ctx, "dense -> prune (Taylor) -> fine-tune", "dense-pruned-finetuned", "dense-pruned", "fine-tune", pc, pm, d.model,
-		d.stage, b.extractionStage("prune", d.model.Arch, c, &mf))
+	_, _, err = b.finetuned(ctx, "dense -> prune (Taylor) -> fine-tune", "dense-pruned-finetuned", "dense-pruned", "fine-tune", pc, pruned.model, d.model,
+		d.stage, b.extractionStage("prune", d.model.Arch, c, pruned.manifest))
 	return err
 }

@@ -161,7 +161,7 @@ func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
 		}
 	}
 	r.sampler = smp.Name()
-	r.macsPerExample = 3 * total / float64(r.steps)
+	r.macsPerExample = trainingMACs(total, 0) / float64(r.steps)
 }
 
 // stage is the supernet's compute as a report stage.

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/modelfile"
@@ -126,6 +127,32 @@ func TestLifecycleBaselinesAndCompute(t *testing.T) {
 	for _, want := range []string{"training MACs", "| scratch, equal steps |", "equal training MACs", "supernet compute: 8 steps x 32 examples"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	// every model of the lifecycle names the supernet's classes, so predict prints them
+	want, err := ClassNames(sn)
+	if err != nil || want[0] == "0" {
+		t.Fatalf("the supernet's class names %q (%v)", want, err)
+	}
+	a := sn.Arch
+	blank := Input{Name: "blank", X: make([]float32, a.InChannels*a.InHeight*a.InWidth)}
+	for _, rel := range []string{DirDense, filepath.Join(DirBudgets, "2x", "dense-pruned"), filepath.Join(DirBudgets, "2x", "dense-pruned-finetuned"),
+		filepath.Join(DirBudgets, "2x", "extracted"), filepath.Join(DirBudgets, "2x", "scratch")} {
+		m, err := modelfile.Load(filepath.Join(dir, rel, FileModel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ClassNames(m)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s names classes %q (%v), want %q", rel, got, err, want)
+			continue
+		}
+		p, err := Predict(m, arch.Largest(m.Arch), Ops(cfg.Ops), []Input{blank}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top := p[0].Top[0]; top.Class != want[top.Label] {
+			t.Errorf("%s predicts class %q for label %d, want %q", rel, top.Class, top.Label, want[top.Label])
 		}
 	}
 	// a supernet given by path: its steps from the resume file beside it, its sections from
