@@ -15,6 +15,8 @@ import (
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
+	"github.com/ofa-go/ofa/latency"
+	"github.com/ofa-go/ofa/latency/timing"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/report"
@@ -103,27 +105,19 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err := feasible(sn.Arch, targets, cfg.Extract.Floors); err != nil {
 		return nil, err
 	}
-	sha, err := modelfile.FileSHA256(supernetPath)
+	prov, err := ExtractProvenance(supernetPath, opts.StoredConfig)
 	if err != nil {
 		return nil, err
 	}
-	prov := &modelfile.Provenance{Supernet: supernetPath, SupernetSHA256: sha, Step: "extract", Config: string(opts.StoredConfig)}
 
 	// 2. latency table
 	opts.log("== 2/3 latency table")
-	lc := extract.DefaultLatencyConfig()
+	lc := latency.DefaultConfig()
 	lc.Batch, lc.Repeats = cfg.Run.LatencyBatch, cfg.Run.LatencyRepeats
 	latencyPath := filepath.Join(out, FileLatency)
-	table, err := extract.LoadLatencyTable(latencyPath)
-	if err != nil || !opts.Resume || table.Compatible(sn.Arch) != nil || table.Batch != lc.Batch {
-		if table, err = extract.MeasureLatency(sn.Arch, lc, nil); err != nil {
-			return nil, err
-		}
-		if err := table.Save(latencyPath); err != nil {
-			return nil, err
-		}
-	} else {
-		opts.log("   reusing %s", latencyPath)
+	table, err := lifecycleLatency(sn.Arch, lc, latencyPath, opts)
+	if err != nil {
+		return nil, err
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("latency: batch %d, median of %d runs; the table predicts whole-model latency within %.1f%% on average (%s)",
 		lc.Batch, lc.Repeats, table.MeanAbsErrorPct, latencyPath))
@@ -133,7 +127,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		if ms, ok := timed[key]; ok {
 			return ms, nil
 		}
-		ms, err := extract.TimeModel(ar, lc)
+		ms, err := timing.TimeModel(ar, lc)
 		timed[key] = ms
 		return ms, err
 	}

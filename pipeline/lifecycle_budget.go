@@ -53,23 +53,22 @@ func (b *budgetRun) row(variant string, a arch.Arch, acc float64, steps int, pat
 
 // extracted loads the extraction in dir when resuming and complete, else extracts for
 // target and writes it there.
-func (b *budgetRun) extracted(sub string, t budget.Target, from string) (*modelfile.Model, *extract.Manifest, error) {
+func (b *budgetRun) extracted(sub string, t budget.Target, from string) (*extraction, error) {
 	dir := filepath.Join(b.dir, sub)
-	x, err := resumeOrMake(b.opts.Resume, dir, func() (*extraction, error) { return loadExtraction(dir) }, func() (*extraction, error) {
-		res, err := b.ex.Extract(b.cfg.Extract.Config, extract.Selection{Target: &t, TargetFrom: from}, nil)
+	return resumeOrMake(b.opts.Resume, dir, func() (*extraction, error) {
+		x, err := loadExtraction(dir)
 		if err != nil {
 			return nil, err
 		}
-		m, err := b.ex.Model(res, b.prov)
+		x.test, err = b.ex.TestAccuracy(x.model.Arch, x.model.Params)
+		return x, err
+	}, func() (*extraction, error) {
+		res, err := Extract(b.cfg, b.ex, extract.Selection{Target: &t, TargetFrom: from}, ExtractOptions{Dir: dir, Provenance: b.prov})
 		if err != nil {
 			return nil, err
 		}
-		return &extraction{model: m, manifest: &res.Manifest}, SaveModelDir(dir, m, map[string]any{FileManifest: res.Manifest})
+		return &extraction{model: res.Model, manifest: &res.Manifest, test: res.Test}, nil
 	})
-	if err != nil {
-		return nil, nil, err
-	}
-	return x.model, x.manifest, nil
 }
 
 // finetuned fine-tunes m into dir/sub with c's finetune section (or loads that run when
@@ -111,10 +110,11 @@ func (b *budgetRun) extractionStage(name string, a arch.Arch, c extract.Config, 
 
 func (b *budgetRun) run(ctx context.Context) error {
 	sn := b.ex.Supernet()
-	em, mf, err := b.extracted("extracted", b.target, "run.budgets")
+	x, err := b.extracted("extracted", b.target, "run.budgets")
 	if err != nil {
 		return err
 	}
+	em, mf, acc := x.model, x.manifest, x.test
 	for _, w := range mf.Warnings {
 		b.opts.log("   warning: %s", w)
 	}
@@ -124,10 +124,6 @@ func (b *budgetRun) run(ctx context.Context) error {
 			c = append(c, fmt.Sprintf("%s %.2f%%", x.Order, 100*x.ValAccuracy))
 		}
 		b.opts.log("   unit order %s won on validation (%.2f%%; candidates: %s)", mf.Order, 100*deref(mf.ValAccuracy), strings.Join(c, ", "))
-	}
-	acc, err := b.ex.TestAccuracy(em.Arch, em.Params)
-	if err != nil {
-		return err
 	}
 	snStage := b.supernet.stage()
 	exStage := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, mf)

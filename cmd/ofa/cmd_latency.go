@@ -4,14 +4,15 @@ import (
 	"fmt"
 
 	"github.com/ofa-go/ofa/export/onnx/ortrun"
-	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/latency"
+	"github.com/ofa-go/ofa/latency/timing"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/spf13/cobra"
 )
 
 func (a *app) latencyCmd() *cobra.Command {
 	var modelPath, out string
-	cfg := extract.DefaultLatencyConfig()
+	cfg := latency.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "latency-table",
 		Short: "Time every block shape of a supernet on this machine and save a latency lookup table",
@@ -41,30 +42,11 @@ which a few spoiled entries barely move; the table records both predictors' erro
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --supernet and --out are required", errUsage)
 			}
-			switch cfg.Runtime {
-			case extract.RuntimeOfa:
-			case extract.RuntimeONNXRuntime:
-				if !ortrun.Built {
-					return fmt.Errorf("%w: --runtime %s: %w", errUsage, cfg.Runtime, ortrun.ErrNotBuilt)
-				}
-			default:
-				return fmt.Errorf("%w: --runtime %q, want %s or %s", errUsage, cfg.Runtime, extract.RuntimeOfa, extract.RuntimeONNXRuntime)
+			if err := cfg.Validate(3); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
 			}
-			if (cfg.ORTLib != "" || cfg.Threads != 0) && cfg.Runtime != extract.RuntimeONNXRuntime {
-				return fmt.Errorf("%w: --onnxruntime-lib and --threads are only used with --runtime %s (the tool's own runtime uses GOMAXPROCS threads)",
-					errUsage, extract.RuntimeONNXRuntime)
-			}
-			if cfg.Threads < 0 {
-				return fmt.Errorf("%w: --threads %d, want >= 0 (0: GOMAXPROCS)", errUsage, cfg.Threads)
-			}
-			if cfg.Statistic != extract.StatMedian && cfg.Statistic != extract.StatMin {
-				return fmt.Errorf("%w: --statistic %q, want %s or %s", errUsage, cfg.Statistic, extract.StatMedian, extract.StatMin)
-			}
-			if cfg.Clock != extract.ClockWall && cfg.Clock != extract.ClockCPU {
-				return fmt.Errorf("%w: --clock %q, want %s or %s", errUsage, cfg.Clock, extract.ClockWall, extract.ClockCPU)
-			}
-			if cfg.Predictor != extract.PredictGrid && cfg.Predictor != extract.PredictFit {
-				return fmt.Errorf("%w: --predictor %q, want %s or %s", errUsage, cfg.Predictor, extract.PredictGrid, extract.PredictFit)
+			if cfg.Runtime == latency.RuntimeONNXRuntime && !ortrun.Built {
+				return fmt.Errorf("%w: --runtime %s: %w", errUsage, cfg.Runtime, ortrun.ErrNotBuilt)
 			}
 			m, err := modelfile.Load(modelPath)
 			if err != nil {
@@ -73,7 +55,7 @@ which a few spoiled entries barely move; the table records both predictors' erro
 			if m.Arch.Expanded() {
 				return fmt.Errorf("%w: %s is an expanded model; time its supernet", errUsage, modelPath)
 			}
-			t, err := extract.MeasureLatency(m.Arch, cfg, a.progress("timing block shapes"))
+			t, err := timing.Measure(m.Arch, cfg, a.progress("timing block shapes"))
 			if err != nil {
 				return err
 			}
