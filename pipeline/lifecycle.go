@@ -119,8 +119,10 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err != nil {
 		return nil, err
 	}
-	rep.Notes = append(rep.Notes, fmt.Sprintf("latency: batch %d, median of %d runs; the table predicts whole-model latency within %.1f%% on average (%s)",
-		lc.Batch, lc.Repeats, table.MeanAbsErrorPct, latencyPath))
+	rep.Notes = append(rep.Notes, latencyNote(table, latencyPath))
+	if table.MeanAbsErrorPct > latency.ErrorWarnPct {
+		opts.log("   warning: the latency table predicts whole-model latency with %.1f%% mean error (above %.0f%%)", table.MeanAbsErrorPct, latency.ErrorWarnPct)
+	}
 	timed := map[string]float64{} // identical architectures share one measurement
 	measure := func(ar arch.Arch) (float64, error) {
 		key := ar.JSON()

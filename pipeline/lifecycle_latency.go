@@ -31,3 +31,16 @@ func lifecycleLatency(a arch.Arch, lc latency.Config, path string, opts Lifecycl
 	}
 	return t, t.Save(path)
 }
+
+// latencyNote describes the lifecycle's latency table for the report, and says so when its
+// predictions are off by more than latency.ErrorWarnPct on average: the row latencies are
+// measured, but latency budgets rely on the predictions.
+func latencyNote(t *latency.Table, path string) string {
+	n := fmt.Sprintf("latency: batch %d, %s of %d samples by the %s clock, predictor %s; the table predicts whole-model latency within %.1f%% on average (%s)",
+		t.Batch, t.Statistic, t.Repeats, t.Clock, t.Predictor, t.MeanAbsErrorPct, path)
+	if t.MeanAbsErrorPct > latency.ErrorWarnPct {
+		n += fmt.Sprintf("; WARNING: that mean error is above %.0f%%, so latency predictions (and latency budgets) are approximate on this machine: "+
+			"time again on a quieter machine or with more --repeats", latency.ErrorWarnPct)
+	}
+	return n
+}

@@ -11,6 +11,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
 	"github.com/ofa-go/ofa/sampler"
@@ -184,6 +185,21 @@ func TestStoredSections(t *testing.T) {
 	} {
 		if _, _, err := storedSections(doc); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}
+
+// TestLatencyNote: the report says how the table was measured, and warns when its mean
+// prediction error is above latency.ErrorWarnPct.
+func TestLatencyNote(t *testing.T) {
+	for _, c := range []struct {
+		errPct float64
+		warn   bool
+	}{{8.0, false}, {latency.ErrorWarnPct, false}, {14.3, true}} {
+		tb := &latency.Table{Batch: 1, Repeats: 30, Statistic: latency.StatMin, Clock: latency.ClockWall, Predictor: latency.PredictFit, MeanAbsErrorPct: c.errPct}
+		n := latencyNote(tb, "latency.json")
+		if !strings.Contains(n, "min of 30 samples") || !strings.Contains(n, "predictor fit") || strings.Contains(n, "WARNING") != c.warn {
+			t.Errorf("mean error %.1f%%: note %q, want a warning: %v", c.errPct, n, c.warn)
 		}
 	}
 }

@@ -24,16 +24,17 @@ cgo and -tags onnxruntime and the library itself (--onnxruntime-lib, else
 $` + ortrun.LibEnv + `, else the CPU library inside the npm package onnxruntime-node that
 scripts/install-onnx-test-deps.sh installs under export/onnx/testdata/ort).
 
-Every shape is sampled --repeats times; --statistic median (the default) keeps the median,
---statistic min the least sample, which on a machine shared with other work estimates the
-model's own cost best (interference only adds time). The interquartile range is recorded
+Every shape is sampled --repeats times; --statistic min (the default) keeps the least
+sample, which on a machine shared with other work estimates the model's own cost best
+(interference only adds time), --statistic median the median. The interquartile range is recorded
 either way. --clock cpu times runs by the process's CPU time instead of the wall clock
 (Linux): on a shared machine it leaves out the time spent waiting for a processor; it needs
 a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with ofa).
 
-Predictions look blocks up in the measured grid (--predictor grid, the default) or use a
-line a + b*heads + c*width fitted to it by least absolute deviations (--predictor fit),
-which a few spoiled entries barely move; the table records both predictors' errors.`,
+Predictions use a line a + b*heads + c*width fitted to the measured grid by least absolute
+deviations (--predictor fit, the default), which a few spoiled entries barely move, or look
+blocks up in the grid (--predictor grid); the table records both predictors' errors. The
+defaults were the most accurate setting of this tool's runtime in docs/PERFORMANCE.md.`,
 		Example: `  ofa latency-table --supernet runs/fmnist/supernet.safetensors --out latency.json
   ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json
   go build -tags onnxruntime -o ofa-ort ./cmd/ofa && ./ofa-ort latency-table --supernet S --runtime onnxruntime --out latency-ort.json`,
