@@ -40,7 +40,7 @@ func latencyNote(t *latency.Table, path string) string {
 		t.Batch, t.Statistic, t.Repeats, t.Clock, t.Predictor, t.MeanAbsErrorPct, path)
 	if t.MeanAbsErrorPct > latency.ErrorWarnPct {
 		n += fmt.Sprintf("; WARNING: that mean error is above %.0f%%, so latency predictions (and latency budgets) are approximate on this machine: "+
-			"time again on a quieter machine or with more --repeats", latency.ErrorWarnPct)
+			"time again on a quieter machine or with more repeats (run.latency_repeats, ofa latency-table --repeats)", latency.ErrorWarnPct)
 	}
 	return n
 }
