@@ -9,6 +9,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract/budget"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/supernet"
 )
 
@@ -118,7 +119,8 @@ type Input struct {
 	Fitness func(reordered *supernet.Params) (Fitness, func())
 	// VerifyBatch is compared between the exported model and the supernet.
 	VerifyBatch data.Batch
-	Latency     *LatencyTable
+	// Latency, if set, predicts latencies (for latency budgets and the manifest).
+	Latency *latency.Table
 	// Scores, if set, are reused instead of measured (same model, same criteria).
 	Scores *Scores
 	// Space is the supernet's trained search space, needed by OrderNested (without it
@@ -231,7 +233,10 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 			return nil, err
 		}
 	}
-	cm := CostModel{Arch: a, Latency: in.Latency}
+	cm := CostModel{Arch: a}
+	if in.Latency != nil { // a nil *Table in the interface would not be a nil Predictor
+		cm.Latency = in.Latency
+	}
 	m := Manifest{Mode: sel.Mode(), Order: cfg.Order, Criteria: cfg.Criteria, Calibration: cfg.CalibrationBatches,
 		Supernet: cm.Of(arch.Largest(a)), LayerScores: scores.Layers, Ratios: sel.Ratios, Thresholds: sel.Thresholds}
 	if in.Latency != nil {

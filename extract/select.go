@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/latency"
 )
 
 // ByRatios keeps every layer with ⌈ratio·stored⌉ leading heads and neurons (at least one
@@ -118,10 +119,11 @@ type Cost struct {
 }
 
 // CostModel prices subnets of one architecture: params and MACs exactly, latency from a
-// measured table (nil: latency budgets are refused).
+// predictor (a latency.Table measured on the target machine; nil: latency budgets are
+// refused).
 type CostModel struct {
 	Arch    arch.Arch
-	Latency *LatencyTable
+	Latency latency.Predictor
 }
 
 // Of returns the cost of subnet s.

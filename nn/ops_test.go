@@ -9,6 +9,7 @@ import (
 
 	asm "github.com/ofa-go/ofa/nn/internal/kernel"
 
+	"gonum.org/v1/gonum/diff/fd"
 	G "gorgonia.org/gorgonia"
 	"gorgonia.org/tensor"
 )
@@ -230,7 +231,7 @@ func (h *harness) run(t testing.TB) float64 {
 }
 
 // TestFusedGradientsFiniteDifference checks every fused op's gradient against central
-// differences in float64.
+// differences in float64 (gonum's diff/fd).
 func TestFusedGradientsFiniteDifference(t *testing.T) {
 	for _, c := range opCases() {
 		t.Run(c.name, func(t *testing.T) {
@@ -241,18 +242,14 @@ func TestFusedGradientsFiniteDifference(t *testing.T) {
 			for k, gn := range h.grads {
 				analytic[k] = floats(gn.Value())
 			}
-			fd := newHarness(t, Fused{}, c, values, false)
-			const eps = 1e-6
+			numeric := newHarness(t, Fused{}, c, values, false)
+			central := &fd.Settings{Formula: fd.Central, Step: 1e-6}
 			for k, i := range c.wrt {
 				x := values[i].Data().([]float64)
 				for j := range x {
 					orig := x[j]
-					x[j] = orig + eps
-					up := fd.run(t)
-					x[j] = orig - eps
-					down := fd.run(t)
+					num := fd.Derivative(func(v float64) float64 { x[j] = v; return numeric.run(t) }, orig, central)
 					x[j] = orig
-					num := (up - down) / (2 * eps)
 					if !close(num, analytic[k][j], 1e-6) {
 						t.Errorf("input %d element %d: analytic %.10g, numeric %.10g", i, j, analytic[k][j], num)
 					}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
-	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/supernet"
 	"github.com/ofa-go/ofa/train"
@@ -121,7 +121,7 @@ func Bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps
 	runtime.ReadMemStats(&ms)
 	n := float64(steps * repeats)
 	res.AllocsPerStep, res.BytesPerStep = float64(ms.Mallocs-mallocs)/n, float64(ms.TotalAlloc-bytes)/n
-	res.TrainSamplesSec = extract.Median(res.TrainRuns)
+	res.TrainSamplesSec = latency.Median(res.TrainRuns)
 
 	isyn := synthetic{batch: inferBatch, size: syn.size, classes: ar.Classes, batches: steps}
 	ev := train.NewEvaluator(ar, p, Ops(opsName), isyn, inferBatch)
@@ -136,7 +136,7 @@ func Bench(ar arch.Arch, s arch.Subnet, opsName string, batch, inferBatch, steps
 		}
 		res.InferRuns = append(res.InferRuns, float64(steps*inferBatch)/time.Since(start).Seconds())
 	}
-	res.InferSamplesSec = extract.Median(res.InferRuns)
+	res.InferSamplesSec = latency.Median(res.InferRuns)
 	res.PeakRSSMB = peakRSSMB()
 	return res, nil
 }

@@ -1,12 +1,15 @@
 package pipeline
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/extract/budget"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/supernet"
 	"github.com/ofa-go/ofa/train"
@@ -26,13 +29,13 @@ type Extractor struct {
 	valBatch int
 	valN     int
 	verify   data.Batch
-	latency  *extract.LatencyTable
+	latency  *latency.Table
 	scores   map[string]*extract.Scores
 }
 
 // NewExtractor prepares extractions from supernet sn on ds. latency may be nil (no latency
 // budgets, no predicted latencies).
-func NewExtractor(cfg Config, sn *modelfile.Model, ds *Dataset, latency *extract.LatencyTable) (*Extractor, error) {
+func NewExtractor(cfg Config, sn *modelfile.Model, ds *Dataset, latency *latency.Table) (*Extractor, error) {
 	if sn.Kind != modelfile.KindSupernet {
 		return nil, fmt.Errorf("%w: extraction needs a supernet; this is a %s model, not a supernet: extract from the supernet it came from", extract.ErrExtract, sn.Kind)
 	}
@@ -127,15 +130,132 @@ func (e *Extractor) BaselineAccuracies(core extract.Config, res *extract.Result)
 	return out, nil
 }
 
+// Prune extracts from model m, which is not the supernet (the dense model of a
+// lifecycle), with the extractor's calibration, verification and latency data; scores are
+// m's importance scores from an earlier Prune of m (nil: measured now, and returned in the
+// result for the next).
+func (e *Extractor) Prune(m *modelfile.Model, core extract.Config, sel extract.Selection, scores *extract.Scores) (*extract.Result, error) {
+	in := extract.Input{Arch: m.Arch, Params: m.Float32Params(), Calibration: e.calib, VerifyBatch: e.verify, Latency: e.latency, Scores: scores}
+	return extract.Extract(in, core, sel)
+}
+
+// ExtractOptions configures Extract beyond the configuration.
+type ExtractOptions struct {
+	// Dir, if set, receives the model (model.safetensors) and its manifest
+	// (manifest.json), written atomically (SaveModelDir).
+	Dir string
+	// Provenance is recorded in the model (ExtractProvenance).
+	Provenance *modelfile.Provenance
+	// Baselines also measures the test accuracies of Baselines at the extraction's sizes.
+	Baselines bool
+}
+
+// ExtractResult is one extraction: the extraction itself, the model made of it, its test
+// accuracy before fine-tuning and, when asked for, the baselines' test accuracies by order.
+type ExtractResult struct {
+	*extract.Result
+	Model     *modelfile.Model
+	Test      float64
+	Baselines map[string]float64
+}
+
+// Extract runs one extraction from ex's supernet with cfg.Extract's settings and selection
+// sel, measures the model's test accuracy and writes it into opts.Dir.
+func Extract(cfg Config, ex *Extractor, sel extract.Selection, opts ExtractOptions) (*ExtractResult, error) {
+	res, err := ex.Extract(cfg.Extract.Config, sel, nil)
+	if err != nil {
+		return nil, err
+	}
+	out := &ExtractResult{Result: res}
+	if out.Test, err = ex.TestAccuracy(res.Arch, res.Params); err != nil {
+		return nil, err
+	}
+	if out.Model, err = ex.Model(res, opts.Provenance); err != nil {
+		return nil, err
+	}
+	if opts.Dir != "" {
+		if err := SaveModelDir(opts.Dir, out.Model, map[string]any{FileManifest: res.Manifest}); err != nil {
+			return nil, err
+		}
+	}
+	if opts.Baselines {
+		if out.Baselines, err = ex.BaselineAccuracies(cfg.Extract.Config, res); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
+}
+
+// ExtractProvenance is the provenance of models extracted from the supernet file at path
+// (its content hash recorded) with the stored configuration.
+func ExtractProvenance(path string, stored []byte) (*modelfile.Provenance, error) {
+	sha, err := modelfile.FileSHA256(path)
+	if err != nil {
+		return nil, err
+	}
+	return &modelfile.Provenance{Supernet: path, SupernetSHA256: sha, Step: "extract", Config: string(stored)}, nil
+}
+
+// ExtractSelection is what e selects: its ratios, thresholds or target, the target
+// fetched from e.Remote when one is configured.
+func ExtractSelection(ctx context.Context, e ExtractConfig) (extract.Selection, error) {
+	sel, err := e.Selection()
+	if err != nil || !e.HasRemote() {
+		return sel, err
+	}
+	f, err := budget.Fetch(ctx, e.Remote)
+	if err != nil {
+		return sel, err
+	}
+	t := f.Target
+	sel.Target, sel.TargetFrom = &t, f.From
+	return sel, nil
+}
+
 // Model turns an extraction result into a model of kind extracted, with its manifest and
 // provenance.
 func (e *Extractor) Model(res *extract.Result, prov *modelfile.Provenance) (*modelfile.Model, error) {
+	return extractedModel(e.supernet, res, prov, nil)
+}
+
+// extractedModel turns an extraction from model from into a model of kind extracted, with
+// its manifest, provenance and extra metadata.
+func extractedModel(from *modelfile.Model, res *extract.Result, prov *modelfile.Provenance, extra map[string]string) (*modelfile.Model, error) {
 	mj, err := jsonString(res.Manifest)
 	if err != nil {
 		return nil, err
 	}
-	return &modelfile.Model{Kind: modelfile.KindExtracted, Arch: res.Arch, Params: res.Params, Preprocess: e.supernet.Preprocess,
-		Provenance: prov, Extra: copyClasses(map[string]string{modelfile.KeyManifest: mj}, e.supernet)}, nil
+	if extra == nil {
+		extra = map[string]string{}
+	}
+	extra[modelfile.KeyManifest] = mj
+	return derive(from, modelfile.KindExtracted, res.Arch, res.Params, prov, extra), nil
+}
+
+// derive is a model made from model from: its preprocessing and class names carry over, so
+// that every model derived from a supernet names its classes as the data did.
+func derive(from *modelfile.Model, kind string, a arch.Arch, p *supernet.Params, prov *modelfile.Provenance, extra map[string]string) *modelfile.Model {
+	return &modelfile.Model{Kind: kind, Arch: a, Params: p, Preprocess: from.Preprocess, Provenance: prov, Extra: copyClasses(extra, from)}
+}
+
+// extraction is an extracted model and its manifest, as saved in a model directory.
+type extraction struct {
+	model    *modelfile.Model
+	manifest *extract.Manifest
+	test     float64 // test accuracy, where measured
+}
+
+// loadExtraction reads an extraction's model directory (SaveModelDir with a manifest).
+func loadExtraction(dir string) (*extraction, error) {
+	m, err := modelfile.Load(filepath.Join(dir, FileModel))
+	if err != nil {
+		return nil, err
+	}
+	var mf extract.Manifest
+	if err := readJSON(filepath.Join(dir, FileManifest), &mf); err != nil {
+		return nil, err
+	}
+	return &extraction{model: m, manifest: &mf}, nil
 }
 
 // SaveModelDir writes a model directory atomically: dir is marked incomplete, the model

@@ -150,3 +150,13 @@ func LoadFinetuned(dir string) (*FinetuneResult, error) {
 	r.Model = m
 	return &r, nil
 }
+
+// loadFinetunedSteps reads a fine-tuning directory for a resumed lifecycle; a run of
+// another step count than steps (0: any) is stale, to be redone.
+func loadFinetunedSteps(dir string, steps int) (*FinetuneResult, error) {
+	r, err := LoadFinetuned(dir)
+	if err == nil && steps > 0 && r.Steps != steps {
+		return nil, fmt.Errorf("%w: %s ran %d steps, this run asks for %d", errStale, dir, r.Steps, steps)
+	}
+	return r, err
+}

@@ -8,8 +8,10 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
 	"github.com/ofa-go/ofa/sampler"
@@ -128,6 +130,32 @@ func TestLifecycleBaselinesAndCompute(t *testing.T) {
 			t.Errorf("report.md lacks %q", want)
 		}
 	}
+	// every model of the lifecycle names the supernet's classes, so predict prints them
+	want, err := ClassNames(sn)
+	if err != nil || want[0] == "0" {
+		t.Fatalf("the supernet's class names %q (%v)", want, err)
+	}
+	a := sn.Arch
+	blank := Input{Name: "blank", X: make([]float32, a.InChannels*a.InHeight*a.InWidth)}
+	for _, rel := range []string{DirDense, filepath.Join(DirBudgets, "2x", "dense-pruned"), filepath.Join(DirBudgets, "2x", "dense-pruned-finetuned"),
+		filepath.Join(DirBudgets, "2x", "extracted"), filepath.Join(DirBudgets, "2x", "scratch")} {
+		m, err := modelfile.Load(filepath.Join(dir, rel, FileModel))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := ClassNames(m)
+		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
+			t.Errorf("%s names classes %q (%v), want %q", rel, got, err, want)
+			continue
+		}
+		p, err := Predict(m, arch.Largest(m.Arch), Ops(cfg.Ops), []Input{blank}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if top := p[0].Top[0]; top.Class != want[top.Label] {
+			t.Errorf("%s predicts class %q for label %d, want %q", rel, top.Class, top.Label, want[top.Label])
+		}
+	}
 	// a supernet given by path: its steps from the resume file beside it, its sections from
 	// the stored configuration
 	run := storedRun(cfg, sn, filepath.Join(dir, DirSupernet, FileSupernet))
@@ -157,6 +185,21 @@ func TestStoredSections(t *testing.T) {
 	} {
 		if _, _, err := storedSections(doc); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}
+
+// TestLatencyNote: the report says how the table was measured, and warns when its mean
+// prediction error is above latency.ErrorWarnPct.
+func TestLatencyNote(t *testing.T) {
+	for _, c := range []struct {
+		errPct float64
+		warn   bool
+	}{{8.0, false}, {latency.ErrorWarnPct, false}, {14.3, true}} {
+		tb := &latency.Table{Batch: 1, Repeats: 30, Statistic: latency.StatMin, Clock: latency.ClockWall, Predictor: latency.PredictFit, MeanAbsErrorPct: c.errPct}
+		n := latencyNote(tb, "latency.json")
+		if !strings.Contains(n, "min of 30 samples") || !strings.Contains(n, "predictor fit") || strings.Contains(n, "WARNING") != c.warn {
+			t.Errorf("mean error %.1f%%: note %q, want a warning: %v", c.errPct, n, c.warn)
 		}
 	}
 }

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -130,6 +131,14 @@ func TestLifecycleResumeReuses(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(ft, modelfile.MarkerIncomplete)); err == nil {
 		t.Fatal("the redone fine-tune is still marked incomplete")
+	}
+	// a finished step whose outputs cannot be read is reported, not silently redone
+	x := filepath.Join(cfg.Out, DirBudgets, "2x", "extracted")
+	if err := os.WriteFile(filepath.Join(x, FileManifest), []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Lifecycle(context.Background(), cfg, opts); !errors.Is(err, ErrDamaged) || !strings.Contains(err.Error(), x) {
+		t.Fatalf("resumed over a damaged extraction: %v", err)
 	}
 	// outputs made with one configuration are not reused under another
 	opts.StoredConfig = []byte("changed")

@@ -14,12 +14,13 @@ import (
 	"fmt"
 	"os"
 
-	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/latency"
+	"github.com/ofa-go/ofa/latency/timing"
 	"github.com/ofa-go/ofa/modelfile"
 )
 
 func main() {
-	cfg := extract.DefaultLatencyConfig()
+	cfg := latency.DefaultConfig()
 	flag.IntVar(&cfg.Batch, "batch", cfg.Batch, "examples per forward pass")
 	flag.IntVar(&cfg.Repeats, "repeats", cfg.Repeats, "timed runs (the median is reported)")
 	flag.Parse()
@@ -34,7 +35,7 @@ func main() {
 			fmt.Fprintln(os.Stderr, "timemodel:", err)
 			os.Exit(1)
 		}
-		ms, err := extract.TimeModel(m.Arch, cfg)
+		ms, err := timing.TimeModel(m.Arch, cfg)
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "timemodel: %s: %v\n", path, err)
 			os.Exit(1)

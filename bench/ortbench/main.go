@@ -30,7 +30,7 @@ import (
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/export/onnx"
 	"github.com/ofa-go/ofa/export/onnx/ortrun"
-	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/ofa-go/ofa/supernet"
@@ -161,7 +161,7 @@ func run(batch, steps, repeats int, threadList, subnetArg, lib string) error {
 		}
 	}
 	for _, im := range impls {
-		im.res.InferSamplesSec = extract.Median(im.res.InferRuns)
+		im.res.InferSamplesSec = latency.Median(im.res.InferRuns)
 		b, err := json.Marshal(im.res)
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 	"path/filepath"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/cobra"
@@ -127,17 +129,11 @@ func (a *app) extractCmd() *cobra.Command {
 			if err := refuseExistingModel(out, force); err != nil {
 				return err
 			}
-			sel, err := e.Selection()
-			if err != nil {
+			sel, err := pipeline.ExtractSelection(cmd.Context(), *e)
+			if errors.Is(err, pipeline.ErrConfig) {
 				return fmt.Errorf("%w: %w", errUsage, err)
-			}
-			if e.HasRemote() {
-				f, err := budget.Fetch(cmd.Context(), e.Remote)
-				if err != nil {
-					return err
-				}
-				t := f.Target
-				sel.Target, sel.TargetFrom = &t, f.From
+			} else if err != nil {
+				return err
 			}
 			if sel.Target != nil {
 				a.say("target: %s (from %s)", sel.Target, sel.TargetFrom)
@@ -147,9 +143,9 @@ func (a *app) extractCmd() *cobra.Command {
 				return err
 			}
 			a.say("data: %s", ds.Source)
-			var table *extract.LatencyTable
+			var table *latency.Table
 			if e.LatencyTable != "" {
-				if table, err = extract.LoadLatencyTable(e.LatencyTable); err != nil {
+				if table, err = latency.LoadTable(e.LatencyTable); err != nil {
 					return err
 				}
 			}
@@ -157,23 +153,12 @@ func (a *app) extractCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			res, err := ex.Extract(e.Config, sel, nil)
+			prov, err := pipeline.ExtractProvenance(supernetPath, configfile.Store(cfg))
 			if err != nil {
 				return err
 			}
-			acc, err := ex.TestAccuracy(res.Arch, res.Params)
+			res, err := pipeline.Extract(cfg, ex, sel, pipeline.ExtractOptions{Dir: out, Provenance: prov, Baselines: e.Baselines})
 			if err != nil {
-				return err
-			}
-			sha, err := modelfile.FileSHA256(supernetPath)
-			if err != nil {
-				return err
-			}
-			em, err := ex.Model(res, &modelfile.Provenance{Supernet: supernetPath, SupernetSHA256: sha, Step: "extract", Config: string(configfile.Store(cfg))})
-			if err != nil {
-				return err
-			}
-			if err := pipeline.SaveModelDir(out, em, map[string]any{pipeline.FileManifest: res.Manifest}); err != nil {
 				return err
 			}
 			path := filepath.Join(out, pipeline.FileModel)
@@ -186,17 +171,13 @@ func (a *app) extractCmd() *cobra.Command {
 			for i, l := range res.Arch.Layers {
 				a.say("  layer %d (supernet layer %d): %d heads, MLP %d", i, mf.Layers[i].Layer, l.Heads, l.MLP)
 			}
-			a.say("test accuracy before fine-tuning: %.2f%%", 100*acc)
-			o := map[string]any{"command": "extract", "model": path, "manifest": mf, "test_accuracy": acc, "layers": res.Arch.Layers}
+			a.say("test accuracy before fine-tuning: %.2f%%", 100*res.Test)
+			o := map[string]any{"command": "extract", "model": path, "manifest": mf, "test_accuracy": res.Test, "layers": res.Arch.Layers}
 			if e.Baselines {
-				bl, err := ex.BaselineAccuracies(e.Config, res)
-				if err != nil {
-					return err
-				}
 				for _, b := range pipeline.Baselines {
-					a.say("baseline %-12s (same sizes): test accuracy %.2f%%", b.Name, 100*bl[b.Order])
+					a.say("baseline %-12s (same sizes): test accuracy %.2f%%", b.Name, 100*res.Baselines[b.Order])
 				}
-				o["baselines"] = bl
+				o["baselines"] = res.Baselines
 			}
 			a.emit(o)
 			return nil

@@ -4,14 +4,15 @@ import (
 	"fmt"
 
 	"github.com/ofa-go/ofa/export/onnx/ortrun"
-	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/latency"
+	"github.com/ofa-go/ofa/latency/timing"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/spf13/cobra"
 )
 
 func (a *app) latencyCmd() *cobra.Command {
 	var modelPath, out string
-	cfg := extract.DefaultLatencyConfig()
+	cfg := latency.DefaultConfig()
 	cmd := &cobra.Command{
 		Use:   "latency-table",
 		Short: "Time every block shape of a supernet on this machine and save a latency lookup table",
@@ -23,16 +24,17 @@ cgo and -tags onnxruntime and the library itself (--onnxruntime-lib, else
 $` + ortrun.LibEnv + `, else the CPU library inside the npm package onnxruntime-node that
 scripts/install-onnx-test-deps.sh installs under export/onnx/testdata/ort).
 
-Every shape is sampled --repeats times; --statistic median (the default) keeps the median,
---statistic min the least sample, which on a machine shared with other work estimates the
-model's own cost best (interference only adds time). The interquartile range is recorded
+Every shape is sampled --repeats times; --statistic min (the default) keeps the least
+sample, which on a machine shared with other work estimates the model's own cost best
+(interference only adds time), --statistic median the median. The interquartile range is recorded
 either way. --clock cpu times runs by the process's CPU time instead of the wall clock
 (Linux): on a shared machine it leaves out the time spent waiting for a processor; it needs
 a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with ofa).
 
-Predictions look blocks up in the measured grid (--predictor grid, the default) or use a
-line a + b*heads + c*width fitted to it by least absolute deviations (--predictor fit),
-which a few spoiled entries barely move; the table records both predictors' errors.`,
+Predictions use a line a + b*heads + c*width fitted to the measured grid by least absolute
+deviations (--predictor fit, the default), which a few spoiled entries barely move, or look
+blocks up in the grid (--predictor grid); the table records both predictors' errors. The
+defaults were the most accurate setting of this tool's runtime in docs/PERFORMANCE.md.`,
 		Example: `  ofa latency-table --supernet runs/fmnist/supernet.safetensors --out latency.json
   ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json
   go build -tags onnxruntime -o ofa-ort ./cmd/ofa && ./ofa-ort latency-table --supernet S --runtime onnxruntime --out latency-ort.json`,
@@ -41,30 +43,11 @@ which a few spoiled entries barely move; the table records both predictors' erro
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --supernet and --out are required", errUsage)
 			}
-			switch cfg.Runtime {
-			case extract.RuntimeOfa:
-			case extract.RuntimeONNXRuntime:
-				if !ortrun.Built {
-					return fmt.Errorf("%w: --runtime %s: %w", errUsage, cfg.Runtime, ortrun.ErrNotBuilt)
-				}
-			default:
-				return fmt.Errorf("%w: --runtime %q, want %s or %s", errUsage, cfg.Runtime, extract.RuntimeOfa, extract.RuntimeONNXRuntime)
+			if err := cfg.Validate(3); err != nil {
+				return fmt.Errorf("%w: %w", errUsage, err)
 			}
-			if (cfg.ORTLib != "" || cfg.Threads != 0) && cfg.Runtime != extract.RuntimeONNXRuntime {
-				return fmt.Errorf("%w: --onnxruntime-lib and --threads are only used with --runtime %s (the tool's own runtime uses GOMAXPROCS threads)",
-					errUsage, extract.RuntimeONNXRuntime)
-			}
-			if cfg.Threads < 0 {
-				return fmt.Errorf("%w: --threads %d, want >= 0 (0: GOMAXPROCS)", errUsage, cfg.Threads)
-			}
-			if cfg.Statistic != extract.StatMedian && cfg.Statistic != extract.StatMin {
-				return fmt.Errorf("%w: --statistic %q, want %s or %s", errUsage, cfg.Statistic, extract.StatMedian, extract.StatMin)
-			}
-			if cfg.Clock != extract.ClockWall && cfg.Clock != extract.ClockCPU {
-				return fmt.Errorf("%w: --clock %q, want %s or %s", errUsage, cfg.Clock, extract.ClockWall, extract.ClockCPU)
-			}
-			if cfg.Predictor != extract.PredictGrid && cfg.Predictor != extract.PredictFit {
-				return fmt.Errorf("%w: --predictor %q, want %s or %s", errUsage, cfg.Predictor, extract.PredictGrid, extract.PredictFit)
+			if cfg.Runtime == latency.RuntimeONNXRuntime && !ortrun.Built {
+				return fmt.Errorf("%w: --runtime %s: %w", errUsage, cfg.Runtime, ortrun.ErrNotBuilt)
 			}
 			m, err := modelfile.Load(modelPath)
 			if err != nil {
@@ -73,7 +56,7 @@ which a few spoiled entries barely move; the table records both predictors' erro
 			if m.Arch.Expanded() {
 				return fmt.Errorf("%w: %s is an expanded model; time its supernet", errUsage, modelPath)
 			}
-			t, err := extract.MeasureLatency(m.Arch, cfg, a.progress("timing block shapes"))
+			t, err := timing.Measure(m.Arch, cfg, a.progress("timing block shapes"))
 			if err != nil {
 				return err
 			}

@@ -16,12 +16,13 @@ func TestLatencyRuntimeFlags(t *testing.T) {
 		args []string
 		want string
 	}{
-		{[]string{"--runtime", "tflite"}, `--runtime "tflite"`},
-		{[]string{"--statistic", "mean"}, `--statistic "mean"`},
-		{[]string{"--clock", "tsc"}, `--clock "tsc"`},
-		{[]string{"--predictor", "knn"}, `--predictor "knn"`},
-		{[]string{"--threads", "2"}, "--threads are only used with --runtime onnxruntime"},
-		{[]string{"--onnxruntime-lib", "x.so"}, "--onnxruntime-lib"},
+		{[]string{"--runtime", "tflite"}, `runtime "tflite"`},
+		{[]string{"--statistic", "mean"}, `statistic "mean"`},
+		{[]string{"--clock", "tsc"}, `clock "tsc"`},
+		{[]string{"--predictor", "knn"}, `predictor "knn"`},
+		{[]string{"--threads", "2"}, "threads and onnxruntime_lib are only used with runtime onnxruntime"},
+		{[]string{"--onnxruntime-lib", "x.so"}, `onnxruntime_lib "x.so"`},
+		{[]string{"--repeats", "2"}, "repeats 2"},
 	}
 	if !ortrun.Built {
 		cases = append(cases, struct {

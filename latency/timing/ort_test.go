@@ -1,4 +1,4 @@
-package extract
+package timing
 
 import (
 	"errors"
@@ -9,6 +9,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/export/onnx/ortrun"
+	"github.com/ofa-go/ofa/latency"
 )
 
 // ortLibrary returns the onnxruntime library for the tests, or skips naming it (tests run in
@@ -32,33 +33,33 @@ func ortLibrary(t *testing.T) string {
 }
 
 // TestORTRuntimeNotBuilt: without onnxruntime support asking for it is an error saying how
-// to build with it, from MeasureLatency and TimeModel alike.
+// to build with it, from Measure and TimeModel alike.
 func TestORTRuntimeNotBuilt(t *testing.T) {
 	if ortrun.Built {
 		t.Skip("built with onnxruntime support")
 	}
-	cfg := LatencyConfig{Batch: 1, Repeats: 3, Runtime: RuntimeONNXRuntime}
-	_, err := MeasureLatency(tinyLatencyArch(), cfg, nil)
-	if !errors.Is(err, ErrExtract) || !errors.Is(err, ortrun.ErrNotBuilt) || !strings.Contains(err.Error(), "-tags onnxruntime") {
-		t.Errorf("MeasureLatency: %v, want ErrExtract and ortrun.ErrNotBuilt naming -tags onnxruntime", err)
+	cfg := latency.Config{Batch: 1, Repeats: 3, Runtime: latency.RuntimeONNXRuntime}
+	_, err := Measure(tinyLatencyArch(), cfg, nil)
+	if !errors.Is(err, latency.ErrLatency) || !errors.Is(err, ortrun.ErrNotBuilt) || !strings.Contains(err.Error(), "-tags onnxruntime") {
+		t.Errorf("Measure: %v, want latency.ErrLatency and ortrun.ErrNotBuilt naming -tags onnxruntime", err)
 	}
 	if _, err := TimeModel(tinyLatencyArch(), cfg); !errors.Is(err, ortrun.ErrNotBuilt) {
 		t.Errorf("TimeModel: %v, want ortrun.ErrNotBuilt", err)
 	}
 }
 
-// TestMeasureLatencyORT: a table timed in onnxruntime records the runtime and its version,
+// TestMeasureORT: a table timed in onnxruntime records the runtime and its version,
 // has one entry per shape and a check per subnet, and saves and loads again.
-func TestMeasureLatencyORT(t *testing.T) {
+func TestMeasureORT(t *testing.T) {
 	lib := ortLibrary(t)
 	a := tinyLatencyArch()
 	a.Positions = nil
-	tb, err := MeasureLatency(a, LatencyConfig{Batch: 3, Repeats: 3, MLPGrid: []int{8, 16}, Checks: 2, Seed: 1,
-		Runtime: RuntimeONNXRuntime, ORTLib: lib}, nil)
+	tb, err := Measure(a, latency.Config{Batch: 3, Repeats: 3, MLPGrid: []int{8, 16}, Checks: 2, Seed: 1,
+		Runtime: latency.RuntimeONNXRuntime, ORTLib: lib}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tb.Runtime != RuntimeONNXRuntime || !strings.HasPrefix(tb.RuntimeVersion, "1.") || !strings.Contains(tb.RuntimeDescription, "onnxruntime "+tb.RuntimeVersion) {
+	if tb.Runtime != latency.RuntimeONNXRuntime || !strings.HasPrefix(tb.RuntimeVersion, "1.") || !strings.Contains(tb.RuntimeDescription, "onnxruntime "+tb.RuntimeVersion) {
 		t.Errorf("runtime %q version %q (%q)", tb.Runtime, tb.RuntimeVersion, tb.RuntimeDescription)
 	}
 	if len(tb.Blocks) != 4 || len(tb.Checks) != 3 || tb.Batch != 3 {
@@ -73,14 +74,14 @@ func TestMeasureLatencyORT(t *testing.T) {
 	if err := tb.Save(path); err != nil {
 		t.Fatal(err)
 	}
-	got, err := LoadLatencyTable(path)
-	if err != nil || got.Runtime != RuntimeONNXRuntime || got.RuntimeVersion != tb.RuntimeVersion {
+	got, err := latency.LoadTable(path)
+	if err != nil || got.Runtime != latency.RuntimeONNXRuntime || got.RuntimeVersion != tb.RuntimeVersion {
 		t.Fatalf("loaded %+v, %v", got, err)
 	}
 	// an expanded model is timed too (the lifecycle times expanded models)
 	e := a.Clone()
 	e.Positions = []arch.Position{{Layer: 0}, {Layer: 1}, {Layer: 1, Affine: true, LowRank: 2}}
-	if ms, err := TimeModel(e, LatencyConfig{Batch: 1, Repeats: 3, Runtime: RuntimeONNXRuntime, ORTLib: lib}); err != nil || !(ms > 0) {
+	if ms, err := TimeModel(e, latency.Config{Batch: 1, Repeats: 3, Runtime: latency.RuntimeONNXRuntime, ORTLib: lib}); err != nil || !(ms > 0) {
 		t.Errorf("TimeModel of an expanded model: %v ms, %v", ms, err)
 	}
 }

@@ -1,4 +1,4 @@
-package extract
+package timing
 
 import "golang.org/x/sys/unix"
 
@@ -11,7 +11,7 @@ func processCPUClock() (func() int64, error) {
 	return func() int64 {
 		var ts unix.Timespec
 		if err := unix.ClockGettime(unix.CLOCK_PROCESS_CPUTIME_ID, &ts); err != nil {
-			panic("extract: reading the process CPU clock: " + err.Error()) // it worked a moment ago
+			panic("timing: reading the process CPU clock: " + err.Error()) // it worked a moment ago
 		}
 		return ts.Nano()
 	}, nil

@@ -1,4 +1,4 @@
-package extract
+package timing
 
 import (
 	"fmt"
@@ -8,6 +8,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/export/onnx"
 	"github.com/ofa-go/ofa/export/onnx/ortrun"
+	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/supernet"
 	"gorgonia.org/tensor"
 )
@@ -16,20 +17,17 @@ import (
 // cfg.ORTLib, else ortrun.DefaultLibPath()) with cfg.Threads intra-op threads (0: as many
 // as the tool's own runtime uses). In a binary without onnxruntime support it returns
 // ortrun.ErrNotBuilt.
-func ortEngine(cfg LatencyConfig) (*engine, error) {
-	if cfg.Threads < 0 {
-		return nil, fmt.Errorf("%w: latency: threads %d, want >= 0 (0: GOMAXPROCS)", ErrExtract, cfg.Threads)
-	}
+func ortEngine(cfg latency.Config) (*engine, error) {
 	version, err := ortrun.Init(cfg.ORTLib)
 	if err != nil {
-		return nil, fmt.Errorf("%w: latency runtime %s: %w", ErrExtract, RuntimeONNXRuntime, err)
+		return nil, fmt.Errorf("%w: runtime %s: %w", latency.ErrLatency, latency.RuntimeONNXRuntime, err)
 	}
 	threads := cfg.Threads
 	if threads == 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	load := func(a arch.Arch, batch int) (runner, error) { return loadORT(a, batch, threads) }
-	return &engine{name: RuntimeONNXRuntime, version: version, load: load, threads: threads,
+	return &engine{name: latency.RuntimeONNXRuntime, version: version, load: load, threads: threads,
 		description: fmt.Sprintf("onnxruntime %s: the exported ONNX graph (opset %d) on the CPU execution provider, all graph optimisations, %d intra-op threads, sequential execution",
 			version, onnx.Opset, threads)}, nil
 }
@@ -37,8 +35,8 @@ func ortEngine(cfg LatencyConfig) (*engine, error) {
 // ortRunner is a session holding a fixed input batch.
 type ortRunner struct{ s *ortrun.Session }
 
-func (r ortRunner) run() error { return r.s.Run() }
-func (r ortRunner) close()     { r.s.Close() }
+func (r ortRunner) Run() error { return r.s.Run() }
+func (r ortRunner) Close()     { r.s.Close() }
 
 // loadORT exports a randomly initialised model of architecture a (the same weights the
 // tool's own runtime times) and loads it for batches of batch examples, filled with a fixed

@@ -1,6 +1,6 @@
 //go:build !linux
 
-package extract
+package timing
 
 import "errors"
 
