@@ -58,10 +58,11 @@ type Setup struct {
 	EvalSubnets []Named
 	Ops         nn.Ops
 	Config      Config
-	// World (nil: one process) is the data-parallel run this trainer is a rank of: every
-	// rank reads the whole batch, runs its Config.Shards shards of it, and the shards'
-	// gradients of all ranks are summed in global shard order, so N ranks of S shards train
-	// the same weights, bit for bit, as one process with N*S shards.
+	// World (nil: one process) is the data-parallel run this trainer is a rank of. The
+	// batch is split into Config.Shards shards whatever the world; each rank reads the
+	// whole batch and runs Shards/Size of them, and the shards' gradients of all ranks are
+	// summed in shard order, so the weights do not depend on the number of ranks, bit for
+	// bit: N ranks of S shards each train what one process with N*S shards trains.
 	World cluster.World
 }
 
@@ -149,13 +150,14 @@ func New(s Setup) (*Trainer, error) {
 	if cfg.TransformLRScale != 1 {
 		t.opt.LRScale = transformLRScales(s.Arch, s.Params.Names(), cfg.TransformLRScale)
 	}
-	n, ops := shardOps(s.Ops, cfg.Shards)
+	global, ops := shardOps(s.Ops, cfg.Shards)
 	t.world = cluster.OrNone(s.World)
-	t.global, t.first = n*t.world.Size(), n*t.world.Rank()
-	if cfg.BatchSize%t.global != 0 {
-		return nil, fmt.Errorf("%w: batch_size %d is not divisible by the %d shards of the %d ranks (%d each)",
-			ErrConfig, cfg.BatchSize, t.global, t.world.Size(), n)
+	if size := t.world.Size(); global%size != 0 {
+		return nil, fmt.Errorf("%w: shards: the batch's %d shards cannot be spread evenly over %d ranks (with fused ops, set train.shards to a multiple of the rank count)",
+			ErrConfig, global, size)
 	}
+	n := global / t.world.Size() // this rank's shards
+	t.global, t.first = global, n*t.world.Rank()
 	c := s.Arch.Classes
 	per := cfg.BatchSize / t.global
 	// each shard's loss is its mean times 1/global, so the summed gradients are the full batch's

@@ -47,8 +47,9 @@ func stepsErr(tr *Trainer, n int) error {
 	return tr.CheckRanks()
 }
 
-// TestRanksEqualShards: N ranks of S shards train the weights of one process with N*S
-// shards on the same global batch, bit for bit, and every rank holds the same weights.
+// TestRanksEqualShards: N ranks of S shards each (train.shards N*S) train the weights of
+// one process with N*S shards on the same global batch, bit for bit, and every rank holds
+// the same weights.
 func TestRanksEqualShards(t *testing.T) {
 	const n = 6
 	for _, tc := range []struct{ ranks, shards int }{{2, 1}, {2, 2}, {4, 1}} {
@@ -58,7 +59,6 @@ func TestRanksEqualShards(t *testing.T) {
 			one := f.params(t)
 			steps(t, f.trainer(t, one), n)
 
-			f.cfg.Shards = tc.shards
 			params, errs := onRanks(t, f, tc.ranks, func(tr *Trainer) error { return stepsErr(tr, n) })
 			for r, p := range params {
 				if errs[r] != nil {
@@ -74,7 +74,7 @@ func TestRanksEqualShards(t *testing.T) {
 // same step (otherwise the others would wait in the next gradient sum for ever).
 func TestRanksStopTogether(t *testing.T) {
 	f := newFixture(t)
-	f.cfg.Shards = 1
+	f.cfg.Shards = 2
 	var mu sync.Mutex
 	stopped := map[int]int{}
 	_, errs := onRanks(t, f, 2, func(tr *Trainer) error {
@@ -103,7 +103,7 @@ func TestRanksStopTogether(t *testing.T) {
 // TestRanksDiverged: the weight check at each evaluation names a rank whose weights differ.
 func TestRanksDiverged(t *testing.T) {
 	f := newFixture(t)
-	f.cfg.Shards = 1
+	f.cfg.Shards = 2
 	_, errs := onRanks(t, f, 2, func(tr *Trainer) error {
 		if err := stepsErr(tr, 1); err != nil {
 			return err
@@ -120,16 +120,16 @@ func TestRanksDiverged(t *testing.T) {
 	}
 }
 
-// TestRanksBatchSplit: a batch that the ranks' shards do not divide is refused.
-func TestRanksBatchSplit(t *testing.T) {
+// TestRanksShardSplit: shards that the ranks cannot share evenly are refused.
+func TestRanksShardSplit(t *testing.T) {
 	f := newFixture(t)
-	f.cfg.Shards, f.cfg.BatchSize = 2, 40 // 2 x 2 shards divide 40, 3 x 2 do not
+	f.cfg.Shards = 4
 	f.world = cluster.Local(3)[0]
 	p := f.params(t)
 	if _, err := New(f.setup(t, p)); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "3 ranks") {
-		t.Fatalf("3 ranks x 2 shards of a batch of 40: %v, want ErrConfig naming the 3 ranks", err)
+		t.Fatalf("4 shards over 3 ranks: %v, want ErrConfig naming the 3 ranks", err)
 	}
-	f.world = cluster.Local(2)[0] // 2 x 2 divide 40: accepted
+	f.world = cluster.Local(2)[0] // 2 each: accepted
 	if _, err := New(f.setup(t, p)); err != nil {
 		t.Fatal(err)
 	}
