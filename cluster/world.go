@@ -135,9 +135,7 @@ func CheckSame(w World, what string, sum uint64) error {
 		return nil
 	}
 	send := make([]byte, 8)
-	for i := range 8 {
-		send[i] = byte(sum >> (8 * i))
-	}
+	putUint64(send, sum)
 	recv := make([]byte, 8*w.Size())
 	if err := w.Allgather(send, recv); err != nil {
 		return err
@@ -157,24 +155,75 @@ func CheckSame(w World, what string, sum uint64) error {
 	return nil
 }
 
-// Part is the range [lo, hi) of n items that rank r of size ranks takes when n items are
-// spread in contiguous, near-equal parts (the first n%size ranks take one more).
-func Part(n, r, size int) (lo, hi int) {
-	q, m := n/size, n%size
-	lo = r*q + min(r, m)
-	hi = lo + q
-	if r < m {
-		hi++
+// GatherBytes gives every rank every rank's b (of any length), in rank order.
+func GatherBytes(w World, b []byte) ([][]byte, error) {
+	w = OrNone(w)
+	n := w.Size()
+	lens := make([]byte, 8*n)
+	mine := make([]byte, 8)
+	putUint64(mine, uint64(len(b)))
+	if err := w.Allgather(mine, lens); err != nil {
+		return nil, err
 	}
-	return lo, hi
+	longest := 0
+	for r := range n {
+		longest = max(longest, int(getUint64(lens[8*r:])))
+	}
+	send := make([]byte, longest)
+	copy(send, b)
+	recv := make([]byte, longest*n)
+	if err := w.Allgather(send, recv); err != nil {
+		return nil, err
+	}
+	out := make([][]byte, n)
+	for r := range n {
+		out[r] = recv[r*longest : r*longest+int(getUint64(lens[8*r:]))]
+	}
+	return out, nil
 }
 
-// Owner is the rank that takes item i of n under Part.
-func Owner(i, n, size int) int {
-	for r := range size {
-		if lo, hi := Part(n, r, size); i >= lo && i < hi {
-			return r
-		}
+// Agree returns, on every rank, the first error (in rank order) that any rank passed: a
+// step that only some ranks do (rank 0 writes a file) ends with every rank knowing whether
+// it worked, so no rank goes on alone or waits for ever.
+func Agree(w World, err error) error {
+	w = OrNone(w)
+	if w.Size() == 1 {
+		return err
 	}
-	panic(fmt.Sprintf("cluster: item %d out of range [0, %d)", i, n))
+	var msg []byte
+	if err != nil {
+		msg = []byte(err.Error())
+	}
+	all, gerr := GatherBytes(w, msg)
+	if gerr != nil {
+		return gerr
+	}
+	for r, m := range all {
+		if len(m) == 0 {
+			continue
+		}
+		if r == w.Rank() {
+			return err
+		}
+		return fmt.Errorf("%w: rank %d: %s", ErrPeerFailed, r, m)
+	}
+	return nil
+}
+
+// ErrPeerFailed is returned by Agree on the ranks whose own part worked when another
+// rank's failed.
+var ErrPeerFailed = errors.New("cluster: another rank failed")
+
+func putUint64(b []byte, v uint64) {
+	for i := range 8 {
+		b[i] = byte(v >> (8 * i))
+	}
+}
+
+func getUint64(b []byte) uint64 {
+	var v uint64
+	for i := range 8 {
+		v |= uint64(b[i]) << (8 * i)
+	}
+	return v
 }

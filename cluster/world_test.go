@@ -3,6 +3,7 @@ package cluster
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 )
@@ -101,23 +102,38 @@ func TestLocalPeerLost(t *testing.T) {
 	}
 }
 
-func TestPart(t *testing.T) {
-	for _, tc := range []struct{ n, size int }{{10, 3}, {2, 4}, {7, 1}, {0, 2}} {
-		next := 0
-		for r := range tc.size {
-			lo, hi := Part(tc.n, r, tc.size)
-			if lo != next || hi < lo {
-				t.Fatalf("Part(%d, %d, %d) = [%d, %d), want to start at %d", tc.n, r, tc.size, lo, hi, next)
-			}
-			for i := lo; i < hi; i++ {
-				if o := Owner(i, tc.n, tc.size); o != r {
-					t.Fatalf("Owner(%d, %d, %d) = %d, want %d", i, tc.n, tc.size, o, r)
-				}
-			}
-			next = hi
+func TestGatherAgree(t *testing.T) {
+	w := Local(3)
+	errs := runRanks(w, func(w World) error {
+		r := w.Rank()
+		all, err := GatherBytes(w, make([]byte, r)) // lengths 0, 1, 2
+		if err != nil {
+			return err
 		}
-		if next != tc.n {
-			t.Fatalf("parts of %d over %d ranks end at %d", tc.n, tc.size, next)
+		for q, b := range all {
+			if len(b) != q {
+				return fmt.Errorf("rank %d: rank %d's part is %d bytes, want %d", r, q, len(b), q)
+			}
+		}
+		if err := Agree(w, nil); err != nil {
+			return err
+		}
+		var mine error
+		if r == 1 {
+			mine = errors.New("disk full")
+		}
+		err = Agree(w, mine)
+		switch {
+		case r == 1 && err != mine:
+			return fmt.Errorf("rank 1 got %v, want its own error", err)
+		case r != 1 && (!errors.Is(err, ErrPeerFailed) || !strings.Contains(err.Error(), "rank 1: disk full")):
+			return fmt.Errorf("rank %d got %v, want rank 1's error", r, err)
+		}
+		return nil
+	})
+	for r, err := range errs {
+		if err != nil {
+			t.Errorf("rank %d: %v", r, err)
 		}
 	}
 }
