@@ -339,7 +339,10 @@ type StepStats struct {
 	// MACs sums the MACs per example of the subnets trained in this step (forward only).
 	MACs    int64   `json:"macs"`
 	Seconds float64 `json:"seconds"`
-	Samples int     `json:"samples"`
+	// CommSeconds is the part of Seconds spent summing gradients across ranks (with
+	// several ranks; waiting for a slower rank included).
+	CommSeconds float64 `json:"comm_seconds,omitempty"`
+	Samples     int     `json:"samples"`
 }
 
 // TrainStep runs one step: sample, forward/backward every subnet, clip, update.
@@ -420,7 +423,8 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 				clear(g)
 			}
 		}
-		loss, correct, err := t.sumShards(graphs, sum)
+		loss, correct, comm, err := t.sumShards(graphs, sum)
+		st.CommSeconds += comm
 		if err != nil {
 			return st, fmt.Errorf("train: step %d, subnet %s: %w", t.step+1, s.Key(), err)
 		}

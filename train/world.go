@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"time"
 	"unsafe"
 
 	"github.com/ofa-go/ofa/cluster"
@@ -25,9 +26,8 @@ const recordHeader = 16
 // sum of the shards' scaled losses, in the same order) and its number of correct
 // predictions. One process adds its shards in the same order, so the result does not
 // depend on how the shards are spread over ranks.
-func (t *Trainer) sumShards(graphs []*subnetGraph, sum [][]float32) (float64, int, error) {
+func (t *Trainer) sumShards(graphs []*subnetGraph, sum [][]float32) (loss float64, correct int, comm float64, err error) {
 	if t.world.Size() == 1 {
-		loss, correct := 0.0, 0
 		for k, g := range graphs { // shard order: deterministic
 			loss += scalar(g.loss) // each shard's loss is already divided by the shard count
 			correct += t.correct(k, g)
@@ -35,7 +35,7 @@ func (t *Trainer) sumShards(graphs []*subnetGraph, sum [][]float32) (float64, in
 				nn.AddTo(sum[g.index[j]], gn.Value().(*tensor.Dense).Float32s())
 			}
 		}
-		return loss, correct, nil
+		return loss, correct, 0, nil
 	}
 	// every shard graph of a subnet has the same weights, in the same order
 	ref := graphs[0]
@@ -58,10 +58,11 @@ func (t *Trainer) sumShards(graphs []*subnetGraph, sum [][]float32) (float64, in
 			off += copy(b[off:], cluster.Float32Bytes(gn.Value().(*tensor.Dense).Float32s()))
 		}
 	}
+	start := time.Now()
 	if err := t.world.Allgather(send, recv); err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
-	loss, correct := 0.0, 0
+	comm = time.Since(start).Seconds()
 	for k := range t.global { // ranks in order, each rank's shards in order
 		b := recv[k*rec : (k+1)*rec]
 		loss += math.Float64frombits(binary.LittleEndian.Uint64(b))
@@ -73,7 +74,7 @@ func (t *Trainer) sumShards(graphs []*subnetGraph, sum [][]float32) (float64, in
 			off += 4 * n
 		}
 	}
-	return loss, correct, nil
+	return loss, correct, comm, nil
 }
 
 // float32s views b (4-byte aligned: records start at multiples of 4) as float32s.
