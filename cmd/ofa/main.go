@@ -81,9 +81,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = root.ExecuteContext(ctx)
-	// a rank that failed alone takes the others down (MPI_Abort) rather than leave them
-	// waiting; an interruption reaches every rank at the same step
-	cluster.Finish(world, err != nil && !errors.Is(err, train.ErrInterrupted))
+	// after the error is printed: a rank that failed alone takes the others down
+	// (MPI_Abort) rather than leave them waiting; an interruption reaches every rank at
+	// the same step, and they end normally
+	defer func() { cluster.Finish(world, err != nil && !errors.Is(err, train.ErrInterrupted)) }()
 	if err == nil {
 		return exitOK
 	}
