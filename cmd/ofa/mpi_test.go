@@ -356,3 +356,27 @@ func TestMPIRunReport(t *testing.T) {
 		t.Fatalf("killed and resumed:\n%s\none process:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// TestMPIFinetune: `ofa finetune` of an extracted model, distilled from its supernet,
+// under 2 ranks (finetune.shards 2: one each) saves the model of one process, byte for
+// byte; `ofa extract` refuses to run under mpirun.
+func TestMPIFinetune(t *testing.T) {
+	sn, cfg := trainTiny(t, tinyExtract+"  shards: 2\n")
+	x := filepath.Join(t.TempDir(), "x")
+	if code, _, stderr := ofa(t, "extract", "--config", cfg, "--supernet", sn, "--target", "2x", "--out", x); code != 0 {
+		t.Fatalf("extract: %s", stderr)
+	}
+	model := filepath.Join(x, "model.safetensors")
+	dir := filepath.Join(t.TempDir(), "f")
+	if code, _, stderr := ofa(t, "finetune", "--config", cfg, "--model", model, "--teacher", sn, "--out", dir); code != 0 {
+		t.Fatalf("finetune in one process: %s", stderr)
+	}
+	one := moveAside(t, dir)
+	runMPI(t, 2, "finetune", "--config", cfg, "--model", model, "--teacher", sn, "--out", dir)
+	sameFile(t, "fine-tuned model", filepath.Join(one, "model.safetensors"), filepath.Join(dir, "model.safetensors"))
+
+	j := startMPI(t, 2, "extract", "--config", cfg, "--supernet", sn, "--target", "2x", "--out", filepath.Join(t.TempDir(), "y"))
+	if err := j.wait(t); err == nil || !strings.Contains(j.output(), "ofa extract runs in one process") {
+		t.Fatalf("extract under mpirun: %v\n%s", err, j.output())
+	}
+}
