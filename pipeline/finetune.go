@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/cluster"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
 	"github.com/ofa-go/ofa/supernet"
@@ -23,6 +24,9 @@ type FinetuneOptions struct {
 	// written whenever it improves), metrics.jsonl and result.json; the directory is marked
 	// incomplete until the run ends.
 	Dir string
+	// World (nil: one process) is the data-parallel run this process is a rank of; rank 0
+	// alone writes into Dir.
+	World cluster.World
 }
 
 // FinetuneResult is one fine-tuning run.
@@ -73,7 +77,7 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 	fc.EvalBatch = evalBatch
 	whole := []train.Named{{Name: "model", Subnet: arch.Largest(m.Arch)}}
 	setup := train.Setup{Arch: m.Arch, Params: student.Params, Sampler: train.Fixed{arch.Largest(m.Arch)}, Train: tl, Eval: vl,
-		EvalSubnets: whole, Ops: Ops(cfg.Ops), Config: fc}
+		EvalSubnets: whole, Ops: Ops(cfg.Ops), Config: fc, World: opts.World}
 	if teacher != nil {
 		setup.Teacher = &train.Teacher{Arch: teacher.Arch, Params: teacher.Float32Params(), Subnet: arch.Largest(teacher.Arch)}
 	} else {
@@ -86,7 +90,8 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 	defer tr.Close()
 	var hooks []train.Hook
 	modelPath := ""
-	if opts.Dir != "" {
+	lead := cluster.IsLeader(opts.World)
+	if opts.Dir != "" && lead {
 		if err := modelfile.BeginDir(opts.Dir, "finetune"); err != nil {
 			return nil, err
 		}
@@ -125,13 +130,17 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 	if res.Test, err = Accuracy(m.Arch, best, Ops(cfg.Ops), ds.Test, m.Preprocess); err != nil {
 		return nil, err
 	}
-	if opts.Dir != "" {
+	if opts.Dir != "" && lead {
 		if err := modelfile.WriteJSON(filepath.Join(opts.Dir, FileResult), res); err != nil {
 			return nil, err
 		}
 		if err := modelfile.CommitDir(opts.Dir); err != nil {
 			return nil, err
 		}
+	}
+	// the other ranks return once the files are there (they may read them next)
+	if err := cluster.OrNone(opts.World).Barrier(); err != nil {
+		return nil, fmt.Errorf("finetune: after the last step: %w", err)
 	}
 	return res, nil
 }

@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
+	"encoding/gob"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/cluster"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
@@ -46,6 +49,12 @@ type LifecycleOptions struct {
 	Resume bool
 	// StoredConfig is the configuration as stored in resume files and model provenance.
 	StoredConfig []byte
+	// World (nil: one process) is the run this process is a rank of: the supernet and the
+	// dense model train data parallel over every rank (rank 0 writes), then the budgets are
+	// shared out (budget i on rank i mod size, which writes that budget's directory) and
+	// rank 0 merges their rows into the one report, which it writes and returns; the other
+	// ranks return a nil report.
+	World cluster.World
 }
 
 // Lifecycle trains (or loads) a supernet, measures a latency table, trains the dense
@@ -62,10 +71,14 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(out, 0o755); err != nil {
-		return nil, err
+	world := cluster.OrNone(opts.World)
+	lead := world.Rank() == 0
+	if lead {
+		if err = os.MkdirAll(out, 0o755); err == nil {
+			err = lifecycleConfig(out, opts, cfg.Run.Supernet == "")
+		}
 	}
-	if err := lifecycleConfig(out, opts, cfg.Run.Supernet == ""); err != nil {
+	if err := cluster.Agree(world, err); err != nil {
 		return nil, err
 	}
 	ds, err := LoadData(cfg.Data)
@@ -115,9 +128,17 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	lc := latency.DefaultConfig()
 	lc.Batch, lc.Repeats = cfg.Run.LatencyBatch, cfg.Run.LatencyRepeats
 	latencyPath := filepath.Join(out, FileLatency)
-	table, err := lifecycleLatency(sn.Arch, lc, latencyPath, opts)
-	if err != nil {
+	var table *latency.Table
+	if lead { // measured by one rank while the others wait: timings need a quiet machine
+		table, err = lifecycleLatency(sn.Arch, lc, latencyPath, opts)
+	}
+	if err := cluster.Agree(world, err); err != nil {
 		return nil, err
+	}
+	if !lead {
+		if table, err = latency.LoadTable(latencyPath); err != nil {
+			return nil, err
+		}
 	}
 	rep.Notes = append(rep.Notes, latencyNote(table, latencyPath))
 	if table.MeanAbsErrorPct > latency.ErrorWarnPct {
@@ -141,13 +162,9 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err != nil {
 		return nil, err
 	}
-	refLat, err := measure(sn.Arch)
-	if err != nil {
-		return nil, err
-	}
 	refCost := sn.Arch.ModelCost()
 	rep.Reference = report.Row{Budget: "1x", Variant: "supernet (largest)", Params: refCost.Params, Layers: len(sn.Arch.Layers),
-		Positions: len(sn.Arch.Layers), MACs: refCost.MACs, LatencyMS: refLat, Accuracy: refAcc, Steps: run.steps,
+		Positions: len(sn.Arch.Layers), MACs: refCost.MACs, Accuracy: refAcc, Steps: run.steps,
 		Compute: []report.Stage{run.stage()}}
 	rep.Notes = append(rep.Notes, run.notes()...)
 	var dense *denseRun
@@ -163,22 +180,108 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 
 	// 3. each budget
 	opts.log("== 3/3 budgets: %s", strings.Join(cfg.Run.Budgets, ", "))
+	if world.Size() > 1 {
+		opts.log("   budget i runs on rank i mod %d (%s)", world.Size(), world.Name())
+	}
+	var mine []budgetResult // this rank's budgets
+	var failed error        // this rank's budget error, returned once the others know of it
 	for i, t := range targets {
+		if i%world.Size() != world.Rank() {
+			continue
+		}
 		name := cfg.Run.Budgets[i]
 		opts.log("-- budget %s (%s)", name, t)
 		b := &budgetRun{cfg: cfg, opts: opts, ex: ex, ds: ds, target: t, name: name, prov: prov,
-			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, measure: measure, supernet: run, dense: dense}
+			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, supernet: run, dense: dense}
+		r := budgetResult{Index: i}
 		if err := b.run(ctx); err != nil {
-			return nil, fmt.Errorf("budget %s: %w", name, err)
+			failed = fmt.Errorf("budget %s: %w", name, err)
+			if world.Size() == 1 {
+				return nil, failed
+			}
+			r.Err = failed.Error()
 		}
-		rep.Rows = append(rep.Rows, b.rows...)
-		rep.Accuracies = append(rep.Accuracies, b.curves...)
+		r.Rows, r.Curves, r.Archs = b.rows, b.curves, b.archs
+		mine = append(mine, r)
+		if r.Err != "" {
+			break // the others learn of it when the budgets are merged
+		}
+	}
+	all, err := mergeBudgets(world, mine, len(targets))
+	if failed != nil {
+		return nil, failed
+	}
+	if err != nil || !lead {
+		return nil, err
+	}
+	// latencies last, on rank 0 alone, with the other ranks idle: every row's model
+	// (identical architectures share one measurement)
+	if rep.Reference.LatencyMS, err = measure(sn.Arch); err != nil {
+		return nil, err
+	}
+	for _, r := range all {
+		for k := range r.Rows {
+			if r.Rows[k].LatencyMS, err = measure(r.Archs[k]); err != nil {
+				return nil, err
+			}
+		}
+		rep.Rows = append(rep.Rows, r.Rows...)
+		rep.Accuracies = append(rep.Accuracies, r.Curves...)
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("total wall time %.1f s", time.Since(start).Seconds()))
 	if err := rep.Write(out); err != nil {
 		return nil, err
 	}
 	return rep, nil
+}
+
+// budgetResult is what one budget's run gives the report: its rows, the architecture of
+// each row's model (for the latency measured at the end), its curves, or its error.
+type budgetResult struct {
+	Index  int
+	Rows   []report.Row
+	Archs  []arch.Arch
+	Curves []report.Curve
+	Err    string
+}
+
+// mergeBudgets gathers every rank's budget results and returns them in budget order; an
+// error of any budget is returned on every rank.
+func mergeBudgets(w cluster.World, mine []budgetResult, n int) ([]budgetResult, error) {
+	if w.Size() == 1 {
+		return mine, nil
+	}
+	var buf bytes.Buffer
+	if err := gob.NewEncoder(&buf).Encode(mine); err != nil {
+		return nil, fmt.Errorf("budget results: %w", err)
+	}
+	parts, err := cluster.GatherBytes(w, buf.Bytes())
+	if err != nil {
+		return nil, fmt.Errorf("merging the budgets: %w", err)
+	}
+	all := make([]budgetResult, n)
+	seen := make([]bool, n)
+	for r, p := range parts {
+		var theirs []budgetResult
+		if err := gob.NewDecoder(bytes.NewReader(p)).Decode(&theirs); err != nil {
+			return nil, fmt.Errorf("budget results of rank %d: %w", r, err)
+		}
+		for _, b := range theirs {
+			if b.Err != "" {
+				return nil, fmt.Errorf("rank %d: %s", r, b.Err)
+			}
+			if b.Index < 0 || b.Index >= n || seen[b.Index] || len(b.Archs) != len(b.Rows) {
+				return nil, fmt.Errorf("budget results of rank %d: budget %d is out of place", r, b.Index)
+			}
+			all[b.Index], seen[b.Index] = b, true
+		}
+	}
+	for i, ok := range seen {
+		if !ok {
+			return nil, fmt.Errorf("merging the budgets: no rank ran budget %d", i)
+		}
+	}
+	return all, nil
 }
 
 // lifecycleConfig starts a fresh lifecycle (earlier outputs removed, the configuration

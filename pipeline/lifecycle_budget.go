@@ -27,26 +27,23 @@ type budgetRun struct {
 	prov     *modelfile.Provenance
 	dir      string
 	root     string
-	measure  func(arch.Arch) (float64, error)
 	supernet *supernetRun
 	dense    *denseRun // nil: no dense -> prune baseline
 	rows     []report.Row
+	archs    []arch.Arch // each row's model, whose latency Lifecycle measures last
 	curves   []report.Curve
 }
 
 // row adds a report row for a model of architecture a trained with compute.
 func (b *budgetRun) row(variant string, a arch.Arch, acc float64, steps int, path string, compute ...report.Stage) error {
 	c := a.ModelCost()
-	lat, err := b.measure(a)
-	if err != nil {
-		return err
-	}
 	rel := ""
 	if path != "" {
 		rel, _ = filepath.Rel(b.root, path)
 	}
 	b.rows = append(b.rows, report.Row{Budget: b.name, Variant: variant, Params: c.Params, Layers: len(a.Layers), Positions: a.Depth(),
-		MACs: c.MACs, LatencyMS: lat, Accuracy: acc, Steps: steps, Model: rel, Compute: compute})
+		MACs: c.MACs, Accuracy: acc, Steps: steps, Model: rel, Compute: compute})
+	b.archs = append(b.archs, a)
 	b.opts.log("   %-22s params %7d  MACs %9d  test %6.2f%%", variant, c.Params, c.MACs, 100*acc)
 	return nil
 }

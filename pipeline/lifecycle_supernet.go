@@ -32,7 +32,7 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 	}
 	dir := filepath.Join(opts.Dir, DirSupernet)
 	path := filepath.Join(dir, FileSupernet)
-	to := TrainOptions{Output: opts.Output, Dir: dir, StoredConfig: opts.StoredConfig}
+	to := TrainOptions{Output: opts.Output, Dir: dir, StoredConfig: opts.StoredConfig, World: opts.World}
 	if opts.Resume {
 		if sn, err := modelfile.Load(path); err == nil {
 			opts.log("== 1/3 supernet: reusing the finished run in %s", dir)

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/cluster"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/modelfile"
@@ -69,6 +70,10 @@ type TrainOptions struct {
 	StoredConfig []byte
 	// Init, if set, are the supernet's starting weights (for example from a dense model).
 	Init *supernet.Params
+	// World (nil: one process) is the data-parallel run this process is a rank of. Every
+	// rank passes the same configuration and reads the data (and Resume) itself; rank 0
+	// alone writes into Dir.
+	World cluster.World
 }
 
 // TrainResult is a finished supernet training run.
@@ -97,6 +102,8 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	if out == "" {
 		return nil, fmt.Errorf("%w: a training run needs an output directory", ErrConfig)
 	}
+	world := cluster.OrNone(opts.World)
+	lead := world.Rank() == 0
 	var model *modelfile.Model
 	if r := opts.Resume; r != nil {
 		model = r.Model
@@ -160,7 +167,7 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		evalSubnets = append(evalSubnets, train.Named{Name: name, Subnet: s})
 	}
 	tr, err := train.New(train.Setup{Arch: ar, Params: model.Params, Sampler: smp, Train: tl, Eval: el,
-		EvalSubnets: evalSubnets, Ops: Ops(cfg.Ops), Config: tcfg})
+		EvalSubnets: evalSubnets, Ops: Ops(cfg.Ops), Config: tcfg, World: world})
 	if err != nil {
 		return nil, err
 	}
@@ -183,20 +190,28 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	opts.log("supernet: %d layers, dim %d, %d heads, MLP %d, %d tokens: %d params, %.1f MMACs per example; BLAS %s",
 		len(ar.Layers), ar.Dim, ar.Layers[0].Heads, ar.Layers[0].MLP, ar.Tokens(), cost.Params, float64(cost.MACs)/1e6, nn.Backend())
 	opts.log("training %d steps (%d per epoch), sampler %s; output in %s", tr.TotalSteps(), tr.BatchesPerEpoch(), smp.Name(), out)
+	if world.Size() > 1 {
+		opts.log("data parallel over %d ranks (%s): %d of the batch's %d shards each", world.Size(), world.Name(),
+			tcfg.Shards/world.Size(), tcfg.Shards)
+	}
 
 	resumePath := filepath.Join(out, FileResume)
 	metricsPath := filepath.Join(out, FileMetrics)
 	var metrics *train.MetricsHook
-	if opts.Resume != nil {
+	switch {
+	case !lead:
+	case opts.Resume != nil:
 		// records past the resumed step (written after the last resume state) go
 		metrics, err = train.NewMetricsHookResumed(metricsPath, 10, opts.Resume.Step)
-	} else {
+	default:
 		metrics, err = newMetrics(metricsPath, 10)
 	}
 	if err != nil {
 		return nil, err
 	}
-	defer metrics.Close()
+	if metrics != nil {
+		defer metrics.Close()
+	}
 	save := func(t *train.Trainer) error {
 		st := t.State()
 		return modelfile.SaveResume(resumePath, &modelfile.Resume{Model: model, Step: st.Step, OptimT: st.OptimT, M: st.M, V: st.V,
@@ -216,7 +231,10 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	}
 	progress := train.NewProgressHook(opts.progress(), "train", tr.TotalSteps(), tr.Step())
 	curve := &curveHook{}
-	hooks := []train.Hook{progress, metrics}
+	hooks := []train.Hook{progress}
+	if lead {
+		hooks = append(hooks, metrics)
+	}
 	if cfg.Reorder.EveryEpochs > 0 {
 		calib, _, err := EvalLoader(ds.Train, 100, model.Preprocess)
 		if err != nil {
@@ -226,11 +244,16 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		hooks = append(hooks, &reorderHook{every: cfg.Reorder.EveryEpochs * tr.BatchesPerEpoch(), calib: calib,
 			batches: min(cfg.Reorder.CalibrationBatches, calib.BatchesPerEpoch()), criteria: cfg.Extract.Criteria, log: opts.log})
 	}
-	hooks = append(hooks, ckpt, curve)
+	if lead {
+		hooks = append(hooks, ckpt)
+	}
+	hooks = append(hooks, curve)
 	start, startStep := time.Now(), tr.Step()
 	err = tr.Run(ctx, hooks...)
 	elapsed := time.Since(start).Seconds()
 	switch {
+	case err != nil && !lead: // rank 0 says where the state is
+		return nil, err
 	case errors.Is(err, train.ErrInterrupted):
 		return nil, fmt.Errorf("%w; state saved at step %d in %s: continue with --resume", err, ckpt.LastStep, resumePath)
 	case errors.Is(err, train.ErrNonFinite):
@@ -241,15 +264,21 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	case err != nil:
 		return nil, err
 	}
-	if err := save(tr); err != nil {
-		return nil, err
-	}
 	path := filepath.Join(out, FileSupernet)
-	if err := modelfile.Save(path, model); err != nil {
-		return nil, err
+	if lead {
+		if err := save(tr); err != nil {
+			return nil, err
+		}
+		if err := modelfile.Save(path, model); err != nil {
+			return nil, err
+		}
+		if err := modelfile.CommitDir(out); err != nil {
+			return nil, err
+		}
 	}
-	if err := modelfile.CommitDir(out); err != nil {
-		return nil, err
+	// the other ranks return once the files are there (they may read them next)
+	if err := world.Barrier(); err != nil {
+		return nil, fmt.Errorf("train: after the last step: %w", err)
 	}
 	steps := tr.Step() - startStep
 	subnets, macs := tr.Work()

@@ -74,6 +74,8 @@ type Config struct {
 	// Shards splits every batch into this many slices that run side by side (one per core)
 	// with single-threaded kernels; their gradients are summed in a fixed order. Results
 	// depend on the shard count (float summation order), not on the machine. 0 means 1.
+	// Under MPI the shards are spread over the ranks (Shards/ranks each, so Shards must be
+	// a multiple of the rank count): the rank count changes where they run, not the result.
 	Shards int `mapstructure:"shards" json:"shards"`
 }
 

@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/cluster"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
@@ -32,6 +33,7 @@ type fixture struct {
 	test  *data.Images
 	cfg   Config
 	aug   data.Augment
+	world cluster.World // nil: one process
 }
 
 func newFixture(t testing.TB) fixture {
@@ -47,6 +49,17 @@ func newFixture(t testing.TB) fixture {
 }
 
 func (f fixture) trainer(t testing.TB, p *supernet.Params) *Trainer {
+	t.Helper()
+	tr, err := New(f.setup(t, p))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(tr.Close)
+	return tr
+}
+
+// setup is the fixture's trainer setup with weights p.
+func (f fixture) setup(t testing.TB, p *supernet.Params) Setup {
 	t.Helper()
 	lc := data.DefaultLoaderConfig()
 	lc.BatchSize, lc.DropLast, lc.Seed = f.cfg.BatchSize, true, f.cfg.Seed
@@ -65,13 +78,8 @@ func (f fixture) trainer(t testing.TB, p *supernet.Params) *Trainer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tr, err := New(Setup{Arch: f.a, Params: p, Sampler: smp, Train: tl, Eval: el, Ops: nn.Fused{}, Config: f.cfg,
-		EvalSubnets: []Named{{"largest", f.sp.Largest()}, {"smallest", f.sp.Smallest()}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(tr.Close)
-	return tr
+	return Setup{Arch: f.a, Params: p, Sampler: smp, Train: tl, Eval: el, Ops: nn.Fused{}, Config: f.cfg, World: f.world,
+		EvalSubnets: []Named{{"largest", f.sp.Largest()}, {"smallest", f.sp.Smallest()}}}
 }
 
 func (f fixture) params(t testing.TB) *supernet.Params {

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/cluster"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/sampler"
@@ -57,6 +58,12 @@ type Setup struct {
 	EvalSubnets []Named
 	Ops         nn.Ops
 	Config      Config
+	// World (nil: one process) is the data-parallel run this trainer is a rank of. The
+	// batch is split into Config.Shards shards whatever the world; each rank reads the
+	// whole batch and runs Shards/Size of them, and the shards' gradients of all ranks are
+	// summed in shard order, so the weights do not depend on the number of ranks, bit for
+	// bit: N ranks of S shards each train what one process with N*S shards trains.
+	World cluster.World
 }
 
 // Trainer runs the loop. It is not safe for concurrent use.
@@ -68,6 +75,10 @@ type Trainer struct {
 	total  int
 	step   int
 	shards []*shard
+	world  cluster.World
+	first  int // global index of this rank's first shard
+	global int // shards over all ranks
+	gather gatherBufs
 	batch  data.Batch
 	values [][]float32 // parameter values, in parameter order
 	grads  [][]float32 // summed gradients of the current step
@@ -139,11 +150,18 @@ func New(s Setup) (*Trainer, error) {
 	if cfg.TransformLRScale != 1 {
 		t.opt.LRScale = transformLRScales(s.Arch, s.Params.Names(), cfg.TransformLRScale)
 	}
-	n, ops := shardOps(s.Ops, cfg.Shards)
+	global, ops := shardOps(s.Ops, cfg.Shards)
+	t.world = cluster.OrNone(s.World)
+	if size := t.world.Size(); global%size != 0 {
+		return nil, fmt.Errorf("%w: shards: the batch's %d shards cannot be spread evenly over %d ranks (with fused ops, set train.shards to a multiple of the rank count)",
+			ErrConfig, global, size)
+	}
+	n := global / t.world.Size() // this rank's shards
+	t.global, t.first = global, n*t.world.Rank()
 	c := s.Arch.Classes
-	per := cfg.BatchSize / n
-	// each shard's loss is its mean times 1/n, so the summed gradients are the full batch's
-	loss := lossSpec{temperature: cfg.Temperature, alpha: cfg.Alpha, scale: 1 / float64(n)}
+	per := cfg.BatchSize / t.global
+	// each shard's loss is its mean times 1/global, so the summed gradients are the full batch's
+	loss := lossSpec{temperature: cfg.Temperature, alpha: cfg.Alpha, scale: 1 / float64(t.global)}
 	if cfg.HiddenDistill > 0 {
 		if s.Teacher == nil {
 			return nil, fmt.Errorf("%w: hidden_distill %g needs an external teacher (fine-tuning from a supernet)", ErrConfig, cfg.HiddenDistill)
@@ -321,7 +339,10 @@ type StepStats struct {
 	// MACs sums the MACs per example of the subnets trained in this step (forward only).
 	MACs    int64   `json:"macs"`
 	Seconds float64 `json:"seconds"`
-	Samples int     `json:"samples"`
+	// CommSeconds is the part of Seconds spent summing gradients across ranks (with
+	// several ranks; waiting for a slower rank included).
+	CommSeconds float64 `json:"comm_seconds,omitempty"`
+	Samples     int     `json:"samples"`
 }
 
 // TrainStep runs one step: sample, forward/backward every subnet, clip, update.
@@ -334,10 +355,10 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		return StepStats{}, fmt.Errorf("train: batch %d of epoch %d has %d examples, want %d (use drop_last for training)",
 			index, epoch, t.batch.Size, t.cfg.BatchSize)
 	}
-	per := t.batch.Size / len(t.shards)
 	size := len(t.batch.X) / len(t.batch.Labels)
+	per := t.batch.Size / t.global
 	for i, sh := range t.shards {
-		sh.lo, sh.n = i*per, per
+		sh.lo, sh.n = (t.first+i)*per, per
 		if err := supernet.Patchify(t.s.Arch, t.batch.X[sh.lo*size:], per, sh.in.patches); err != nil {
 			return StepStats{}, err
 		}
@@ -394,9 +415,18 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		}); err != nil {
 			return st, err
 		}
-		loss := 0.0
-		for _, g := range graphs {
-			loss += scalar(g.loss) // each shard's loss is already divided by the shard count
+		sum := t.grads
+		project := t.teacherGrads != nil && i > 0
+		if project {
+			sum = t.studentGrads
+			for _, g := range sum {
+				clear(g)
+			}
+		}
+		loss, correct, comm, err := t.sumShards(graphs, sum)
+		st.CommSeconds += comm
+		if err != nil {
+			return st, fmt.Errorf("train: step %d, subnet %s: %w", t.step+1, s.Key(), err)
 		}
 		if math.IsNaN(loss) || math.IsInf(loss, 0) {
 			return st, fmt.Errorf("%w: loss %v at step %d (subnet %s); weights kept from step %d",
@@ -406,20 +436,7 @@ func (t *Trainer) TrainStep() (StepStats, error) {
 		st.MACs += stepMACs(t.s.Arch, s)
 		if i == 0 {
 			st.Loss = loss
-			st.TrainAcc = t.accuracy(graphs)
-		}
-		sum := t.grads
-		project := t.teacherGrads != nil && i > 0
-		if project {
-			sum = t.studentGrads
-			for _, g := range sum {
-				clear(g)
-			}
-		}
-		for _, g := range graphs { // shard order: deterministic
-			for k, gn := range g.grads {
-				nn.AddTo(sum[g.index[k]], gn.Value().(*tensor.Dense).Float32s())
-			}
+			st.TrainAcc = float64(correct) / float64(t.batch.Size)
 		}
 		switch {
 		case project:
@@ -533,20 +550,18 @@ func softmaxInto(z, dst []float32, tau float64) {
 	}
 }
 
-// accuracy of the shards' logits on the current batch.
-func (t *Trainer) accuracy(graphs []*subnetGraph) float64 {
+// correct counts the examples of shard k whose logits in g pick the label.
+func (t *Trainer) correct(k int, g *subnetGraph) int {
 	c := t.s.Arch.Classes
-	correct := 0
-	for k, g := range graphs {
-		z := g.net.Logits.Value().(*tensor.Dense).Float32s()
-		sh := t.shards[k]
-		for b := 0; b < sh.n; b++ {
-			if argmax(z[b*c:(b+1)*c]) == t.batch.Labels[sh.lo+b] {
-				correct++
-			}
+	z := g.net.Logits.Value().(*tensor.Dense).Float32s()
+	sh := t.shards[k]
+	n := 0
+	for b := 0; b < sh.n; b++ {
+		if argmax(z[b*c:(b+1)*c]) == t.batch.Labels[sh.lo+b] {
+			n++
 		}
 	}
-	return float64(correct) / float64(t.batch.Size)
+	return n
 }
 
 func argmax(z []float32) int {
@@ -576,7 +591,14 @@ func (t *Trainer) Run(ctx context.Context, hooks ...Hook) error {
 		evalEvery = t.s.Train.BatchesPerEpoch()
 	}
 	for t.step < t.total {
-		if err := ctx.Err(); err != nil {
+		stop := ctx.Err() != nil
+		if t.world.Size() > 1 { // a signal may reach some ranks a step before the others
+			var err error
+			if stop, err = cluster.Any(t.world, stop); err != nil {
+				return fmt.Errorf("train: step %d: %w", t.step+1, err)
+			}
+		}
+		if stop {
 			for _, h := range hooks {
 				if ih, ok := h.(interface{ OnInterrupt(*Trainer) error }); ok {
 					if herr := ih.OnInterrupt(t); herr != nil {
@@ -598,6 +620,9 @@ func (t *Trainer) Run(ctx context.Context, hooks ...Hook) error {
 		if t.eval != nil && (t.step%evalEvery == 0 || t.step == t.total) {
 			ev, err := t.Evaluate(t.s.EvalSubnets)
 			if err != nil {
+				return err
+			}
+			if err := t.CheckRanks(); err != nil {
 				return err
 			}
 			for _, h := range hooks {

@@ -29,14 +29,11 @@ func (a *app) finetuneCmd() *cobra.Command {
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --model and --out are required", errUsage)
 			}
-			release, err := a.claim(out)
+			release, err := a.claim(out, func() error { return refuseExistingModel(out, force) })
 			if err != nil {
 				return err
 			}
 			defer release()
-			if err := refuseExistingModel(out, force); err != nil {
-				return err
-			}
 			m, err := modelfile.Load(modelPath)
 			if err != nil {
 				return err
@@ -52,7 +49,7 @@ func (a *app) finetuneCmd() *cobra.Command {
 				return err
 			}
 			a.say("data: %s", ds.Source)
-			res, err := pipeline.Finetune(cmd.Context(), cfg, m, teacher, ds, pipeline.FinetuneOptions{Output: a.output(), Title: "finetune", Dir: out})
+			res, err := pipeline.Finetune(cmd.Context(), cfg, m, teacher, ds, pipeline.FinetuneOptions{Output: a.output(), Title: "finetune", Dir: out, World: a.world})
 			if err != nil {
 				return err
 			}

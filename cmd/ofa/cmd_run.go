@@ -30,20 +30,22 @@ func (a *app) runCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			release, err := a.claim(cfg.Out)
+			release, err := a.claim(cfg.Out, func() error {
+				if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.FileReport)); err == nil && !force && !resume {
+					return fmt.Errorf("%w: %s already holds a report: use --force to replace it", errUsage, cfg.Out)
+				}
+				if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.DirSupernet)); err == nil && !force && !resume {
+					return fmt.Errorf("%w: %s already holds a lifecycle: use --resume to continue it or --force to start over", errUsage, cfg.Out)
+				}
+				return nil
+			})
 			if err != nil {
 				return err
 			}
 			defer release()
-			if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.FileReport)); err == nil && !force && !resume {
-				return fmt.Errorf("%w: %s already holds a report: use --force to replace it", errUsage, cfg.Out)
-			}
-			if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.DirSupernet)); err == nil && !force && !resume {
-				return fmt.Errorf("%w: %s already holds a lifecycle: use --resume to continue it or --force to start over", errUsage, cfg.Out)
-			}
 			rep, err := pipeline.Lifecycle(cmd.Context(), cfg, pipeline.LifecycleOptions{Output: a.output(), Dir: cfg.Out,
-				Resume: resume, StoredConfig: configfile.Store(cfg)})
-			if err != nil {
+				Resume: resume, StoredConfig: configfile.Store(cfg), World: a.world})
+			if err != nil || rep == nil { // ranks other than 0 have no report
 				return err
 			}
 			report := filepath.Join(cfg.Out, pipeline.FileReport)

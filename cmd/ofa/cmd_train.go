@@ -92,21 +92,23 @@ func (a *app) trainCmd() *cobra.Command {
 				if cfg, err = (configfile.Loader{File: a.configFile, Flags: changed(fk)}).Load(); err != nil {
 					return err
 				}
-				release, err := a.claim(cfg.Out)
+				release, err := a.claim(cfg.Out, func() error {
+					if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.FileResume)); err == nil && !force {
+						return fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, cfg.Out)
+					}
+					return nil
+				})
 				if err != nil {
 					return err
 				}
 				defer release()
-				if _, err := os.Stat(filepath.Join(cfg.Out, pipeline.FileResume)); err == nil && !force {
-					return fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, cfg.Out)
-				}
 			}
 			ds, err := pipeline.LoadData(cfg.Data)
 			if err != nil {
 				return err
 			}
 			a.say("data: %s; training on %d, validation %d, test %d", ds.Source, ds.Train.N(), ds.Val.N(), ds.Test.N())
-			opts := pipeline.TrainOptions{Output: a.output(), Dir: cfg.Out, Resume: state, StoredConfig: configfile.Store(cfg)}
+			opts := pipeline.TrainOptions{Output: a.output(), Dir: cfg.Out, Resume: state, StoredConfig: configfile.Store(cfg), World: a.world}
 			if state != nil {
 				opts.StoredConfig = []byte(state.RunConfig)
 			}

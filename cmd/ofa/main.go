@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/ofa-go/ofa/cluster"
 	"io"
 	"os"
 	"os/signal"
@@ -35,6 +36,9 @@ type app struct {
 	stdout, stderr io.Writer
 	json           bool
 	configFile     string
+	// world is the MPI job this process is a rank of (the one-rank world outside one):
+	// rank 0 prints and writes, the others compute and print only their errors.
+	world cluster.World
 }
 
 func main() {
@@ -43,12 +47,30 @@ func main() {
 
 // run executes the command line and returns the process exit code. Only main exits.
 func run(args []string, stdout, stderr io.Writer) int {
-	a := &app{stdout: stdout, stderr: stderr}
+	world, err := cluster.Detect()
+	if err != nil {
+		fmt.Fprintln(stderr, "ofa:", err)
+		return exitError
+	}
+	a := &app{stdout: stdout, stderr: stderr, world: world}
+	if world.Rank() != 0 {
+		a.stdout = io.Discard
+	}
 	root := &cobra.Command{
 		Use:           "ofa",
 		Short:         "Train a Transformer supernet once, then extract small models for many budgets",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+	}
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
+		switch cmd.Name() {
+		case "train", "finetune", "run":
+		default:
+			if world.Size() > 1 {
+				return fmt.Errorf("%w: ofa %s runs in one process; under mpirun only train, finetune and run use the ranks", errUsage, cmd.Name())
+			}
+		}
+		return nil
 	}
 	root.PersistentFlags().BoolVar(&a.json, "json", false, "print exactly one JSON object as the last line of standard output")
 	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (see README: Configuration)")
@@ -58,11 +80,19 @@ func run(args []string, stdout, stderr io.Writer) int {
 	root.AddCommand(a.trainCmd(), a.evalCmd(), a.inspectCmd(), a.extractCmd(), a.latencyCmd(), a.expandCmd(), a.finetuneCmd(), a.runCmd(), a.benchCmd(), a.exportCmd(), a.predictCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	err := root.ExecuteContext(ctx)
+	err = root.ExecuteContext(ctx)
+	// after the error is printed: a rank that failed alone takes the others down
+	// (MPI_Abort) rather than leave them waiting; an interruption reaches every rank at
+	// the same step, and they end normally
+	defer func() { cluster.Finish(world, err != nil && !errors.Is(err, train.ErrInterrupted)) }()
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintln(stderr, "ofa:", err)
+	if world.Size() > 1 {
+		fmt.Fprintf(stderr, "ofa: rank %d of %d: %v\n", world.Rank(), world.Size(), err)
+	} else {
+		fmt.Fprintln(stderr, "ofa:", err)
+	}
 	if a.json {
 		a.emit(map[string]any{"error": err.Error()})
 	}
@@ -92,6 +122,9 @@ func (a *app) emit(v any) {
 // say prints a human-readable line: to standard output normally, to standard error with
 // --json (so that the JSON object stays the last line of standard output).
 func (a *app) say(format string, args ...any) {
+	if !cluster.IsLeader(a.world) {
+		return
+	}
 	w := a.stdout
 	if a.json {
 		w = a.stderr
@@ -100,20 +133,40 @@ func (a *app) say(format string, args ...any) {
 }
 
 // claim takes dir as this command's output directory (pipeline.Claim: an exclusive lock,
-// stale temporary files removed) and returns the function that releases it.
-func (a *app) claim(dir string) (func() error, error) {
-	release, removed, err := pipeline.Claim(dir)
-	if err != nil {
-		return nil, err
+// stale temporary files removed), runs checks of what dir holds, and returns the function
+// that releases it. Under MPI rank 0 alone claims and checks, and every rank learns
+// whether that worked before any of them reads or writes.
+func (a *app) claim(dir string, checks ...func() error) (func() error, error) {
+	release := func() error { return nil }
+	var err error
+	if cluster.IsLeader(a.world) {
+		var removed []string
+		if release, removed, err = pipeline.Claim(dir); err == nil {
+			for _, r := range removed {
+				a.say("removed %s, left by an earlier run that was killed while writing", r)
+			}
+			for _, c := range checks {
+				if err = c(); err != nil {
+					break
+				}
+			}
+			if err != nil {
+				_ = release()
+			}
+		}
 	}
-	for _, r := range removed {
-		a.say("removed %s, left by an earlier run that was killed while writing", r)
+	if err := cluster.Agree(a.world, err); err != nil {
+		return nil, err
 	}
 	return release, nil
 }
 
-// output is where library steps show their progress and lines.
+// output is where library steps show their progress and lines: nowhere on ranks other
+// than 0.
 func (a *app) output() pipeline.Output {
+	if !cluster.IsLeader(a.world) {
+		return pipeline.Output{}
+	}
 	return pipeline.Output{Progress: a.stderr, Log: a.say}
 }
 
