@@ -1,7 +1,7 @@
 // Package modelfile is the tool's model file: a safetensors file (package checkpoint is
 // the codec) whose metadata says what the tensors are. It owns the kinds of model, the
 // metadata keys (architecture, search space, preprocessing, class names, extraction
-// manifest, expansion plan and transforms, provenance), the resume files of training runs,
+// manifest, expansion plan and transforms, provenance, the training data's record), the resume files of training runs,
 // and the checks that a file's parts agree with each other before anything uses it.
 package modelfile
 
@@ -78,6 +78,8 @@ type Model struct {
 	Params     *supernet.Params
 	// Provenance says where the model came from (nil for files written before it existed).
 	Provenance *Provenance
+	// Data is the dataset the model was trained on (nil for files written before it existed).
+	Data *DataRecord
 	// Extra metadata written and read verbatim (e.g. KeyManifest for extracted models).
 	Extra map[string]string
 }
@@ -138,6 +140,13 @@ func (m *Model) File() (*checkpoint.File, error) {
 			return nil, err
 		}
 		meta[KeyProvenance] = string(b)
+	}
+	if m.Data != nil {
+		b, err := json.Marshal(m.Data)
+		if err != nil {
+			return nil, err
+		}
+		meta[KeyData] = string(b)
 	}
 	f := &checkpoint.File{Metadata: meta}
 	for _, name := range m.Params.Names() {
@@ -221,9 +230,18 @@ func FromFile(f *checkpoint.File) (*Model, error) {
 		}
 		m.Provenance = &pv
 	}
+	if s, ok := meta[KeyData]; ok {
+		if m.Data, err = parseDataRecord(s); err != nil {
+			return nil, err
+		}
+		if d := m.Data; d.Task != a.Task || d.Channels != a.InChannels || d.Height != a.InHeight || d.Width != a.InWidth || d.Classes != a.Classes {
+			return nil, fmt.Errorf("%w: metadata %q describes %s data of %dx%dx%d with %d classes, but the model is %s with %dx%dx%d inputs and %d classes",
+				ErrNotModel, KeyData, d.Task, d.Channels, d.Height, d.Width, d.Classes, a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes)
+		}
+	}
 	for k, v := range meta {
 		switch k {
-		case KeyFormat, KeyKind, KeyArch, KeySpace, KeyPreprocess, KeyProvenance:
+		case KeyFormat, KeyKind, KeyArch, KeySpace, KeyPreprocess, KeyProvenance, KeyData:
 		default:
 			m.Extra[k] = v
 		}

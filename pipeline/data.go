@@ -94,6 +94,7 @@ type Dataset struct {
 	// Channels, Height and Width are the model input's shape.
 	Channels, Height, Width int
 	pre                     modelfile.Preprocess
+	record                  *modelfile.DataRecord
 }
 
 // LoadData loads the dataset the section describes.
@@ -132,10 +133,11 @@ func LoadData(c DataConfig) (*Dataset, error) {
 		return nil, fmt.Errorf("%w: data.val_size: %d leaves no training examples out of %d", ErrConfig, val, tr.N)
 	}
 	train, valSet := tr.Split(tr.N - val)
+	pre := modelfile.Preprocess{Mean: data.FashionMNISTMean, Std: data.FashionMNISTStd}
 	return &Dataset{Train: imageSplit{train, c.Augment}, Val: imageSplit{valSet, c.Augment}, Test: imageSplit{te, c.Augment},
 		Source: src.String(), Task: arch.TaskImage, Classes: tr.ClassNames,
-		Channels: tr.Channels, Height: tr.Height, Width: tr.Width,
-		pre: modelfile.Preprocess{Mean: data.FashionMNISTMean, Std: data.FashionMNISTStd}}, nil
+		Channels: tr.Channels, Height: tr.Height, Width: tr.Width, pre: pre,
+		record: imageRecord(src, src.String(), train, valSet, te, pre, c.Augment)}, nil
 }
 
 func loadSpeech(c DataConfig) (*Dataset, error) {
@@ -169,9 +171,10 @@ func loadSpeech(c DataConfig) (*Dataset, error) {
 		return nil, err
 	}
 	aug := c.Speech.Augment
+	pre := modelfile.Preprocess{Mean: stats.Mean, Std: stats.Std, Frontend: fej}
 	return &Dataset{Train: speechSplit{tr, aug}, Val: speechSplit{va, aug}, Test: speechSplit{te, aug}, Source: src,
-		Task: arch.TaskSpeech, Classes: tr.ClassNames, Channels: 1, Height: fe.Mels, Width: fe.Frames,
-		pre: modelfile.Preprocess{Mean: stats.Mean, Std: stats.Std, Frontend: fej}}, nil
+		Task: arch.TaskSpeech, Classes: tr.ClassNames, Channels: 1, Height: fe.Mels, Width: fe.Frames, pre: pre,
+		record: speechRecord(c.Speech.Dir, src, tr, va, te, pre, aug)}, nil
 }
 
 // Preprocess is how this data's inputs are normalised (stored in every model trained on it).

@@ -135,7 +135,7 @@ func (e *Extractor) Model(res *extract.Result, prov *modelfile.Provenance) (*mod
 		return nil, err
 	}
 	return &modelfile.Model{Kind: modelfile.KindExtracted, Arch: res.Arch, Params: res.Params, Preprocess: e.supernet.Preprocess,
-		Provenance: prov, Extra: copyClasses(map[string]string{modelfile.KeyManifest: mj}, e.supernet)}, nil
+		Provenance: prov, Data: e.data.Record(), Extra: copyClasses(map[string]string{modelfile.KeyManifest: mj}, e.supernet)}, nil
 }
 
 // SaveModelDir writes a model directory atomically: dir is marked incomplete, the model

@@ -23,6 +23,9 @@ type FinetuneOptions struct {
 	// written whenever it improves), metrics.jsonl and result.json; the directory is marked
 	// incomplete until the run ends.
 	Dir string
+	// StoredConfig, if set, is the configuration as stored (configfile.Store) and becomes
+	// the fine-tuned model's provenance configuration; otherwise the input model's is kept.
+	StoredConfig []byte
 }
 
 // FinetuneResult is one fine-tuning run.
@@ -60,8 +63,14 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 		p.Step = "finetune"
 		prov = &p
 	}
+	if opts.StoredConfig != nil {
+		if prov == nil {
+			prov = &modelfile.Provenance{Step: "finetune"}
+		}
+		prov.Config = string(opts.StoredConfig)
+	}
 	student := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: m.Arch, Params: m.Float32Params().Clone(),
-		Preprocess: m.Preprocess, Provenance: prov, Extra: m.Extra}
+		Preprocess: m.Preprocess, Provenance: prov, Data: ds.Record(), Extra: m.Extra}
 	tl, err := TrainLoader(ds.Train, fc.BatchSize, fc.Seed, m.Preprocess)
 	if err != nil {
 		return nil, err

@@ -766,8 +766,8 @@ func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
 			return err
 		}
 		pm = &modelfile.Model{Kind: modelfile.KindExtracted, Arch: res.Arch, Params: res.Params, Preprocess: d.model.Preprocess,
-			Provenance: &modelfile.Provenance{Step: "dense-prune", Config: string(b.opts.StoredConfig)},
-			Extra:      map[string]string{modelfile.KeyManifest: mj, modelfile.KeyNote: "the dense model pruned by Taylor importance"}}
+			Provenance: &modelfile.Provenance{Step: "dense-prune", Config: string(b.opts.StoredConfig)}, Data: b.ds.Record(),
+			Extra: map[string]string{modelfile.KeyManifest: mj, modelfile.KeyNote: "the dense model pruned by Taylor importance"}}
 		if err := SaveModelDir(dir, pm, map[string]any{FileManifest: res.Manifest}); err != nil {
 			return err
 		}

@@ -117,13 +117,21 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		if fmt.Sprint(space) != fmt.Sprint(*model.Space) {
 			return nil, fmt.Errorf("%w: the model section's search space %+v differs from the resumed supernet's %+v", ErrConfig, space, *model.Space)
 		}
+		// a run continues on the data it started on
+		if here := ds.Record(); model.Data != nil && here != nil && !model.Data.Same(here) {
+			return nil, fmt.Errorf("%w: the run started on %s, but its stored data section now reads %s: restore that data or start over with --force",
+				ErrConfig, model.Data, here)
+		}
+		if model.Data == nil {
+			model.Data = ds.Record()
+		}
 	} else {
 		ar, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
 		if err != nil {
 			return nil, err
 		}
 		model = &modelfile.Model{Kind: modelfile.KindSupernet, Arch: ar, Space: &space, Preprocess: ds.Preprocess(),
-			Provenance: &modelfile.Provenance{Step: "train", Config: string(opts.StoredConfig)}}
+			Provenance: &modelfile.Provenance{Step: "train", Config: string(opts.StoredConfig)}, Data: ds.Record()}
 		if opts.Init != nil {
 			model.Params = opts.Init
 		} else if model.Params, err = supernet.NewParamsWith(ar, tensor.Float32, cfg.Model.InitSeed, cfg.Model.InitOptions()); err != nil {

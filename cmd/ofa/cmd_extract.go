@@ -48,14 +48,14 @@ func (a *app) extractCmd() *cobra.Command {
   ofa extract --supernet S --target-etcd http://127.0.0.1:2379 --target-key /ofa/budget --out x`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
-			if err != nil {
-				return err
-			}
 			if supernetPath == "" || out == "" {
 				return fmt.Errorf("%w: --supernet and --out are required", errUsage)
 			}
 			m, err := modelfile.Load(supernetPath)
+			if err != nil {
+				return err
+			}
+			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(supernetPath, m)
 			if err != nil {
 				return err
 			}
@@ -88,6 +88,12 @@ func (a *app) extractCmd() *cobra.Command {
 			if err != nil {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			}
+			ds, err := pipeline.LoadData(cfg.Data)
+			if err != nil {
+				return err
+			}
+			a.say("%s", ds.DataLine(supernetPath, m))
+			a.say("%s", origin)
 			if e.HasRemote() {
 				f, err := budget.Fetch(cmd.Context(), e.Remote)
 				if err != nil {
@@ -99,11 +105,6 @@ func (a *app) extractCmd() *cobra.Command {
 			if sel.Target != nil {
 				a.say("target: %s (from %s)", sel.Target, sel.TargetFrom)
 			}
-			ds, err := pipeline.LoadData(cfg.Data)
-			if err != nil {
-				return err
-			}
-			a.say("data: %s", ds.Source)
 			var table *extract.LatencyTable
 			if e.LatencyTable != "" {
 				if table, err = extract.LoadLatencyTable(e.LatencyTable); err != nil {
