@@ -15,39 +15,49 @@ import (
 // data.embedded: true); the data section's other keys (splits, limits, augmentation) stay.
 var DataSourceKeys = []string{"data.dir", "data.embedded", "data.task", "data.speech.dir", "data.speech.classes"}
 
+// Origin says where ForModel's configuration came from.
+type Origin struct {
+	// Line says it in words, for the command's output.
+	Line string
+	// DataFromModel says that the data section is the model's stored one: no
+	// configuration file, and no flag or variable naming a data source.
+	DataFromModel bool
+}
+
 // ForModel loads the configuration of a command that reads the model m (read from path):
 // with a configuration file (l.File), that file over the defaults, as every command does;
 // without one, the configuration stored in the model (its provenance) stands in for the
 // defaults, so that the command uses the data and settings the model was made with.
-// Environment variables and flags apply over either. It returns the configuration and a
-// line saying where it came from. A model that stores no configuration, or one that no
+// Environment variables and flags apply over either. It returns the configuration and
+// where it came from. A model that stores no configuration, or one that no
 // longer loads, falls back to the defaults, and the line says so.
-func (l Loader) ForModel(path string, m *modelfile.Model) (Config, string, error) {
+func (l Loader) ForModel(path string, m *modelfile.Model) (Config, Origin, error) {
 	if l.File != "" {
 		c, err := l.Load()
-		return c, fmt.Sprintf("configuration: %s (over the defaults; the one stored in %s is not used)", l.File, path), err
+		return c, Origin{Line: fmt.Sprintf("configuration: %s (over the defaults; the one stored in %s is not used)", l.File, path)}, err
 	}
 	if m.Provenance == nil || m.Provenance.Config == "" {
 		c, err := l.Load()
-		return c, fmt.Sprintf("configuration: the defaults (%s stores no configuration)", path), err
+		return c, Origin{Line: fmt.Sprintf("configuration: the defaults (%s stores no configuration)", path), DataFromModel: !l.sourceGiven()}, err
 	}
-	base, err := withoutSource([]byte(m.Provenance.Config), l.sourceGiven())
+	asked := l.sourceGiven()
+	base, err := withoutSource([]byte(m.Provenance.Config), asked)
 	if err != nil {
 		c, lerr := l.Load()
-		return c, fmt.Sprintf("configuration: the defaults (the one stored in %s does not load: %v; give --config to choose)", path, err), lerr
+		return c, Origin{Line: fmt.Sprintf("configuration: the defaults (the one stored in %s does not load: %v; give --config to choose)", path, err)}, lerr
 	}
 	b := l
 	b.Base, b.BaseWhere = base, path+" (stored configuration)"
 	c, err := b.Load()
 	if err != nil {
 		c, lerr := l.Load()
-		return c, fmt.Sprintf("configuration: the defaults (the one stored in %s does not load: %v; give --config to choose)", path, err), lerr
+		return c, Origin{Line: fmt.Sprintf("configuration: the defaults (the one stored in %s does not load: %v; give --config to choose)", path, err)}, lerr
 	}
 	line := fmt.Sprintf("configuration: the one stored in %s (written by its %s step)", path, m.Provenance.Step)
 	if len(l.Flags) > 0 {
 		line += ", with the flags given over it"
 	}
-	return c, line, nil
+	return c, Origin{Line: line, DataFromModel: !asked}, nil
 }
 
 // sourceGiven says whether a flag or an environment variable names a data source.

@@ -79,7 +79,10 @@ type SpeechConfig struct {
 // ModelConfig is the supernet's architecture and search space.
 type ModelConfig struct {
 	// PatchSize is the side of square patches; PatchHeight and PatchWidth, when set,
-	// override it (speech: a patch spans every mel bin and a few frames).
+	// override it (speech: a patch spans every mel bin and a few frames). 0 (the default)
+	// chooses, for each side of the data's input, its largest divisor that leaves at least
+	// MinPatchesPerSide patches along it (AutoPatch: 28 -> 7, 32 -> 8). An explicit size
+	// must divide the data's input, checked once the data is read, before any training.
 	PatchSize    int    `mapstructure:"patch_size"`
 	PatchHeight  int    `mapstructure:"patch_height"`
 	PatchWidth   int    `mapstructure:"patch_width"`
@@ -174,7 +177,7 @@ func DefaultConfig() Config {
 		Data: DataConfig{Augment: data.Augment{CropPad: 2, HFlip: true}, Task: arch.TaskImage,
 			Speech: SpeechConfig{Frontend: speech.DefaultFrontend(),
 				Augment: speech.Augment{TimeShift: 10, FreqMasks: 1, FreqMaskWidth: 6, TimeMasks: 1, TimeMaskWidth: 10}}},
-		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
+		Model: ModelConfig{Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
 			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
 			DepthChoices: sp.DepthChoices, InitSeed: 1, Init: supernet.SchemePyTorch},
 		Sampler:  sampler.DefaultConfig(),
@@ -195,13 +198,7 @@ func DefaultConfig() Config {
 func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Space, error) {
 	a := arch.Default()
 	a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes = task, c, h, w, classes
-	a.PatchHeight, a.PatchWidth = m.PatchSize, m.PatchSize
-	if m.PatchHeight > 0 {
-		a.PatchHeight = m.PatchHeight
-	}
-	if m.PatchWidth > 0 {
-		a.PatchWidth = m.PatchWidth
-	}
+	a.PatchHeight, a.PatchWidth = m.Patch(h, w)
 	a.Dim, a.HeadDim = m.Dim, m.HeadDim
 	a.Layers = arch.Uniform(m.Depth, arch.Layer{Heads: m.Heads, MLP: m.MLP})
 	sp := arch.Space{HeadChoices: m.HeadChoices, MLPChoices: m.MLPChoices, DepthChoices: m.DepthChoices}
@@ -211,6 +208,9 @@ func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Sp
 	case m.PatchSize < 0 || m.PatchHeight < 0 || m.PatchWidth < 0:
 		return a, sp, fmt.Errorf("%w: model.patch_size/patch_height/patch_width: got %d/%d/%d, want positive sizes (0: patch_size)",
 			ErrConfig, m.PatchSize, m.PatchHeight, m.PatchWidth)
+	case h%a.PatchHeight != 0 || w%a.PatchWidth != 0:
+		return a, sp, fmt.Errorf("%w: %s: %dx%d patches do not divide the data's %dx%d inputs: choose sizes that divide them (e.g. %dx%d), or 0 to choose them",
+			ErrConfig, m.patchKeys(), a.PatchHeight, a.PatchWidth, h, w, AutoPatch(h), AutoPatch(w))
 	case m.HeadDim > 0 && m.Dim%m.HeadDim != 0:
 		return a, sp, fmt.Errorf("%w: model.dim: got %d, want a multiple of model.head_dim %d", ErrConfig, m.Dim, m.HeadDim)
 	}
@@ -223,11 +223,57 @@ func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Sp
 	return a, sp, nil
 }
 
+// MinPatchesPerSide is the fewest patches along each side of the input that AutoPatch leaves.
+const MinPatchesPerSide = 4
+
+// AutoPatch is the patch side chosen for an input side of n: its largest divisor that
+// leaves at least MinPatchesPerSide patches along it (28 -> 7, 32 -> 8, 40 -> 10; a prime
+// side gets 1).
+func AutoPatch(n int) int {
+	for p := n / MinPatchesPerSide; p > 1; p-- {
+		if n%p == 0 {
+			return p
+		}
+	}
+	return 1
+}
+
+// Patch is the patch height and width for inputs of h x w: the configured sizes, and
+// AutoPatch for each side left at 0.
+func (m ModelConfig) Patch(h, w int) (ph, pw int) {
+	ph, pw = m.PatchSize, m.PatchSize
+	if m.PatchHeight > 0 {
+		ph = m.PatchHeight
+	}
+	if m.PatchWidth > 0 {
+		pw = m.PatchWidth
+	}
+	if ph == 0 {
+		ph = AutoPatch(h)
+	}
+	if pw == 0 {
+		pw = AutoPatch(w)
+	}
+	return ph, pw
+}
+
+// patchKeys names the keys that set the patch, for errors.
+func (m ModelConfig) patchKeys() string {
+	switch {
+	case m.PatchHeight > 0 || m.PatchWidth > 0:
+		return fmt.Sprintf("model.patch_height/patch_width (%d/%d; patch_size %d)", m.PatchHeight, m.PatchWidth, m.PatchSize)
+	}
+	return fmt.Sprintf("model.patch_size %d", m.PatchSize)
+}
+
 // Validate checks every section; errors name the key.
 func (c Config) Validate() error {
 	switch c.Data.Task {
 	case arch.TaskImage:
-		if _, _, err := c.Model.Arch(arch.TaskImage, 1, 28, 28, 10); err != nil {
+		// the image size is known once the data is read: check the model section on an
+		// input its patches divide, and the patches against the data in Model.Arch
+		ph, pw := c.Model.Patch(arch.Default().InHeight, arch.Default().InWidth)
+		if _, _, err := c.Model.Arch(arch.TaskImage, 1, MinPatchesPerSide*ph, MinPatchesPerSide*pw, 10); err != nil {
 			return err
 		}
 	case arch.TaskSpeech:

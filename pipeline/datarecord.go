@@ -31,23 +31,31 @@ func (d *Dataset) Record() *modelfile.DataRecord {
 // DataLine is the first line of a command that reads model m (named path) with this
 // dataset: it names the data and says whether it is the data the model was trained on,
 // naming both when it is not, and what was used when the model records no data.
-func (d *Dataset) DataLine(path string, m *modelfile.Model) string {
+// fromModel says that the data section came from the model's stored configuration (no
+// configuration file, no flag or variable naming a source), as configfile.ForModel reports.
+func (d *Dataset) DataLine(path string, m *modelfile.Model, fromModel bool) string {
 	here := d.Record()
 	switch {
 	case here == nil:
 		return "data: " + d.Source
 	case m.Data == nil:
-		return fmt.Sprintf("data: %s (%s records no dataset: it was written before model files recorded their data; using %s)",
-			here, path, configOrigin(m))
+		return fmt.Sprintf("data: %s (%s records no dataset: it was written before model files recorded their data; this is %s)",
+			here, path, fallbackOrigin(m, fromModel))
 	case m.Data.Same(here):
 		return fmt.Sprintf("data: %s, the data %s was trained on", here, path)
+	case fromModel:
+		return fmt.Sprintf("data: %s; WARNING: NOT the data %s was trained on (%s), though its stored data section was used: the files changed",
+			here, path, m.Data)
 	}
-	return fmt.Sprintf("data: %s, NOT the data %s was trained on (%s), as asked", here, path, m.Data)
+	return fmt.Sprintf("data: %s; NOT the data %s was trained on (%s), as asked", here, path, m.Data)
 }
 
-// configOrigin says which data section a model without a data record falls back to.
-func configOrigin(m *modelfile.Model) string {
-	if m.Provenance != nil && m.Provenance.Config != "" {
+// fallbackOrigin says where the data section of a model without a data record came from.
+func fallbackOrigin(m *modelfile.Model, fromModel bool) string {
+	switch {
+	case !fromModel:
+		return "the data asked for by the configuration file or flags"
+	case m.Provenance != nil && m.Provenance.Config != "":
 		return "the data section of its stored configuration"
 	}
 	return "the default data (it stores no configuration either)"

@@ -54,8 +54,8 @@ func (a *app) evalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(modelPath, m))
-			a.say("%s", origin)
+			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
 			if err := ds.CheckModel(modelPath, m); err != nil {
 				return err
 			}

@@ -51,8 +51,8 @@ func (a *app) expandCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(modelPath, m))
-			a.say("%s", origin)
+			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
 			verify, err := pipeline.VerifyBatch(ds, m.Preprocess)
 			if err != nil {
 				return err

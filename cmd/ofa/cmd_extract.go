@@ -92,8 +92,8 @@ func (a *app) extractCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(supernetPath, m))
-			a.say("%s", origin)
+			a.say("%s", ds.DataLine(supernetPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
 			if e.HasRemote() {
 				f, err := budget.Fetch(cmd.Context(), e.Remote)
 				if err != nil {

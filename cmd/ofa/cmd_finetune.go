@@ -51,8 +51,8 @@ func (a *app) finetuneCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(modelPath, m))
-			a.say("%s", origin)
+			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
 			res, err := pipeline.Finetune(cmd.Context(), cfg, m, teacher, ds, pipeline.FinetuneOptions{Output: a.output(), Title: "finetune", Dir: out,
 				StoredConfig: configfile.Store(cfg)})
 			if err != nil {
