@@ -39,8 +39,8 @@ func (d *Dataset) DataLine(path string, m *modelfile.Model, fromModel bool) stri
 	case here == nil:
 		return "data: " + d.Source
 	case m.Data == nil:
-		return fmt.Sprintf("data: %s (%s records no dataset: it was written before model files recorded their data; this is %s)",
-			here, path, fallbackOrigin(m, fromModel))
+		return fmt.Sprintf("data: %s (%s records no dataset: it was written before model files recorded their data; the configuration line says where this data section comes from)",
+			here, path)
 	case m.Data.Same(here):
 		return fmt.Sprintf("data: %s, the data %s was trained on", here, path)
 	case fromModel:
@@ -48,17 +48,6 @@ func (d *Dataset) DataLine(path string, m *modelfile.Model, fromModel bool) stri
 			here, path, m.Data)
 	}
 	return fmt.Sprintf("data: %s; NOT the data %s was trained on (%s), as asked", here, path, m.Data)
-}
-
-// fallbackOrigin says where the data section of a model without a data record came from.
-func fallbackOrigin(m *modelfile.Model, fromModel bool) string {
-	switch {
-	case !fromModel:
-		return "the data asked for by the configuration file or flags"
-	case m.Provenance != nil && m.Provenance.Config != "":
-		return "the data section of its stored configuration"
-	}
-	return "the default data (it stores no configuration either)"
 }
 
 // fingerprint accumulates the examples and labels of a dataset's splits, each preceded by
