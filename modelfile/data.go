@@ -11,6 +11,21 @@ import (
 // configuration (Provenance.Config), or to the defaults when that is missing too.
 const KeyData = "data"
 
+// Kinds of data source (DataRecord.Kind), named as the data package's loaders name them.
+const (
+	DataFashionMNISTEmbedded = "fashion-mnist-embedded"
+	DataFashionMNISTDebian   = "fashion-mnist-debian"
+	DataIDX                  = "idx"
+	DataSpeechEmbedded       = "speech-embedded"
+	DataSpeechCommands       = "speech-commands"
+)
+
+// Sources of validation examples (DataRecord.ValFrom).
+const (
+	ValSplit   = "split"
+	ValHeldOut = "held-out"
+)
+
 // DataRecord describes the dataset a model's last training step used (the supernet's
 // training run, an extraction's calibration and search, a fine-tune), so that commands
 // reading the model default to the same data and can tell when they are given other data.
@@ -18,12 +33,10 @@ const KeyData = "data"
 type DataRecord struct {
 	// Task is arch.TaskImage or arch.TaskSpeech.
 	Task string `json:"task"`
-	// Kind is the source kind: for images "embedded" (the Fashion-MNIST subset in the
-	// binary), "debian" (the Debian package's files) or "path" (a directory the user
-	// named); for speech "embedded" or "path".
+	// Kind is the source kind, one of the Data* constants.
 	Kind string `json:"kind"`
-	// Path is the directory read (empty for embedded data).
-	Path string `json:"path,omitempty"`
+	// Root is the directory read, as given (empty for embedded data).
+	Root string `json:"root,omitempty"`
 	// Description is the human-readable source line the training run printed.
 	Description string `json:"description"`
 	// Fingerprint is "sha256:<hex>" over every split's examples and labels exactly as the
@@ -34,11 +47,15 @@ type DataRecord struct {
 	Train int `json:"train"`
 	Val   int `json:"val"`
 	Test  int `json:"test"`
-	// Channels, Height and Width are the input's shape; Classes the number of labels.
+	// ValFrom says where validation examples come from: ValSplit (the data's own
+	// validation split) or ValHeldOut (the tail of the training split).
+	ValFrom string `json:"val_from"`
+	// Classes names the classes in label order (labels when the data has no names).
+	Classes []string `json:"classes"`
+	// Channels, Height and Width are the input's shape.
 	Channels int `json:"channels"`
 	Height   int `json:"height"`
 	Width    int `json:"width"`
-	Classes  int `json:"classes"`
 	// Mean and Std are the normalisation per channel (one value when every channel shares
 	// it), as in Preprocess.
 	Mean []float32 `json:"mean"`
@@ -58,8 +75,8 @@ func (r *DataRecord) Validate() error {
 		return fmt.Errorf("fingerprint %q: want sha256:<hex>", r.Fingerprint)
 	case r.Train < 0 || r.Val < 0 || r.Test < 0:
 		return fmt.Errorf("splits %d/%d/%d: want sizes >= 0", r.Train, r.Val, r.Test)
-	case r.Channels < 1 || r.Height < 1 || r.Width < 1 || r.Classes < 1:
-		return fmt.Errorf("input %dx%dx%d with %d classes: want every size >= 1", r.Channels, r.Height, r.Width, r.Classes)
+	case r.Channels < 1 || r.Height < 1 || r.Width < 1 || len(r.Classes) < 1:
+		return fmt.Errorf("input %dx%dx%d with %d classes: want every size >= 1", r.Channels, r.Height, r.Width, len(r.Classes))
 	}
 	return nil
 }
@@ -79,7 +96,7 @@ func (r *DataRecord) ShortFingerprint() string {
 // String is one line: the source, its splits and its fingerprint.
 func (r *DataRecord) String() string {
 	return fmt.Sprintf("%s (splits %d train / %d validation / %d test, input %dx%dx%d, %d classes, fingerprint %s)",
-		r.Description, r.Train, r.Val, r.Test, r.Channels, r.Height, r.Width, r.Classes, r.ShortFingerprint())
+		r.Description, r.Train, r.Val, r.Test, r.Channels, r.Height, r.Width, len(r.Classes), r.ShortFingerprint())
 }
 
 // parseDataRecord decodes metadata KeyData.

@@ -3,6 +3,7 @@ package modelfile
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -12,9 +13,13 @@ import (
 // testRecord is a record that fits testModel's architecture.
 func testRecord(m *Model) *DataRecord {
 	a := m.Arch
-	return &DataRecord{Task: a.Task, Kind: "path", Path: "some/dir", Description: "IDX images from some/dir",
-		Fingerprint: "sha256:0123456789abcdef", Train: 50, Val: 5, Test: 20, Channels: a.InChannels, Height: a.InHeight,
-		Width: a.InWidth, Classes: a.Classes, Mean: []float32{m.Preprocess.Mean}, Std: []float32{m.Preprocess.Std},
+	classes := make([]string, a.Classes)
+	for i := range classes {
+		classes[i] = fmt.Sprint(i)
+	}
+	return &DataRecord{Task: a.Task, Kind: DataIDX, Root: "some/dir", Description: "IDX images from some/dir",
+		Fingerprint: "sha256:0123456789abcdef", Train: 50, Val: 5, Test: 20, ValFrom: ValHeldOut, Channels: a.InChannels, Height: a.InHeight,
+		Width: a.InWidth, Classes: classes, Mean: []float32{m.Preprocess.Mean}, Std: []float32{m.Preprocess.Std},
 		Augment: json.RawMessage(`{"crop_pad":2,"hflip":true}`)}
 }
 
@@ -80,7 +85,7 @@ func TestDataRecordRejected(t *testing.T) {
 		{"negative split", func(r *DataRecord) { r.Val = -1 }, "", "splits"},
 		{"no kind", func(r *DataRecord) { r.Kind = "" }, "", "kind"},
 		{"other input size", func(r *DataRecord) { r.Height, r.Width = 32, 32 }, "", "1x32x32 with 10 classes, but the model is image with 1x28x28"},
-		{"other class count", func(r *DataRecord) { r.Classes = 5 }, "", "5 classes"},
+		{"other class count", func(r *DataRecord) { r.Classes = r.Classes[:5] }, "", "5 classes"},
 		{"other task", func(r *DataRecord) { r.Task = "speech" }, "", "describes speech data"},
 	} {
 		t.Run(c.name, func(t *testing.T) {

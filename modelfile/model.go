@@ -234,9 +234,9 @@ func FromFile(f *checkpoint.File) (*Model, error) {
 		if m.Data, err = parseDataRecord(s); err != nil {
 			return nil, err
 		}
-		if d := m.Data; d.Task != a.Task || d.Channels != a.InChannels || d.Height != a.InHeight || d.Width != a.InWidth || d.Classes != a.Classes {
+		if d := m.Data; d.Task != a.Task || d.Channels != a.InChannels || d.Height != a.InHeight || d.Width != a.InWidth || len(d.Classes) != a.Classes {
 			return nil, fmt.Errorf("%w: metadata %q describes %s data of %dx%dx%d with %d classes, but the model is %s with %dx%dx%d inputs and %d classes",
-				ErrNotModel, KeyData, d.Task, d.Channels, d.Height, d.Width, d.Classes, a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes)
+				ErrNotModel, KeyData, d.Task, d.Channels, d.Height, d.Width, len(d.Classes), a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes)
 		}
 	}
 	for k, v := range meta {

@@ -25,6 +25,7 @@ func (d *Dataset) Record() *modelfile.DataRecord {
 	r.Mean = append([]float32(nil), d.record.Mean...)
 	r.Std = append([]float32(nil), d.record.Std...)
 	r.Augment = append(json.RawMessage(nil), d.record.Augment...)
+	r.Classes = append([]string(nil), d.record.Classes...)
 	return &r
 }
 
@@ -105,9 +106,16 @@ func imageRecord(src data.Source, desc string, train, val, test *data.Images, pr
 	f.images("train", train)
 	f.images("val", val)
 	f.images("test", test)
-	return &modelfile.DataRecord{Task: arch.TaskImage, Kind: src.Kind, Path: src.Path, Description: desc, Fingerprint: f.sum(),
-		Train: train.N, Val: val.N, Test: test.N, Channels: train.Channels, Height: train.Height, Width: train.Width,
-		Classes: train.Classes, Mean: []float32{pre.Mean}, Std: []float32{pre.Std}, Augment: augmentJSON(aug)}
+	kind := modelfile.DataIDX
+	switch src.Kind {
+	case data.SourceEmbedded:
+		kind = modelfile.DataFashionMNISTEmbedded
+	case data.SourceDebian:
+		kind = modelfile.DataFashionMNISTDebian
+	}
+	return &modelfile.DataRecord{Task: arch.TaskImage, Kind: kind, Root: src.Path, Description: desc, Fingerprint: f.sum(),
+		Train: train.N, Val: val.N, Test: test.N, ValFrom: modelfile.ValHeldOut, Channels: train.Channels, Height: train.Height,
+		Width: train.Width, Classes: classNames(train.ClassNames, train.Classes), Mean: []float32{pre.Mean}, Std: []float32{pre.Std}, Augment: augmentJSON(aug)}
 }
 
 // speechRecord describes a spectrogram dataset read from dir ("" for the embedded digits).
@@ -116,11 +124,23 @@ func speechRecord(dir, desc string, train, val, test *speech.Set, pre modelfile.
 	f.speech("train", train)
 	f.speech("val", val)
 	f.speech("test", test)
-	kind := data.SourcePath
+	kind := modelfile.DataSpeechCommands
 	if dir == "" {
-		kind = data.SourceEmbedded
+		kind = modelfile.DataSpeechEmbedded
 	}
-	return &modelfile.DataRecord{Task: arch.TaskSpeech, Kind: kind, Path: dir, Description: desc, Fingerprint: f.sum(),
-		Train: train.N, Val: val.N, Test: test.N, Channels: 1, Height: train.Mels, Width: train.Frames,
-		Classes: len(train.ClassNames), Mean: []float32{pre.Mean}, Std: []float32{pre.Std}, Augment: augmentJSON(aug)}
+	return &modelfile.DataRecord{Task: arch.TaskSpeech, Kind: kind, Root: dir, Description: desc, Fingerprint: f.sum(),
+		Train: train.N, Val: val.N, Test: test.N, ValFrom: modelfile.ValSplit, Channels: 1, Height: train.Mels, Width: train.Frames,
+		Classes: classNames(train.ClassNames, len(train.ClassNames)), Mean: []float32{pre.Mean}, Std: []float32{pre.Std}, Augment: augmentJSON(aug)}
+}
+
+// classNames is names, or the labels "0", "1", ... when the data names none.
+func classNames(names []string, n int) []string {
+	if len(names) == n {
+		return append([]string(nil), names...)
+	}
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprint(i)
+	}
+	return out
 }

@@ -63,7 +63,8 @@ func TestDataRecord(t *testing.T) {
 	if !a.Same(b) || a.Validate() != nil {
 		t.Fatalf("two loads differ or the record is invalid: %+v, %+v", a, b)
 	}
-	if a.Kind != "embedded" || a.Train != 512 || a.Val != 88 || a.Test != 100 || a.Channels != 1 || a.Height != 28 || a.Classes != 10 ||
+	if a.Kind != modelfile.DataFashionMNISTEmbedded || a.Train != 512 || a.Val != 88 || a.Test != 100 || a.Channels != 1 || a.Height != 28 ||
+		len(a.Classes) != 10 || a.Classes[9] != "Ankle boot" ||
 		string(a.Augment) != `{"crop_pad":0,"hflip":false}` {
 		t.Fatalf("record %+v", a)
 	}

@@ -50,8 +50,8 @@ func (a *app) inspect(path string, m *modelfile.Model, step int) error {
 	}
 	if d := m.Data; d != nil {
 		a.say("data: %s", d)
-		if d.Path != "" {
-			a.say("  source %s at %s; normalisation mean %v, std %v; augmentation %s", d.Kind, d.Path, d.Mean, d.Std, augText(d.Augment))
+		if d.Root != "" {
+			a.say("  source %s at %s; normalisation mean %v, std %v; augmentation %s", d.Kind, d.Root, d.Mean, d.Std, augText(d.Augment))
 		} else {
 			a.say("  source %s; normalisation mean %v, std %v; augmentation %s", d.Kind, d.Mean, d.Std, augText(d.Augment))
 		}

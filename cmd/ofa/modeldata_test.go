@@ -139,7 +139,7 @@ func TestCommandsUseTheModelsData(t *testing.T) {
 	rec := lastJSON(t, stdout)["data"].(map[string]any)
 	_, stdout, _ = ofa(t, "inspect", supernet, "--json")
 	snRec := lastJSON(t, stdout)["data"].(map[string]any)
-	if rec["kind"] != "embedded" || rec["test"].(float64) != 100 || rec["fingerprint"] != snRec["fingerprint"] || !strings.Contains(stderr, "fingerprint sha256:") {
+	if rec["kind"] != "fashion-mnist-embedded" || rec["test"].(float64) != 100 || rec["fingerprint"] != snRec["fingerprint"] || !strings.Contains(stderr, "fingerprint sha256:") {
 		t.Errorf("inspect: record %v, supernet's %v\n%s", rec, snRec, stderr)
 	}
 }
