@@ -137,7 +137,7 @@ func LoadData(c DataConfig) (*Dataset, error) {
 	return &Dataset{Train: imageSplit{train, c.Augment}, Val: imageSplit{valSet, c.Augment}, Test: imageSplit{te, c.Augment},
 		Source: src.String(), Task: arch.TaskImage, Classes: tr.ClassNames,
 		Channels: tr.Channels, Height: tr.Height, Width: tr.Width, pre: pre,
-		record: imageRecord(src, src.String(), train, valSet, te, pre, c.Augment)}, nil
+		record: imageRecord(recordKind(src), src.Path, src.String(), train, valSet, te, pre, c.Augment)}, nil
 }
 
 func loadSpeech(c DataConfig) (*Dataset, error) {

@@ -100,20 +100,25 @@ func augmentJSON(aug any) json.RawMessage {
 	return b
 }
 
-// imageRecord describes an image dataset loaded from src and split into train, val and test.
-func imageRecord(src data.Source, desc string, train, val, test *data.Images, pre modelfile.Preprocess, aug data.Augment) *modelfile.DataRecord {
+// recordKind is the record's kind for a Fashion-MNIST IDX source.
+func recordKind(src data.Source) string {
+	switch src.Kind {
+	case data.SourceEmbedded:
+		return modelfile.DataFashionMNISTEmbedded
+	case data.SourceDebian:
+		return modelfile.DataFashionMNISTDebian
+	}
+	return modelfile.DataIDX
+}
+
+// imageRecord describes an image dataset of the given kind read from root (described in
+// words by desc) and split into train, val and test.
+func imageRecord(kind, root, desc string, train, val, test *data.Images, pre modelfile.Preprocess, aug data.Augment) *modelfile.DataRecord {
 	f := newFingerprint()
 	f.images("train", train)
 	f.images("val", val)
 	f.images("test", test)
-	kind := modelfile.DataIDX
-	switch src.Kind {
-	case data.SourceEmbedded:
-		kind = modelfile.DataFashionMNISTEmbedded
-	case data.SourceDebian:
-		kind = modelfile.DataFashionMNISTDebian
-	}
-	return &modelfile.DataRecord{Task: arch.TaskImage, Kind: kind, Root: src.Path, Description: desc, Fingerprint: f.sum(),
+	return &modelfile.DataRecord{Task: arch.TaskImage, Kind: kind, Root: root, Description: desc, Fingerprint: f.sum(),
 		Train: train.N, Val: val.N, Test: test.N, ValFrom: modelfile.ValHeldOut, Channels: train.Channels, Height: train.Height,
 		Width: train.Width, Classes: classNames(train.ClassNames, train.Classes), Mean: []float32{pre.Mean}, Std: []float32{pre.Std}, Augment: augmentJSON(aug)}
 }
