@@ -42,7 +42,8 @@ type imageSplit struct {
 func (s imageSplit) N() int           { return s.images.N }
 func (s imageSplit) Head(n int) Split { return imageSplit{s.images.Head(n), s.aug} }
 func (s imageSplit) Loader(c LoaderConfig) (data.Batcher, error) {
-	lc := data.LoaderConfig{BatchSize: c.Batch, Mean: c.Pre.Mean, Std: c.Pre.Std}
+	lc := data.LoaderConfig{BatchSize: c.Batch, Mean: c.Pre.Mean, Std: c.Pre.Std,
+		ChannelMean: c.Pre.ChannelMean, ChannelStd: c.Pre.ChannelStd}
 	if c.Train {
 		lc.Seed, lc.Shuffle, lc.DropLast, lc.Augment = c.Seed, true, true, s.aug
 	}
