@@ -72,7 +72,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err := lifecycleConfig(out, opts, cfg.Run.Supernet == ""); err != nil {
 		return nil, err
 	}
-	ds, err := LoadData(cfg.Data)
+	ds, err := LoadDataWith(cfg.Data, opts.Progress)
 	if err != nil {
 		return nil, err
 	}

@@ -71,6 +71,7 @@ type file struct {
 	split int // 0 train, 1 val, 2 test
 	size  int64
 	mtime int64
+	blob  []byte // the encoded image, for images held in a Parquet file; nil: read rel
 }
 
 // IsFolderDataset reports whether root looks like an image-folder dataset: it has a train
@@ -162,7 +163,7 @@ func LoadFolder(root string, o Options) (*Dataset, error) {
 		sortFiles(fl, o.ByName)
 	}
 
-	d, err := decodeSplits(root, classes, [][]file{trainFiles, valFiles, testFiles}, o)
+	d, err := decodeSplits(root, data.KindImageFolder, classes, [][]file{trainFiles, valFiles, testFiles}, o)
 	if err != nil {
 		return nil, err
 	}
@@ -211,7 +212,7 @@ func applyClassList(root string, folders []string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("vision: %w", err)
 	}
-	names, err := ParseClassList(string(b), path)
+	names, err := data.ParseClassNames(string(b), path)
 	if err != nil {
 		return nil, err
 	}
@@ -219,28 +220,6 @@ func applyClassList(root string, folders []string) ([]string, error) {
 	slices.Sort(a)
 	if !slices.Equal(a, c) {
 		return nil, fmt.Errorf("vision: %s: %w: it names %v, the train folder has class folders %v", path, ErrLayout, names, folders)
-	}
-	return names, nil
-}
-
-// ParseClassList reads one class name per line (blank lines and surrounding spaces
-// ignored), refusing duplicates; path is used in errors.
-func ParseClassList(s, path string) ([]string, error) {
-	var names []string
-	seen := map[string]int{}
-	for i, line := range strings.Split(s, "\n") {
-		n := strings.TrimSpace(line)
-		if n == "" {
-			continue
-		}
-		if j, dup := seen[n]; dup {
-			return nil, fmt.Errorf("vision: %s: %w: line %d repeats class %q of line %d", path, ErrLayout, i+1, n, j)
-		}
-		seen[n] = i + 1
-		names = append(names, n)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("vision: %s: %w: no class names", path, ErrLayout)
 	}
 	return names, nil
 }

@@ -19,7 +19,7 @@ var splitNames = [3]string{"train", "val", "test"}
 // decodeSplits reads the headers of every file (format, size, colour), settles the input's
 // channels and size, then decodes every image once, in parallel, into one buffer (a cache
 // file when o.CacheDir is set, reused by a later call with the same files and options).
-func decodeSplits(root string, classes []string, splits [][]file, o Options) (*Dataset, error) {
+func decodeSplits(root, kind string, classes []string, splits [][]file, o Options) (*Dataset, error) {
 	var all []file
 	for k, s := range splits {
 		for _, f := range s {
@@ -42,7 +42,7 @@ func decodeSplits(root string, classes []string, splits [][]file, o Options) (*D
 			return nil, err
 		}
 	}
-	return c.dataset(root, classes, key)
+	return c.dataset(root, kind, classes, key)
 }
 
 // meta is what a decode settles besides the pixels; it is stored in the cache.
@@ -63,7 +63,7 @@ type cached struct {
 	close  func() error
 }
 
-func (c *cached) dataset(root string, classes []string, key string) (*Dataset, error) {
+func (c *cached) dataset(root, kind string, classes []string, key string) (*Dataset, error) {
 	m := c.meta
 	per := m.Channels * m.Size * m.Size
 	d := &Dataset{}
@@ -83,7 +83,7 @@ func (c *cached) dataset(root string, classes []string, key string) (*Dataset, e
 		return nil, fmt.Errorf("vision: %s: %w: no training images left", root, ErrLayout)
 	}
 	mean, std := d.Train.ChannelStats()
-	d.Description = data.Description{Kind: data.KindImageFolder, Root: root, Fingerprint: key,
+	d.Description = data.Description{Kind: kind, Root: root, Fingerprint: key,
 		Train: m.Counts[0], Val: m.Counts[1], Test: m.Counts[2], Classes: append([]string(nil), classes...),
 		Channels: m.Channels, Height: m.Size, Width: m.Size, SizesSeen: m.SizesSeen, Mean: mean, Std: std,
 		Skipped: m.Skipped}
@@ -116,6 +116,10 @@ func decodeAll(root string, all []file, o Options, key string) (*cached, error) 
 	headers := make([]Header, n)
 	errs := make([]error, n)
 	parallel(n, workers, func(i int) {
+		if all[i].blob != nil {
+			headers[i], errs[i] = DecodeHeader(all[i].blob, all[i].rel, o.MaxPixels)
+			return
+		}
 		headers[i], errs[i] = readHeader(filepath.Join(root, filepath.FromSlash(all[i].rel)), o.MaxPixels)
 	})
 	ok := make([]bool, n)
@@ -196,11 +200,14 @@ func decodeAll(root string, all []file, o Options, key string) (*cached, error) 
 		if !ok[i] {
 			return
 		}
-		path := filepath.Join(root, filepath.FromSlash(all[i].rel))
-		b, err := data.ReadFileLimited(path, MaxFileBytes)
-		if err != nil {
-			errs[i] = fmt.Errorf("vision: %w", err)
-			return
+		path, b := all[i].rel, all[i].blob
+		if b == nil {
+			path = filepath.Join(root, filepath.FromSlash(all[i].rel))
+			var err error
+			if b, err = data.ReadFileLimited(path, MaxFileBytes); err != nil {
+				errs[i] = fmt.Errorf("vision: %w", err)
+				return
+			}
 		}
 		img, _, err := Decode(b, path, o.MaxPixels)
 		if err != nil {
