@@ -91,7 +91,7 @@ func (d Description) String() string {
 	}
 	fmt.Fprintf(&b, ": %d classes, %d train / %d %s / %d test", len(d.Classes), d.Train, d.Val, val, d.Test)
 	if d.NoTest {
-		b.WriteString(" (no test split: test accuracies are not reported)")
+		b.WriteString(" (NO TEST SPLIT: the test columns are scored on the validation split)")
 	}
 	if d.SizesSeen != "" {
 		fmt.Fprintf(&b, ", sizes %s", d.SizesSeen)
