@@ -8,6 +8,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
@@ -45,9 +46,31 @@ type Config struct {
 
 // DataConfig chooses the dataset.
 type DataConfig struct {
-	// Dir holds the four Fashion-MNIST IDX files; empty means the Debian package
-	// dataset-fashion-mnist if installed, else the embedded subset.
+	// Dir holds an image dataset, recognised by its layout: image folders
+	// (DIR/<split>/<class>/<image>), Hugging Face Parquet files or IDX files. Empty means
+	// the Debian package dataset-fashion-mnist if installed, else the embedded subset.
 	Dir string `mapstructure:"dir"`
+	// ImageSize is the input's height and width for image folders and Parquet: images are
+	// scaled by their shorter side and centre-cropped; 0 takes the images' own (single) size.
+	ImageSize int `mapstructure:"image_size"`
+	// Channels forces 1 (grey) or 3 (RGB) input channels; 0 chooses from the data.
+	Channels int `mapstructure:"channels"`
+	// Mean and Std, if set (one value, or one per channel), replace the normalisation
+	// measured on the training split.
+	Mean []float32 `mapstructure:"mean"`
+	Std  []float32 `mapstructure:"std"`
+	// ValFraction of each class of an image-folder or Parquet training split is held out
+	// for validation when the data has no validation split (0: 0.1), drawn with SplitSeed.
+	ValFraction float64 `mapstructure:"val_fraction"`
+	SplitSeed   uint64  `mapstructure:"split_seed"`
+	// OrderByName orders image-folder examples by file name across classes (default: class
+	// by class, as torchvision's ImageFolder).
+	OrderByName bool `mapstructure:"order_by_name"`
+	// SkipBad skips unreadable or corrupt images (listed in the report) instead of stopping.
+	SkipBad bool `mapstructure:"skip_bad"`
+	// Cache is the folder for decoded images, reused while the files are unchanged; empty
+	// means the user's cache folder (ofa/images inside it), "off" decodes every time.
+	Cache string `mapstructure:"cache"`
 	// Embedded forces the embedded subset even if the Debian package is installed.
 	Embedded bool `mapstructure:"embedded"`
 	// ValSize examples at the end of the training split are held out for validation
@@ -309,6 +332,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: data.test_limit: got %d, want >= 0", ErrConfig, d.TestLimit)
 	case d.Augment.CropPad < 0 || d.Augment.CropPad > 16:
 		return fmt.Errorf("%w: data.augment.crop_pad: got %d, want 0..16", ErrConfig, d.Augment.CropPad)
+	case d.ImageSize < 0 || d.ImageSize > 4096:
+		return fmt.Errorf("%w: data.image_size: got %d, want 0 (the images' size) to 4096", ErrConfig, d.ImageSize)
+	case d.Channels != 0 && d.Channels != 1 && d.Channels != 3:
+		return fmt.Errorf("%w: data.channels: got %d, want 0 (from the data), 1 or 3", ErrConfig, d.Channels)
+	case len(d.Mean) != len(d.Std):
+		return fmt.Errorf("%w: data.mean has %d values, data.std %d: give both, with as many values", ErrConfig, len(d.Mean), len(d.Std))
+	case !(d.ValFraction >= 0 && d.ValFraction < 1):
+		return fmt.Errorf("%w: data.val_fraction: got %v, want 0 (default 0.1) to below 1", ErrConfig, d.ValFraction)
+	}
+	for i := range d.Std {
+		if !(d.Std[i] > 0) || math.IsInf(float64(d.Std[i]), 0) || math.IsNaN(float64(d.Mean[i])) || math.IsInf(float64(d.Mean[i]), 0) {
+			return fmt.Errorf("%w: data.mean/data.std value %d: %v, %v: want finite numbers and std > 0", ErrConfig, i, d.Mean[i], d.Std[i])
+		}
 	}
 	if err := c.Expand.Validate(c.Model.Dim); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

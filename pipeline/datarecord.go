@@ -100,17 +100,6 @@ func augmentJSON(aug any) json.RawMessage {
 	return b
 }
 
-// recordKind is the record's kind for a Fashion-MNIST IDX source.
-func recordKind(src data.Source) string {
-	switch src.Kind {
-	case data.SourceEmbedded:
-		return modelfile.DataFashionMNISTEmbedded
-	case data.SourceDebian:
-		return modelfile.DataFashionMNISTDebian
-	}
-	return modelfile.DataIDX
-}
-
 // imageRecord describes an image dataset of the given kind read from root (described in
 // words by desc) and split into train, val and test.
 func imageRecord(kind, root, desc string, train, val, test *data.Images, pre modelfile.Preprocess, aug data.Augment) *modelfile.DataRecord {
@@ -118,9 +107,11 @@ func imageRecord(kind, root, desc string, train, val, test *data.Images, pre mod
 	f.images("train", train)
 	f.images("val", val)
 	f.images("test", test)
-	return &modelfile.DataRecord{Task: arch.TaskImage, Kind: kind, Root: root, Description: desc, Fingerprint: f.sum(),
+	r := &modelfile.DataRecord{Task: arch.TaskImage, Kind: kind, Root: root, Description: desc, Fingerprint: f.sum(),
 		Train: train.N, Val: val.N, Test: test.N, ValFrom: modelfile.ValHeldOut, Channels: train.Channels, Height: train.Height,
-		Width: train.Width, Classes: classNames(train.ClassNames, train.Classes), Mean: []float32{pre.Mean}, Std: []float32{pre.Std}, Augment: augmentJSON(aug)}
+		Width: train.Width, Classes: classNames(train.ClassNames, train.Classes), Augment: augmentJSON(aug)}
+	r.Mean, r.Std = pre.PerChannel(train.Channels)
+	return r
 }
 
 // speechRecord describes a spectrogram dataset read from dir ("" for the embedded digits).

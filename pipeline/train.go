@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
@@ -286,9 +287,12 @@ func LoadDense(path string, cfg Config, ds *Dataset) (*modelfile.DenseModel, err
 	if err != nil {
 		return nil, err
 	}
-	if d.Preprocess != nil && (d.Preprocess.Mean != ds.pre.Mean || d.Preprocess.Std != ds.pre.Std) {
-		return nil, fmt.Errorf("%w: %s normalises inputs with mean %v, std %v; this data uses %v, %v", ErrConfig, path,
-			d.Preprocess.Mean, d.Preprocess.Std, ds.pre.Mean, ds.pre.Std)
+	if d.Preprocess != nil {
+		fm, fs := d.Preprocess.PerChannel(ds.Channels)
+		dm, dsd := ds.pre.PerChannel(ds.Channels)
+		if !slices.Equal(fm, dm) || !slices.Equal(fs, dsd) {
+			return nil, fmt.Errorf("%w: %s normalises inputs with mean %v, std %v; this data uses %v, %v", ErrConfig, path, fm, fs, dm, dsd)
+		}
 	}
 	return d, nil
 }

@@ -100,7 +100,7 @@ func (a *app) trainCmd() *cobra.Command {
 					return fmt.Errorf("%w: %s already holds a training run: use --resume to continue it or --force to start over", errUsage, cfg.Out)
 				}
 			}
-			ds, err := pipeline.LoadData(cfg.Data)
+			ds, err := pipeline.LoadDataWith(cfg.Data, a.stderr)
 			if err != nil {
 				return err
 			}
