@@ -37,6 +37,7 @@ CGO_ENABLED=0 go build -o bench/out/ofa-purego ./cmd/ofa
 CONFIGS=(
   "reference (largest)||--depth 4 --heads 4 --mlp 256"
   "smallest subnet|--subnet smallest|--depth 2 --heads 1 --mlp 64"
+  "RGB 3x32x32 patch 4|--input 3x32x32 --patch 4|--input 3x32x32 --patch 4"
 )
 : > bench/out/results.jsonl
 for ((r = 1; r <= ROUNDS; r++)); do

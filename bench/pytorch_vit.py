@@ -37,9 +37,9 @@ class Block(nn.Module):
 
 
 class ViT(nn.Module):
-    def __init__(self, depth, heads, mlp, d=64, dh=16, patch=7, size=28, classes=10):
+    def __init__(self, depth, heads, mlp, d=64, dh=16, patch=7, size=28, classes=10, chans=1):
         super().__init__()
-        self.patch = nn.Conv2d(1, d, patch, patch)
+        self.patch = nn.Conv2d(chans, d, patch, patch)
         n = (size // patch) ** 2
         self.cls = nn.Parameter(torch.zeros(1, 1, d))
         self.pos = nn.Parameter(torch.zeros(1, n + 1, d))
@@ -65,12 +65,15 @@ def main():
     ap.add_argument("--infer-batch", type=int, default=256)
     ap.add_argument("--steps", type=int, default=20)
     ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--input", default="1x28x28", help="channels x height x width (square)")
+    ap.add_argument("--patch", type=int, default=7)
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    m = ViT(a.depth, a.heads, a.mlp)
+    c, h, w = (int(v) for v in a.input.split("x"))
+    m = ViT(a.depth, a.heads, a.mlp, patch=a.patch, size=h, chans=c)
     opt = torch.optim.AdamW(m.parameters(), lr=1e-3)
-    x = torch.randn(a.batch, 1, 28, 28)
+    x = torch.randn(a.batch, c, h, w)
     y = torch.randint(0, 10, (a.batch,))
 
     def step():
@@ -86,7 +89,7 @@ def main():
         for _ in range(a.steps):
             step()
         train.append(a.steps * a.batch / (time.perf_counter() - t))
-    xi = torch.randn(a.infer_batch, 1, 28, 28)
+    xi = torch.randn(a.infer_batch, c, h, w)
     m.eval()
     infer = []
     with torch.no_grad():
@@ -98,7 +101,7 @@ def main():
             infer.append(a.steps * a.infer_batch / (time.perf_counter() - t))
     print(json.dumps({
         "framework": "pytorch " + torch.__version__, "threads": a.threads,
-        "depth": a.depth, "heads": a.heads, "mlp": a.mlp,
+        "depth": a.depth, "heads": a.heads, "mlp": a.mlp, "input": a.input, "patch": a.patch,
         "train_batch": a.batch, "train_samples_per_sec": statistics.median(train), "train_runs": train,
         "infer_batch": a.infer_batch, "infer_samples_per_sec": statistics.median(infer), "infer_runs": infer,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,

@@ -48,6 +48,11 @@ type Loader struct {
 	// flags; Where names it in errors.
 	Stored []byte
 	Where  string
+	// Base is a stored configuration (a model's, a run's config.yaml) that stands in for
+	// the defaults: file, environment and flags still apply over it. BaseWhere names it in
+	// errors.
+	Base      []byte
+	BaseWhere string
 }
 
 // Load builds and validates the configuration.
@@ -61,28 +66,44 @@ func (l Loader) Load() (Config, error) {
 		v.SetDefault(k, val)
 	}
 	where := "configuration"
-	var doc []byte
+	type document struct {
+		doc   []byte
+		where string
+	}
+	var docs []document
 	switch {
 	case l.Stored != nil:
-		doc, where = l.Stored, l.Where
-	case l.File != "":
-		b, err := data.ReadFileLimited(l.File, MaxBytes)
-		if err != nil {
-			return def, fmt.Errorf("%w: %w", errConfig, err)
+		docs = append(docs, document{l.Stored, l.Where})
+	default:
+		if l.Base != nil {
+			docs = append(docs, document{l.Base, l.BaseWhere})
 		}
-		doc, where = b, l.File
+		if l.File != "" {
+			b, err := data.ReadFileLimited(l.File, MaxBytes)
+			if err != nil {
+				return def, fmt.Errorf("%w: %w", errConfig, err)
+			}
+			docs = append(docs, document{b, l.File})
+		}
 	}
-	if doc != nil {
-		if err := checkDocument(doc, where, known); err != nil {
+	v.SetConfigType("yaml")
+	for i, d := range docs {
+		if err := checkDocument(d.doc, d.where, known); err != nil {
 			return def, err
 		}
-		v.SetConfigType("yaml")
-		if err := v.ReadConfig(bytes.NewReader(doc)); err != nil {
-			return def, fmt.Errorf("%w: %s: %v", errConfig, where, err)
+		read := v.MergeConfig
+		if i == 0 {
+			read = v.ReadConfig
 		}
+		if err := read(bytes.NewReader(d.doc)); err != nil {
+			return def, fmt.Errorf("%w: %s: %v", errConfig, d.where, err)
+		}
+		where = d.where
 	}
-	if l.Stored == nil && doc != nil {
-		if err := checkFileAlone(doc, where, defaults); err != nil {
+	if l.Stored == nil && l.File != "" {
+		// the user's file alone (over the defaults); a stored base was checked when written
+		d := docs[len(docs)-1]
+		if err := checkFileAlone(d.doc, d.where, defaults); err != nil {
 			return def, err
 		}
 	}

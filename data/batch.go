@@ -28,6 +28,11 @@ type Augment struct {
 	CropPad int `mapstructure:"crop_pad"`
 	// HFlip mirrors each image left to right with probability 1/2.
 	HFlip bool `mapstructure:"hflip"`
+	// RandomResizedCrop replaces CropPad's shift by timm's default random-resized crop: a
+	// region of 8% to 100% of the image's area with aspect ratio 3/4 to 4/3 (log-uniform),
+	// resized back to the image's size bilinearly. It suits images of 64 pixels and more;
+	// pad-and-crop suits smaller ones.
+	RandomResizedCrop bool `mapstructure:"random_resized_crop"`
 }
 
 // LoaderConfig configures a Loader.
@@ -43,6 +48,10 @@ type LoaderConfig struct {
 	// Mean and Std normalise pixels: x = (pixel/255 - Mean) / Std. Std must be > 0.
 	Mean float32 `mapstructure:"mean"`
 	Std  float32 `mapstructure:"std"`
+	// ChannelMean and ChannelStd, if set, replace Mean and Std with one value per channel
+	// (x = (pixel/255 - ChannelMean[c]) / ChannelStd[c]); they must number the set's channels.
+	ChannelMean []float32 `mapstructure:"channel_mean"`
+	ChannelStd  []float32 `mapstructure:"channel_std"`
 	// Augment is applied to every example; leave it zero for evaluation.
 	Augment Augment `mapstructure:"augment"`
 }
@@ -68,6 +77,13 @@ func (c LoaderConfig) Validate() error {
 		return bad("std %v, want a finite number > 0", c.Std)
 	case c.Augment.CropPad < 0:
 		return bad("crop padding %d, want >= 0", c.Augment.CropPad)
+	case len(c.ChannelMean) != len(c.ChannelStd):
+		return bad("%d channel means but %d channel stds", len(c.ChannelMean), len(c.ChannelStd))
+	}
+	for i := range c.ChannelMean {
+		if !finite(c.ChannelMean[i]) || !finite(c.ChannelStd[i]) || c.ChannelStd[i] <= 0 {
+			return bad("channel %d: mean %v, std %v, want finite numbers and std > 0", i, c.ChannelMean[i], c.ChannelStd[i])
+		}
 	}
 	return nil
 }
@@ -95,7 +111,7 @@ type Batch struct {
 type Loader struct {
 	set  *Images
 	cfg  LoaderConfig
-	norm [256]float32 // pixel byte -> normalised value
+	norm [][256]float32 // per channel: pixel byte -> normalised value
 
 	epochs *Epochs
 }
@@ -126,8 +142,19 @@ func NewLoader(set *Images, cfg LoaderConfig) (*Loader, error) {
 		return nil, fmt.Errorf("data: %w: %s has %d examples, no full batch of %d (DropLast is set)",
 			ErrDataset, set.Name, set.N, cfg.BatchSize)
 	}
-	for v := range l.norm {
-		l.norm[v] = (float32(v)/255 - cfg.Mean) / cfg.Std
+	if n := len(cfg.ChannelMean); n != 0 && n != set.Channels {
+		return nil, fmt.Errorf("data: %w: %d channel means for the %d-channel images of %s",
+			ErrLoaderConfig, n, set.Channels, set.Name)
+	}
+	l.norm = make([][256]float32, set.Channels)
+	for c := range l.norm {
+		mean, std := cfg.Mean, cfg.Std
+		if len(cfg.ChannelMean) != 0 {
+			mean, std = cfg.ChannelMean[c], cfg.ChannelStd[c]
+		}
+		for v := range l.norm[c] {
+			l.norm[c][v] = (float32(v)/255 - mean) / std
+		}
 	}
 	return l, nil
 }
@@ -161,9 +188,13 @@ const (
 // fill writes the normalised, augmented pixels of one example to out.
 func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
 	aug := l.cfg.Augment
-	if aug.CropPad == 0 && !aug.HFlip {
-		for i, v := range img {
-			out[i] = l.norm[v]
+	plane := l.set.Height * l.set.Width
+	if aug.CropPad == 0 && !aug.HFlip && !aug.RandomResizedCrop {
+		for c := range l.set.Channels {
+			norm := &l.norm[c]
+			for i, v := range img[c*plane : (c+1)*plane] {
+				out[c*plane+i] = norm[v]
+			}
 		}
 		return
 	}
@@ -181,8 +212,13 @@ func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
 	// Output (y, x) reads source (y+dy, x+dx) of the unpadded image (crop), mirrored in x
 	// after the crop: source column W-1-x+dx. Out-of-range sources are the zero padding.
 	h, w := l.set.Height, l.set.Width
-	zero := l.norm[0]
+	if aug.RandomResizedCrop {
+		l.resizedCrop(out, img, &src, flip)
+		return
+	}
 	for c := range l.set.Channels {
+		norm := &l.norm[c]
+		zero := norm[0]
 		plane, dstPlane := img[c*h*w:(c+1)*h*w], out[c*h*w:(c+1)*h*w]
 		for y := range h {
 			row := dstPlane[y*w : (y+1)*w]
@@ -202,8 +238,65 @@ func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
 				if sx < 0 || sx >= w {
 					row[x] = zero
 				} else {
-					row[x] = l.norm[srcRow[sx]]
+					row[x] = norm[srcRow[sx]]
 				}
+			}
+		}
+	}
+}
+
+// Random-resized crop ranges, timm's (and torchvision's) defaults.
+const (
+	rrcMinScale = 0.08
+	rrcMaxScale = 1.0
+	rrcMinRatio = 3.0 / 4
+	rrcMaxRatio = 4.0 / 3
+	rrcTries    = 10
+)
+
+// resizedCrop writes a random-resized crop of img, optionally mirrored, to out: up to
+// rrcTries draws of (area fraction, log aspect ratio) as torchvision's
+// RandomResizedCrop.get_params, falling back to the whole image, then bilinear sampling
+// with pixel centres aligned (align_corners=False).
+func (l *Loader) resizedCrop(out []float32, img []uint8, src *rand.PCG, flip bool) {
+	h, w := l.set.Height, l.set.Width
+	area := float64(h * w)
+	cy, cx, ch, cw := 0, 0, h, w
+	unit := func() float64 { return float64(src.Uint64()>>11) / (1 << 53) }
+	for range rrcTries {
+		target := area * (rrcMinScale + (rrcMaxScale-rrcMinScale)*unit())
+		logR := math.Log(rrcMinRatio) + (math.Log(rrcMaxRatio)-math.Log(rrcMinRatio))*unit()
+		ratio := math.Exp(logR)
+		tw := int(math.Round(math.Sqrt(target * ratio)))
+		th := int(math.Round(math.Sqrt(target / ratio)))
+		oy, ox := unit(), unit()
+		if tw > 0 && th > 0 && tw <= w && th <= h {
+			cy, cx, ch, cw = int(oy*float64(h-th+1)), int(ox*float64(w-tw+1)), th, tw
+			break
+		}
+	}
+	sy, sx := float64(ch)/float64(h), float64(cw)/float64(w)
+	for c := range l.set.Channels {
+		norm := &l.norm[c]
+		plane, dst := img[c*h*w:(c+1)*h*w], out[c*h*w:(c+1)*h*w]
+		for y := range h {
+			fy := min(max((float64(y)+0.5)*sy-0.5, 0), float64(ch-1))
+			y0 := int(fy)
+			y1 := min(y0+1, ch-1)
+			wy := fy - float64(y0)
+			for x := range w {
+				ox := x
+				if flip {
+					ox = w - 1 - x
+				}
+				fx := min(max((float64(ox)+0.5)*sx-0.5, 0), float64(cw-1))
+				x0 := int(fx)
+				x1 := min(x0+1, cw-1)
+				wx := fx - float64(x0)
+				at := func(yy, xx int) float64 { return float64(plane[(cy+yy)*w+cx+xx]) }
+				v := (1-wy)*((1-wx)*at(y0, x0)+wx*at(y0, x1)) + wy*((1-wx)*at(y1, x0)+wx*at(y1, x1))
+				// Interpolated bytes round to the nearest byte, then normalise by table.
+				dst[y*w+x] = norm[uint8(math.Round(v))]
 			}
 		}
 	}

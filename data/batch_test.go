@@ -381,3 +381,64 @@ func BenchmarkBatch(b *testing.B) { benchmarkBatch(b, Augment{}) }
 
 // BenchmarkBatchAugment adds crop and flip; compare against BenchmarkBatch.
 func BenchmarkBatchAugment(b *testing.B) { benchmarkBatch(b, Augment{CropPad: 4, HFlip: true}) }
+
+// TestLoaderPerChannel: each channel is normalised with its own mean and std; a count
+// that does not match the images is refused.
+func TestLoaderPerChannel(t *testing.T) {
+	s := labelledSet(4, 3, 2, 2)
+	mean, std := []float32{0.1, 0.5, 0.9}, []float32{0.2, 0.3, 0.4}
+	l := mustLoader(t, s, LoaderConfig{BatchSize: 4, Mean: 0, Std: 1, ChannelMean: mean, ChannelStd: std})
+	var b Batch
+	l.Batch(0, 0, &b)
+	plane := s.Height * s.Width
+	for i := range s.N {
+		for k, v := range s.Image(i) {
+			c := k / plane
+			if want := (float32(v)/255 - mean[c]) / std[c]; b.X[i*s.ImageSize()+k] != want {
+				t.Fatalf("example %d value %d: %v, want %v", i, k, b.X[i*s.ImageSize()+k], want)
+			}
+		}
+	}
+	if _, err := NewLoader(s, LoaderConfig{BatchSize: 4, Std: 1, ChannelMean: mean[:2], ChannelStd: std[:2]}); err == nil {
+		t.Error("2 channel means for 3-channel images accepted")
+	}
+}
+
+// TestLoaderRandomResizedCrop: the crop is a pure function of (seed, epoch, position),
+// differs between epochs, keeps values within the image's range, and a constant image
+// stays constant.
+func TestLoaderRandomResizedCrop(t *testing.T) {
+	s := labelledSet(8, 3, 16, 16)
+	cfg := LoaderConfig{BatchSize: 4, Seed: 7, Shuffle: true, Mean: 0.5, Std: 0.25,
+		Augment: Augment{RandomResizedCrop: true, HFlip: true}}
+	a, b := epochBatches(mustLoader(t, s, cfg), 0), epochBatches(mustLoader(t, s, cfg), 0)
+	for i := range a {
+		if !slices.Equal(a[i].X, b[i].X) {
+			t.Fatal("same seed and epoch gave different crops")
+		}
+	}
+	c := epochBatches(mustLoader(t, s, cfg), 1)
+	if slices.Equal(a[0].X, c[0].X) {
+		t.Error("epochs 0 and 1 gave the same first batch")
+	}
+	lo, hi := (0-cfg.Mean)/cfg.Std, (1-cfg.Mean)/cfg.Std
+	for _, bt := range a {
+		for _, v := range bt.X {
+			if v < lo || v > hi {
+				t.Fatalf("value %v outside [%v, %v]", v, lo, hi)
+			}
+		}
+	}
+	flat := labelledSet(2, 1, 16, 16)
+	for i := range flat.Pixels {
+		flat.Pixels[i] = 200
+	}
+	for _, bt := range epochBatches(mustLoader(t, flat, LoaderConfig{BatchSize: 2, Seed: 1, Mean: 0, Std: 1,
+		Augment: Augment{RandomResizedCrop: true}}), 0) {
+		for _, v := range bt.X {
+			if v != float32(200)/255 {
+				t.Fatalf("constant image became %v", v)
+			}
+		}
+	}
+}

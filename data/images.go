@@ -301,3 +301,37 @@ func readIDXFile(fsys fs.FS, where, base string) (*IDX, string, error) {
 	}
 	return nil, "", fmt.Errorf("data: %s: missing %s (or %s.gz): %w", where, base, base, fs.ErrNotExist)
 }
+
+// ChannelStats returns the mean and standard deviation of each channel's pixels scaled to
+// [0, 1], over every example (for per-channel normalisation measured on a training split).
+// An empty set or a constant channel gives std 1, so that normalising stays defined.
+func (s *Images) ChannelStats() (mean, std []float32) {
+	mean, std = make([]float32, s.Channels), make([]float32, s.Channels)
+	plane := s.Height * s.Width
+	for c := range s.Channels {
+		var hist [256]int64
+		for i := range s.N {
+			for _, v := range s.Image(i)[c*plane : (c+1)*plane] {
+				hist[v]++
+			}
+		}
+		var n, sum, sq float64
+		for v, k := range hist {
+			x := float64(v) / 255
+			n += float64(k)
+			sum += float64(k) * x
+			sq += float64(k) * x * x
+		}
+		if n == 0 {
+			mean[c], std[c] = 0, 1
+			continue
+		}
+		m := sum / n
+		sd := math.Sqrt(max(sq/n-m*m, 0))
+		if sd == 0 {
+			sd = 1
+		}
+		mean[c], std[c] = float32(m), float32(sd)
+	}
+	return mean, std
+}

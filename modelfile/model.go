@@ -1,7 +1,7 @@
 // Package modelfile is the tool's model file: a safetensors file (package checkpoint is
 // the codec) whose metadata says what the tensors are. It owns the kinds of model, the
 // metadata keys (architecture, search space, preprocessing, class names, extraction
-// manifest, expansion plan and transforms, provenance), the resume files of training runs,
+// manifest, expansion plan and transforms, provenance, the training data's record), the resume files of training runs,
 // and the checks that a file's parts agree with each other before anything uses it.
 package modelfile
 
@@ -60,12 +60,82 @@ const (
 // architecture and tensors disagree).
 var ErrNotModel = errors.New("not an ofa model")
 
-// Preprocess says how raw inputs become model inputs: x = (pixel/255 - Mean) / Std for
-// images (spectrogram front ends record their own settings in Frontend).
+// Preprocess says how raw inputs become model inputs: x = (pixel/255 - Mean[c]) / Std[c]
+// for images (spectrogram front ends record their own settings in Frontend).
+//
+// Files written before per-channel statistics existed carry only the scalars Mean and Std,
+// which then apply to every channel; they stay valid. A model whose channels differ carries
+// ChannelMean and ChannelStd (one entry per input channel) and, in Mean and Std, their
+// averages for readers that know only the scalars.
 type Preprocess struct {
 	Mean     float32         `json:"mean"`
 	Std      float32         `json:"std"`
 	Frontend json.RawMessage `json:"frontend,omitempty"`
+	// ChannelMean and ChannelStd are empty (the scalars apply) or hold one value per channel.
+	ChannelMean []float32 `json:"channel_mean,omitempty"`
+	ChannelStd  []float32 `json:"channel_std,omitempty"`
+	// Resize names how raw images of another size become the model's input (see
+	// data.ResizeShorterCentreCrop); empty for models whose data needed no resize.
+	Resize string `json:"resize,omitempty"`
+}
+
+// ImagePreprocess returns the preprocessing for per-channel statistics: the scalar form
+// alone when every channel has the same mean and std (so that one-channel models keep the
+// file layout they always had), the per-channel form with averaged scalars otherwise.
+func ImagePreprocess(mean, std []float32) Preprocess {
+	if len(mean) == 0 || len(mean) != len(std) {
+		panic(fmt.Sprintf("modelfile: ImagePreprocess: %d means, %d stds", len(mean), len(std)))
+	}
+	same := true
+	var m, s float64
+	for c := range mean {
+		same = same && mean[c] == mean[0] && std[c] == std[0]
+		m += float64(mean[c])
+		s += float64(std[c])
+	}
+	if same {
+		return Preprocess{Mean: mean[0], Std: std[0]}
+	}
+	n := float64(len(mean))
+	return Preprocess{Mean: float32(m / n), Std: float32(s / n),
+		ChannelMean: append([]float32(nil), mean...), ChannelStd: append([]float32(nil), std...)}
+}
+
+// PerChannel returns the mean and std of each of c channels: ChannelMean and ChannelStd
+// if set, else the scalars repeated.
+func (p Preprocess) PerChannel(c int) (mean, std []float32) {
+	if len(p.ChannelMean) > 0 {
+		return append([]float32(nil), p.ChannelMean...), append([]float32(nil), p.ChannelStd...)
+	}
+	mean, std = make([]float32, c), make([]float32, c)
+	for i := range c {
+		mean[i], std[i] = p.Mean, p.Std
+	}
+	return mean, std
+}
+
+// Validate checks that every statistic is finite with std > 0 and that per-channel values,
+// if present, number channels.
+func (p Preprocess) Validate(channels int) error {
+	ok := func(m, s float32) bool {
+		return s > 0 && !math.IsInf(float64(s), 0) && !math.IsNaN(float64(m)) && !math.IsInf(float64(m), 0)
+	}
+	if !ok(p.Mean, p.Std) {
+		return fmt.Errorf("mean %v, std %v: want finite values and std > 0", p.Mean, p.Std)
+	}
+	if len(p.ChannelMean) == 0 && len(p.ChannelStd) == 0 {
+		return nil
+	}
+	if len(p.ChannelMean) != channels || len(p.ChannelStd) != channels {
+		return fmt.Errorf("%d channel means and %d channel stds for a %d-channel input, want %d of each",
+			len(p.ChannelMean), len(p.ChannelStd), channels, channels)
+	}
+	for c := range channels {
+		if !ok(p.ChannelMean[c], p.ChannelStd[c]) {
+			return fmt.Errorf("channel %d: mean %v, std %v: want finite values and std > 0", c, p.ChannelMean[c], p.ChannelStd[c])
+		}
+	}
+	return nil
 }
 
 // Model is a checkpoint's content: the architecture, the search space for supernets, the
@@ -78,6 +148,8 @@ type Model struct {
 	Params     *supernet.Params
 	// Provenance says where the model came from (nil for files written before it existed).
 	Provenance *Provenance
+	// Data is the dataset the model was trained on (nil for files written before it existed).
+	Data *DataRecord
 	// Extra metadata written and read verbatim (e.g. KeyManifest for extracted models).
 	Extra map[string]string
 }
@@ -138,6 +210,13 @@ func (m *Model) File() (*checkpoint.File, error) {
 			return nil, err
 		}
 		meta[KeyProvenance] = string(b)
+	}
+	if m.Data != nil {
+		b, err := json.Marshal(m.Data)
+		if err != nil {
+			return nil, err
+		}
+		meta[KeyData] = string(b)
 	}
 	f := &checkpoint.File{Metadata: meta}
 	for _, name := range m.Params.Names() {
@@ -208,8 +287,8 @@ func FromFile(f *checkpoint.File) (*Model, error) {
 	if err := json.Unmarshal([]byte(meta[KeyPreprocess]), &m.Preprocess); err != nil {
 		return nil, fmt.Errorf("%w: metadata %q: %v", ErrNotModel, KeyPreprocess, err)
 	}
-	if p := m.Preprocess; !(p.Std > 0) || math.IsInf(float64(p.Std), 0) || math.IsNaN(float64(p.Mean)) || math.IsInf(float64(p.Mean), 0) {
-		return nil, fmt.Errorf("%w: metadata %q: mean %v, std %v: want finite values and std > 0", ErrNotModel, KeyPreprocess, p.Mean, p.Std)
+	if err := m.Preprocess.Validate(a.InChannels); err != nil {
+		return nil, fmt.Errorf("%w: metadata %q: %v", ErrNotModel, KeyPreprocess, err)
 	}
 	if err := checkConsistent(m); err != nil {
 		return nil, err
@@ -221,9 +300,18 @@ func FromFile(f *checkpoint.File) (*Model, error) {
 		}
 		m.Provenance = &pv
 	}
+	if s, ok := meta[KeyData]; ok {
+		if m.Data, err = parseDataRecord(s); err != nil {
+			return nil, err
+		}
+		if d := m.Data; d.Task != a.Task || d.Channels != a.InChannels || d.Height != a.InHeight || d.Width != a.InWidth || len(d.Classes) != a.Classes {
+			return nil, fmt.Errorf("%w: metadata %q describes %s data of %dx%dx%d with %d classes, but the model is %s with %dx%dx%d inputs and %d classes",
+				ErrNotModel, KeyData, d.Task, d.Channels, d.Height, d.Width, len(d.Classes), a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes)
+		}
+	}
 	for k, v := range meta {
 		switch k {
-		case KeyFormat, KeyKind, KeyArch, KeySpace, KeyPreprocess, KeyProvenance:
+		case KeyFormat, KeyKind, KeyArch, KeySpace, KeyPreprocess, KeyProvenance, KeyData:
 		default:
 			m.Extra[k] = v
 		}
@@ -305,4 +393,32 @@ func ReadArch(path string) (arch.Arch, error) {
 		return arch.Arch{}, fmt.Errorf("modelfile: %s: %w: metadata %q: %w", path, ErrNotModel, KeyArch, err)
 	}
 	return a, nil
+}
+
+// ReadHeader reads a model file's metadata without its weights: the architecture, the
+// provenance and the data record (Params stays nil), so that commands can check their
+// arguments and choose their configuration before loading the weights.
+func ReadHeader(path string) (*Model, error) {
+	meta, err := checkpoint.ReadMetadata(path, checkpoint.Limits{})
+	if err != nil {
+		return nil, err
+	}
+	a, err := arch.ParseArch(meta[KeyArch])
+	if err != nil {
+		return nil, fmt.Errorf("modelfile: %s: %w: metadata %q: %w", path, ErrNotModel, KeyArch, err)
+	}
+	m := &Model{Kind: meta[KeyKind], Arch: a}
+	if s, ok := meta[KeyProvenance]; ok {
+		var pv Provenance
+		if err := json.Unmarshal([]byte(s), &pv); err != nil {
+			return nil, fmt.Errorf("modelfile: %s: %w: metadata %q: %v", path, ErrNotModel, KeyProvenance, err)
+		}
+		m.Provenance = &pv
+	}
+	if s, ok := meta[KeyData]; ok {
+		if m.Data, err = parseDataRecord(s); err != nil {
+			return nil, fmt.Errorf("modelfile: %s: %w", path, err)
+		}
+	}
+	return m, nil
 }

@@ -8,6 +8,7 @@ package pipeline
 import (
 	"errors"
 	"fmt"
+	"math"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
@@ -45,9 +46,31 @@ type Config struct {
 
 // DataConfig chooses the dataset.
 type DataConfig struct {
-	// Dir holds the four Fashion-MNIST IDX files; empty means the Debian package
-	// dataset-fashion-mnist if installed, else the embedded subset.
+	// Dir holds an image dataset, recognised by its layout: image folders
+	// (DIR/<split>/<class>/<image>), Hugging Face Parquet files or IDX files. Empty means
+	// the Debian package dataset-fashion-mnist if installed, else the embedded subset.
 	Dir string `mapstructure:"dir"`
+	// ImageSize is the input's height and width for image folders and Parquet: images are
+	// scaled by their shorter side and centre-cropped; 0 takes the images' own (single) size.
+	ImageSize int `mapstructure:"image_size"`
+	// Channels forces 1 (grey) or 3 (RGB) input channels; 0 chooses from the data.
+	Channels int `mapstructure:"channels"`
+	// Mean and Std, if set (one value, or one per channel), replace the normalisation
+	// measured on the training split.
+	Mean []float32 `mapstructure:"mean"`
+	Std  []float32 `mapstructure:"std"`
+	// ValFraction of each class of an image-folder or Parquet training split is held out
+	// for validation when the data has no validation split (0: 0.1), drawn with SplitSeed.
+	ValFraction float64 `mapstructure:"val_fraction"`
+	SplitSeed   uint64  `mapstructure:"split_seed"`
+	// OrderByName orders image-folder examples by file name across classes (default: class
+	// by class, as torchvision's ImageFolder).
+	OrderByName bool `mapstructure:"order_by_name"`
+	// SkipBad skips unreadable or corrupt images (listed in the report) instead of stopping.
+	SkipBad bool `mapstructure:"skip_bad"`
+	// Cache is the folder for decoded images, reused while the files are unchanged; empty
+	// means the user's cache folder (ofa/images inside it), "off" decodes every time.
+	Cache string `mapstructure:"cache"`
 	// Embedded forces the embedded subset even if the Debian package is installed.
 	Embedded bool `mapstructure:"embedded"`
 	// ValSize examples at the end of the training split are held out for validation
@@ -79,7 +102,10 @@ type SpeechConfig struct {
 // ModelConfig is the supernet's architecture and search space.
 type ModelConfig struct {
 	// PatchSize is the side of square patches; PatchHeight and PatchWidth, when set,
-	// override it (speech: a patch spans every mel bin and a few frames).
+	// override it (speech: a patch spans every mel bin and a few frames). 0 (the default)
+	// chooses, for each side of the data's input, its largest divisor that leaves at least
+	// MinPatchesPerSide patches along it (AutoPatch: 28 -> 7, 32 -> 8). An explicit size
+	// must divide the data's input, checked once the data is read, before any training.
 	PatchSize    int    `mapstructure:"patch_size"`
 	PatchHeight  int    `mapstructure:"patch_height"`
 	PatchWidth   int    `mapstructure:"patch_width"`
@@ -174,7 +200,7 @@ func DefaultConfig() Config {
 		Data: DataConfig{Augment: data.Augment{CropPad: 2, HFlip: true}, Task: arch.TaskImage,
 			Speech: SpeechConfig{Frontend: speech.DefaultFrontend(),
 				Augment: speech.Augment{TimeShift: 10, FreqMasks: 1, FreqMaskWidth: 6, TimeMasks: 1, TimeMaskWidth: 10}}},
-		Model: ModelConfig{PatchSize: a.PatchHeight, Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
+		Model: ModelConfig{Dim: a.Dim, HeadDim: a.HeadDim, Heads: a.Layers[0].Heads,
 			MLP: a.Layers[0].MLP, Depth: len(a.Layers), HeadChoices: sp.HeadChoices, MLPChoices: sp.MLPChoices,
 			DepthChoices: sp.DepthChoices, InitSeed: 1, Init: supernet.SchemePyTorch},
 		Sampler:  sampler.DefaultConfig(),
@@ -195,13 +221,7 @@ func DefaultConfig() Config {
 func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Space, error) {
 	a := arch.Default()
 	a.Task, a.InChannels, a.InHeight, a.InWidth, a.Classes = task, c, h, w, classes
-	a.PatchHeight, a.PatchWidth = m.PatchSize, m.PatchSize
-	if m.PatchHeight > 0 {
-		a.PatchHeight = m.PatchHeight
-	}
-	if m.PatchWidth > 0 {
-		a.PatchWidth = m.PatchWidth
-	}
+	a.PatchHeight, a.PatchWidth = m.Patch(h, w)
 	a.Dim, a.HeadDim = m.Dim, m.HeadDim
 	a.Layers = arch.Uniform(m.Depth, arch.Layer{Heads: m.Heads, MLP: m.MLP})
 	sp := arch.Space{HeadChoices: m.HeadChoices, MLPChoices: m.MLPChoices, DepthChoices: m.DepthChoices}
@@ -211,6 +231,9 @@ func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Sp
 	case m.PatchSize < 0 || m.PatchHeight < 0 || m.PatchWidth < 0:
 		return a, sp, fmt.Errorf("%w: model.patch_size/patch_height/patch_width: got %d/%d/%d, want positive sizes (0: patch_size)",
 			ErrConfig, m.PatchSize, m.PatchHeight, m.PatchWidth)
+	case h%a.PatchHeight != 0 || w%a.PatchWidth != 0:
+		return a, sp, fmt.Errorf("%w: %s: %dx%d patches do not divide the data's %dx%d inputs: choose sizes that divide them (e.g. %dx%d), or 0 to choose them",
+			ErrConfig, m.patchKeys(), a.PatchHeight, a.PatchWidth, h, w, AutoPatch(h), AutoPatch(w))
 	case m.HeadDim > 0 && m.Dim%m.HeadDim != 0:
 		return a, sp, fmt.Errorf("%w: model.dim: got %d, want a multiple of model.head_dim %d", ErrConfig, m.Dim, m.HeadDim)
 	}
@@ -223,11 +246,57 @@ func (m ModelConfig) Arch(task string, c, h, w, classes int) (arch.Arch, arch.Sp
 	return a, sp, nil
 }
 
+// MinPatchesPerSide is the fewest patches along each side of the input that AutoPatch leaves.
+const MinPatchesPerSide = 4
+
+// AutoPatch is the patch side chosen for an input side of n: its largest divisor that
+// leaves at least MinPatchesPerSide patches along it (28 -> 7, 32 -> 8, 40 -> 10; a prime
+// side gets 1).
+func AutoPatch(n int) int {
+	for p := n / MinPatchesPerSide; p > 1; p-- {
+		if n%p == 0 {
+			return p
+		}
+	}
+	return 1
+}
+
+// Patch is the patch height and width for inputs of h x w: the configured sizes, and
+// AutoPatch for each side left at 0.
+func (m ModelConfig) Patch(h, w int) (ph, pw int) {
+	ph, pw = m.PatchSize, m.PatchSize
+	if m.PatchHeight > 0 {
+		ph = m.PatchHeight
+	}
+	if m.PatchWidth > 0 {
+		pw = m.PatchWidth
+	}
+	if ph == 0 {
+		ph = AutoPatch(h)
+	}
+	if pw == 0 {
+		pw = AutoPatch(w)
+	}
+	return ph, pw
+}
+
+// patchKeys names the keys that set the patch, for errors.
+func (m ModelConfig) patchKeys() string {
+	switch {
+	case m.PatchHeight > 0 || m.PatchWidth > 0:
+		return fmt.Sprintf("model.patch_height/patch_width (%d/%d; patch_size %d)", m.PatchHeight, m.PatchWidth, m.PatchSize)
+	}
+	return fmt.Sprintf("model.patch_size %d", m.PatchSize)
+}
+
 // Validate checks every section; errors name the key.
 func (c Config) Validate() error {
 	switch c.Data.Task {
 	case arch.TaskImage:
-		if _, _, err := c.Model.Arch(arch.TaskImage, 1, 28, 28, 10); err != nil {
+		// the image size is known once the data is read: check the model section on an
+		// input its patches divide, and the patches against the data in Model.Arch
+		ph, pw := c.Model.Patch(arch.Default().InHeight, arch.Default().InWidth)
+		if _, _, err := c.Model.Arch(arch.TaskImage, 1, MinPatchesPerSide*ph, MinPatchesPerSide*pw, 10); err != nil {
 			return err
 		}
 	case arch.TaskSpeech:
@@ -263,6 +332,19 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: data.test_limit: got %d, want >= 0", ErrConfig, d.TestLimit)
 	case d.Augment.CropPad < 0 || d.Augment.CropPad > 16:
 		return fmt.Errorf("%w: data.augment.crop_pad: got %d, want 0..16", ErrConfig, d.Augment.CropPad)
+	case d.ImageSize < 0 || d.ImageSize > 4096:
+		return fmt.Errorf("%w: data.image_size: got %d, want 0 (the images' size) to 4096", ErrConfig, d.ImageSize)
+	case d.Channels != 0 && d.Channels != 1 && d.Channels != 3:
+		return fmt.Errorf("%w: data.channels: got %d, want 0 (from the data), 1 or 3", ErrConfig, d.Channels)
+	case len(d.Mean) != len(d.Std):
+		return fmt.Errorf("%w: data.mean has %d values, data.std %d: give both, with as many values", ErrConfig, len(d.Mean), len(d.Std))
+	case !(d.ValFraction >= 0 && d.ValFraction < 1):
+		return fmt.Errorf("%w: data.val_fraction: got %v, want 0 (default 0.1) to below 1", ErrConfig, d.ValFraction)
+	}
+	for i := range d.Std {
+		if !(d.Std[i] > 0) || math.IsInf(float64(d.Std[i]), 0) || math.IsNaN(float64(d.Mean[i])) || math.IsInf(float64(d.Mean[i]), 0) {
+			return fmt.Errorf("%w: data.mean/data.std value %d: %v, %v: want finite numbers and std > 0", ErrConfig, i, d.Mean[i], d.Std[i])
+		}
 	}
 	if err := c.Expand.Validate(c.Model.Dim); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -56,7 +56,7 @@ func Expand(m *modelfile.Model, c expand.Config, verify data.Batch) (*modelfile.
 		p.Step = "expand"
 		prov = &p
 	}
-	return &modelfile.Model{Kind: modelfile.KindExpanded, Arch: ea, Params: ep, Preprocess: m.Preprocess, Provenance: prov, Extra: extra}, nil
+	return &modelfile.Model{Kind: modelfile.KindExpanded, Arch: ea, Params: ep, Preprocess: m.Preprocess, Provenance: prov, Data: m.Data, Extra: extra}, nil
 }
 
 // VerifyBatch is a validation batch of ds for equivalence checks (50 examples).

@@ -215,7 +215,11 @@ func ExtractSelection(ctx context.Context, e ExtractConfig) (extract.Selection, 
 // Model turns an extraction result into a model of kind extracted, with its manifest and
 // provenance.
 func (e *Extractor) Model(res *extract.Result, prov *modelfile.Provenance) (*modelfile.Model, error) {
-	return extractedModel(e.supernet, res, prov, nil)
+	m, err := extractedModel(e.supernet, res, prov, nil)
+	if err == nil {
+		m.Data = e.data.Record() // the data it was scored, searched and measured on
+	}
+	return m, err
 }
 
 // extractedModel turns an extraction from model from into a model of kind extracted, with
@@ -232,10 +236,11 @@ func extractedModel(from *modelfile.Model, res *extract.Result, prov *modelfile.
 	return derive(from, modelfile.KindExtracted, res.Arch, res.Params, prov, extra), nil
 }
 
-// derive is a model made from model from: its preprocessing and class names carry over, so
-// that every model derived from a supernet names its classes as the data did.
+// derive is a model made from model from: its preprocessing, data record and class names
+// carry over, so that every model derived from a supernet names its classes as the data
+// did and remembers the data it was trained on.
 func derive(from *modelfile.Model, kind string, a arch.Arch, p *supernet.Params, prov *modelfile.Provenance, extra map[string]string) *modelfile.Model {
-	return &modelfile.Model{Kind: kind, Arch: a, Params: p, Preprocess: from.Preprocess, Provenance: prov, Extra: copyClasses(extra, from)}
+	return &modelfile.Model{Kind: kind, Arch: a, Params: p, Preprocess: from.Preprocess, Provenance: prov, Data: from.Data, Extra: copyClasses(extra, from)}
 }
 
 // extraction is an extracted model and its manifest, as saved in a model directory.

@@ -27,6 +27,9 @@ type FinetuneOptions struct {
 	// World (nil: one process) is the data-parallel run this process is a rank of; rank 0
 	// alone writes into Dir.
 	World cluster.World
+	// StoredConfig, if set, is the configuration as stored (configfile.Store) and becomes
+	// the fine-tuned model's provenance configuration; otherwise the input model's is kept.
+	StoredConfig []byte
 }
 
 // FinetuneResult is one fine-tuning run.
@@ -64,8 +67,14 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 		p.Step = "finetune"
 		prov = &p
 	}
+	if opts.StoredConfig != nil {
+		if prov == nil {
+			prov = &modelfile.Provenance{Step: "finetune"}
+		}
+		prov.Config = string(opts.StoredConfig)
+	}
 	student := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: m.Arch, Params: m.Float32Params().Clone(),
-		Preprocess: m.Preprocess, Provenance: prov, Extra: m.Extra}
+		Preprocess: m.Preprocess, Provenance: prov, Data: ds.Record(), Extra: m.Extra}
 	tl, err := TrainLoader(ds.Train, fc.BatchSize, fc.Seed, m.Preprocess)
 	if err != nil {
 		return nil, err

@@ -81,7 +81,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	if err := cluster.Agree(world, err); err != nil {
 		return nil, err
 	}
-	ds, err := LoadData(cfg.Data)
+	ds, err := LoadDataWith(cfg.Data, opts.Progress)
 	if err != nil {
 		return nil, err
 	}
@@ -109,6 +109,9 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	rep := &report.Report{Title: "ofa lifecycle report"}
 	rep.Notes = append(rep.Notes, "data: "+ds.Source, "BLAS: "+nn.Backend(),
 		fmt.Sprintf("splits: train %d, validation %d, test %d", ds.Train.N(), ds.Val.N(), ds.Test.N()))
+	if sk := ds.Description.Skipped; len(sk) > 0 {
+		rep.Notes = append(rep.Notes, fmt.Sprintf("%d bad files skipped (data.skip_bad): %s", len(sk), strings.Join(sk, "; ")))
+	}
 
 	// 1. the supernet
 	sn, supernetPath, run, err := lifecycleSupernet(ctx, cfg, ds, opts, rep)

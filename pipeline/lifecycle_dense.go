@@ -101,6 +101,7 @@ func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
 		if err != nil {
 			return nil, err
 		}
+		pm.Data = b.ds.Record()
 		return &extraction{model: pm, manifest: &res.Manifest}, SaveModelDir(dir, pm, map[string]any{FileManifest: res.Manifest})
 	})
 	if err != nil {

@@ -5,8 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image/color"
-	"image/png"
 	"io"
 	"math"
 	"os"
@@ -16,6 +14,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/data/speech"
+	"github.com/ofa-go/ofa/data/vision"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/supernet"
@@ -28,9 +27,10 @@ import (
 // unknown format, a wrong size or channel count, a file of the other task.
 var ErrInput = errors.New("unusable input")
 
-// MaxPNGBytes bounds a PNG file for prediction, checked before it is read; its pixel size
-// is checked against the model's input before it is decoded. IDX and WAV files are bounded
-// by their readers (data.DefaultMaxElements, speech.DefaultMaxSamples).
+// MaxPNGBytes bounds an image file for prediction (any format, the name is historical),
+// checked before it is read; its header's pixel count is checked (vision.DefaultMaxPixels)
+// before it is decoded. IDX and WAV files are bounded by their readers
+// (data.DefaultMaxElements, speech.DefaultMaxSamples).
 const MaxPNGBytes = 64 << 20
 
 // Input is one example for prediction: where it came from and the model input it becomes,
@@ -42,24 +42,28 @@ type Input struct {
 }
 
 // ReadInputs reads the examples of one file for model m, recognised by content: for image
-// models a PNG file (one example) or an IDX file of unsigned bytes, plain or gzipped (every
-// image in it); for speech models a WAV file (one example).
+// models an image file (PNG, JPEG, GIF, BMP, TIFF or WebP: one example) or an IDX file of
+// unsigned bytes, plain or gzipped (every image in it); for speech models a WAV file (one
+// example).
 //
-// PNG images must have the model's height and width (they are not resized); a 1-channel
-// model takes their luma (color.GrayModel: ITU-R BT.601 weights 0.299, 0.587, 0.114 on
-// 16-bit values, then the high byte; grey PNGs keep their values), a 3-channel model their
-// red, green and blue values; transparent pixels count as composited over black. IDX files
-// hold (N, H, W) images for 1-channel models, (N, C, H, W), or one (H, W) image. WAV clips
-// go through the training front end: decoded to mono, resampled to the front end's rate
-// with speech.Resample, turned into a log-mel spectrogram with speech.Frontend.LogMel (the
-// clip fitted to the model's frames), as the data set loader computes them.
+// Image files of any size go through the training data's preprocessing (vision.ToPixels):
+// an image of the model's size is taken as it is, any other is scaled by its shorter side
+// and centre-cropped; a 1-channel model takes their luma (color.GrayModel: ITU-R BT.601
+// weights 0.299, 0.587, 0.114 on 16-bit values, then the high byte; grey images keep their
+// values), a 3-channel model their red, green and blue values; transparent pixels count as
+// composited over black. Pixels are normalised with the model's per-channel mean and std.
+// IDX files hold (N, H, W) images for 1-channel models, (N, C, H, W), or one (H, W) image.
+// WAV clips go through the training front end: decoded to mono, resampled to the front
+// end's rate with speech.Resample, turned into a log-mel spectrogram with
+// speech.Frontend.LogMel (the clip fitted to the model's frames), as the data set loader
+// computes them.
 func ReadInputs(m *modelfile.Model, path string) ([]Input, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	var magic [8]byte
+	var magic [12]byte
 	n, err := data.ReadFull(f, magic[:])
 	if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return nil, fmt.Errorf("%s: %w", path, err)
@@ -81,9 +85,9 @@ func ReadInputs(m *modelfile.Model, path string) ([]Input, error) {
 		return []Input{{Name: path, X: x}}, nil
 	case arch.TaskImage:
 		switch {
-		case bytes.HasPrefix(head, []byte("\x89PNG\r\n\x1a\n")):
+		case isImageHead(head):
 			f.Close()
-			x, err := pngInput(m, path)
+			x, err := imageInput(m, path)
 			if err != nil {
 				return nil, err
 			}
@@ -92,59 +96,51 @@ func ReadInputs(m *modelfile.Model, path string) ([]Input, error) {
 			return idxInputs(m, f, path)
 		}
 		if bytes.HasPrefix(head, []byte("RIFF")) {
-			return nil, fmt.Errorf("%s: %w: a WAV file, but this is an image model: it takes PNG or IDX files (gzipped or not)", path, ErrInput)
+			return nil, fmt.Errorf("%s: %w: a WAV file, but this is an image model: it takes image files or IDX files (gzipped or not)", path, ErrInput)
 		}
-		return nil, fmt.Errorf("%s: %w: an image model takes PNG or IDX files (gzipped or not), this file starts with % x", path, ErrInput, head)
+		return nil, fmt.Errorf("%s: %w: an image model takes image files (PNG, JPEG, GIF, BMP, TIFF, WebP) or IDX files (gzipped or not), this file starts with % x", path, ErrInput, head)
 	}
 	return nil, fmt.Errorf("%s: %w: the model's task is %q, want %s or %s", path, ErrInput, a.Task, arch.TaskImage, arch.TaskSpeech)
 }
 
-// normalizePixels turns 8-bit pixels into model inputs exactly as data.Loader does.
-func normalizePixels(px []uint8, pre modelfile.Preprocess) []float32 {
+// normalizePixels turns 8-bit pixels (channel-major, any number of images) into model
+// inputs exactly as data.Loader does: (pixel/255 - mean[c]) / std[c].
+func normalizePixels(px []uint8, pre modelfile.Preprocess, channels int) []float32 {
+	mean, std := pre.PerChannel(channels)
+	plane := len(px) / channels
 	x := make([]float32, len(px))
 	for i, v := range px {
-		x[i] = (float32(v)/255 - pre.Mean) / pre.Std
+		c := 0
+		if len(mean) > 1 {
+			c = (i / plane) % channels
+		}
+		x[i] = (float32(v)/255 - mean[c]) / std[c]
 	}
 	return x
 }
 
-// pngInput decodes a PNG file into the model's input.
-func pngInput(m *modelfile.Model, path string) ([]float32, error) {
+// imageInput decodes an image file of any size into the model's input through the
+// training data's preprocessing (vision.ToPixels: the centre square of the shorter side
+// scaled to the input size, or the pixels as they are when the image has the input's size).
+func imageInput(m *modelfile.Model, path string) ([]float32, error) {
 	a := m.Arch
 	if a.InChannels != 1 && a.InChannels != 3 {
-		return nil, fmt.Errorf("%s: %w: PNG input needs a model of 1 (grey) or 3 (RGB) channels, this one has %d: give an IDX file", path, ErrInput, a.InChannels)
+		return nil, fmt.Errorf("%s: %w: image files need a model of 1 (grey) or 3 (RGB) channels, this one has %d: give an IDX file", path, ErrInput, a.InChannels)
+	}
+	if a.InHeight != a.InWidth {
+		return nil, fmt.Errorf("%s: %w: the model takes %dx%d inputs; image files are cut to squares, give an IDX file", path, ErrInput, a.InHeight, a.InWidth)
 	}
 	b, err := data.ReadFileLimited(path, MaxPNGBytes)
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := png.DecodeConfig(bytes.NewReader(b))
+	img, _, err := vision.Decode(b, path, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrInput, err)
+		return nil, fmt.Errorf("%w: %w", ErrInput, err)
 	}
-	if cfg.Width != a.InWidth || cfg.Height != a.InHeight {
-		return nil, fmt.Errorf("%s: %w: the image is %dx%d (width x height), the model takes %dx%d: images are not resized, resize it first",
-			path, ErrInput, cfg.Width, cfg.Height, a.InWidth, a.InHeight)
-	}
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w: %w", path, ErrInput, err)
-	}
-	h, w := a.InHeight, a.InWidth
-	px := make([]uint8, a.InChannels*h*w)
-	r := img.Bounds()
-	for y := range h {
-		for x := range w {
-			c := img.At(r.Min.X+x, r.Min.Y+y)
-			if a.InChannels == 1 {
-				px[y*w+x] = color.GrayModel.Convert(c).(color.Gray).Y
-				continue
-			}
-			cr, cg, cb, _ := c.RGBA()
-			px[y*w+x], px[h*w+y*w+x], px[2*h*w+y*w+x] = uint8(cr>>8), uint8(cg>>8), uint8(cb>>8)
-		}
-	}
-	return normalizePixels(px, m.Preprocess), nil
+	px := make([]uint8, a.InChannels*a.InHeight*a.InWidth)
+	vision.ToPixels(px, img, a.InChannels, a.InHeight)
+	return normalizePixels(px, m.Preprocess, a.InChannels), nil
 }
 
 // idxInputs reads every image of an IDX file.
@@ -171,12 +167,25 @@ func idxInputs(m *modelfile.Model, f *os.File, path string) ([]Input, error) {
 			path, ErrInput, d, c, h, w, a.InChannels, a.InHeight, a.InWidth)
 	}
 	size := c * h * w
-	x := normalizePixels(idx.Data, m.Preprocess)
+	x := make([]float32, 0, len(idx.Data))
+	for i := range n {
+		x = append(x, normalizePixels(idx.Data[i*size:(i+1)*size], m.Preprocess, c)...)
+	}
 	out := make([]Input, n)
 	for i := range out {
 		out[i] = Input{Name: path + "[" + strconv.Itoa(i) + "]", X: x[i*size : (i+1)*size : (i+1)*size]}
 	}
 	return out, nil
+}
+
+// isImageHead recognises the image formats vision.Decode reads by their first bytes.
+func isImageHead(h []byte) bool {
+	for _, magic := range []string{"\x89PNG\r\n\x1a\n", "\xff\xd8", "GIF8", "BM", "II*\x00", "MM\x00*"} {
+		if bytes.HasPrefix(h, []byte(magic)) {
+			return true
+		}
+	}
+	return len(h) >= 12 && bytes.HasPrefix(h, []byte("RIFF")) && string(h[8:12]) == "WEBP"
 }
 
 // Frontend returns a speech model's log-mel front end, from its preprocessing metadata.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"image"
 	"image/color"
+	"image/jpeg"
 	"image/png"
 	"math"
 	"os"
@@ -115,7 +116,21 @@ func TestPredictImages(t *testing.T) {
 			rgb.SetRGBA(x, y, color.RGBA{R: v, G: v, B: v, A: 255})
 		}
 	}
-	for name, img := range map[string]image.Image{"gray.png": gray, "rgb.png": rgb} {
+	// a wider image whose centre square is the test image: cropped, not rescaled
+	wide := image.NewGray(image.Rect(0, 0, 40, 28))
+	for y := range 28 {
+		for x := range 28 {
+			wide.SetGray(x+6, y, color.Gray{Y: test.Image(3)[y*28+x]})
+		}
+	}
+	var jb bytes.Buffer
+	if err := jpeg.Encode(&jb, gray, &jpeg.Options{Quality: 100}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "gray.jpg"), jb.Bytes())); err != nil || len(got) != 1 || len(got[0].X) != size {
+		t.Errorf("JPEG input: %v", err)
+	}
+	for name, img := range map[string]image.Image{"gray.png": gray, "rgb.png": rgb, "wide.png": wide} {
 		got, err := ReadInputs(m, writeFile(t, filepath.Join(dir, name), encodePNG(t, img)))
 		if err != nil {
 			t.Fatal(err)
@@ -178,9 +193,9 @@ func TestPredictImages(t *testing.T) {
 		body []byte
 		want string
 	}{
-		{"small.png", encodePNG(t, small), "not resized"},
+		{"cut.png", encodePNG(t, small)[:60], "bad image file"},
 		{"clip.wav", w.Bytes(), "a WAV file, but this is an image model"},
-		{"notes.txt", []byte("hello"), "PNG or IDX"},
+		{"notes.txt", []byte("hello"), "takes image files (PNG, JPEG"},
 		{"rgb.idx", idx4.Bytes(), "3x28x28"},
 	} {
 		_, err := ReadInputs(m, writeFile(t, filepath.Join(dir, c.name), c.body))

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
@@ -121,13 +122,21 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		if fmt.Sprint(space) != fmt.Sprint(*model.Space) {
 			return nil, fmt.Errorf("%w: the model section's search space %+v differs from the resumed supernet's %+v", ErrConfig, space, *model.Space)
 		}
+		// a run continues on the data it started on
+		if here := ds.Record(); model.Data != nil && here != nil && !model.Data.Same(here) {
+			return nil, fmt.Errorf("%w: the run started on %s, but its stored data section now reads %s: restore that data or start over with --force",
+				ErrConfig, model.Data, here)
+		}
+		if model.Data == nil {
+			model.Data = ds.Record()
+		}
 	} else {
 		ar, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
 		if err != nil {
 			return nil, err
 		}
 		model = &modelfile.Model{Kind: modelfile.KindSupernet, Arch: ar, Space: &space, Preprocess: ds.Preprocess(),
-			Provenance: &modelfile.Provenance{Step: "train", Config: string(opts.StoredConfig)}}
+			Provenance: &modelfile.Provenance{Step: "train", Config: string(opts.StoredConfig)}, Data: ds.Record()}
 		if opts.Init != nil {
 			model.Params = opts.Init
 		} else if model.Params, err = supernet.NewParamsWith(ar, tensor.Float32, cfg.Model.InitSeed, cfg.Model.InitOptions()); err != nil {
@@ -319,9 +328,12 @@ func LoadDense(path string, cfg Config, ds *Dataset) (*modelfile.DenseModel, err
 	if err != nil {
 		return nil, err
 	}
-	if d.Preprocess != nil && (d.Preprocess.Mean != ds.pre.Mean || d.Preprocess.Std != ds.pre.Std) {
-		return nil, fmt.Errorf("%w: %s normalises inputs with mean %v, std %v; this data uses %v, %v", ErrConfig, path,
-			d.Preprocess.Mean, d.Preprocess.Std, ds.pre.Mean, ds.pre.Std)
+	if d.Preprocess != nil {
+		fm, fs := d.Preprocess.PerChannel(ds.Channels)
+		dm, dsd := ds.pre.PerChannel(ds.Channels)
+		if !slices.Equal(fm, dm) || !slices.Equal(fs, dsd) {
+			return nil, fmt.Errorf("%w: %s normalises inputs with mean %v, std %v; this data uses %v, %v", ErrConfig, path, fm, fs, dm, dsd)
+		}
 	}
 	return d, nil
 }

@@ -15,7 +15,7 @@ import (
 
 func (a *app) benchCmd() *cobra.Command {
 	var batch, inferBatch, steps, repeats int
-	var subnetArg string
+	var subnetArg, input string
 	var inSupernet bool
 	fk := flagKeys{}
 	cmd := &cobra.Command{
@@ -31,7 +31,11 @@ func (a *app) benchCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ar, space, err := cfg.Model.Arch(arch.TaskImage, 1, 28, 28, 10)
+			c, h, w, err := parseInput(input)
+			if err != nil {
+				return fmt.Errorf("%w: --input: %w", errUsage, err)
+			}
+			ar, space, err := cfg.Model.Arch(arch.TaskImage, c, h, w, 10)
 			if err != nil {
 				return err
 			}
@@ -67,10 +71,28 @@ func (a *app) benchCmd() *cobra.Command {
 	fs.IntVar(&steps, "steps", 20, "timed steps (or forward passes) per run")
 	fs.IntVar(&repeats, "repeats", 5, "runs; the median is reported")
 	fs.StringVar(&subnetArg, "subnet", "largest", "largest, smallest, middle or a JSON subnet")
+	fs.StringVar(&input, "input", "1x28x28", "input channels x height x width, e.g. 3x32x32 (with --patch 4: 65 tokens)")
+	fs.Int("patch", 7, "patch size (model.patch_size)")
+	fk.add(fs, "patch", "model.patch_size")
 	fs.BoolVar(&inSupernet, "in-supernet", false, "train the subnet inside the whole supernet (its optimizer updates every weight) instead of as a model of its own")
 	fs.String("ops", "", "fused or composed (ops)")
 	fk.add(fs, "ops", "ops")
 	return cmd
+}
+
+// parseInput reads "CxHxW" (e.g. 3x32x32).
+func parseInput(s string) (c, h, w int, err error) {
+	parts := strings.Split(s, "x")
+	if len(parts) != 3 {
+		return 0, 0, 0, fmt.Errorf("got %q, want channels x height x width, e.g. 3x32x32", s)
+	}
+	v := make([]int, 3)
+	for i, p := range parts {
+		if v[i], err = strconv.Atoi(p); err != nil || v[i] < 1 || v[i] > 4096 {
+			return 0, 0, 0, fmt.Errorf("got %q, want three whole numbers from 1 to 4096, e.g. 3x32x32", s)
+		}
+	}
+	return v[0], v[1], v[2], nil
 }
 
 func runs(v []float64) string {

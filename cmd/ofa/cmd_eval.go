@@ -29,10 +29,6 @@ func (a *app) evalCmd() *cobra.Command {
   ofa eval --model runs/fmnist/supernet.safetensors --subnet subnet.json --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
-			if err != nil {
-				return err
-			}
 			if modelPath == "" {
 				return fmt.Errorf("%w: --model is required", errUsage)
 			}
@@ -40,6 +36,10 @@ func (a *app) evalCmd() *cobra.Command {
 				return fmt.Errorf("%w: --batch: got %d, want >= 1", errUsage, batch)
 			}
 			m, err := modelfile.Load(modelPath)
+			if err != nil {
+				return err
+			}
+			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(modelPath, m)
 			if err != nil {
 				return err
 			}
@@ -54,6 +54,8 @@ func (a *app) evalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
 			if err := ds.CheckModel(modelPath, m); err != nil {
 				return err
 			}
@@ -65,7 +67,7 @@ func (a *app) evalCmd() *cobra.Command {
 			default:
 				return fmt.Errorf("%w: --split %q, want test or val", errUsage, splitName)
 			}
-			a.say("data: %s; evaluating on %d %s examples", ds.Source, set.N(), splitName)
+			a.say("evaluating on %d %s examples", set.N(), splitName)
 			res, err := pipeline.Evaluate(m.Arch, m.Params, pipeline.Ops(cfg.Ops), set, batch, m.Preprocess, named)
 			if err != nil {
 				return err
@@ -73,7 +75,8 @@ func (a *app) evalCmd() *cobra.Command {
 			for _, r := range res {
 				a.say("%-10s %-44s accuracy %6.2f%%  loss %.4f  params %d  MACs %d", r.Name, r.Key, 100*r.Accuracy, r.Loss, r.Params, r.MACs)
 			}
-			a.emit(map[string]any{"command": "eval", "model": modelPath, "split": splitName, "data": ds.Source, "results": res})
+			a.emit(map[string]any{"command": "eval", "model": modelPath, "split": splitName, "data": ds.Source, "data_record": ds.Record(),
+				"same_data": m.Data.Same(ds.Record()), "results": res})
 			return nil
 		},
 	}

@@ -23,12 +23,16 @@ func (a *app) expandCmd() *cobra.Command {
   ofa expand --model M --plan 0,0,1,1,2 --transforms lowrank:8,headmix --out E`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
+			if modelPath == "" || out == "" {
+				return fmt.Errorf("%w: --model and --out are required", errUsage)
+			}
+			m, err := modelfile.Load(modelPath)
 			if err != nil {
 				return err
 			}
-			if modelPath == "" || out == "" {
-				return fmt.Errorf("%w: --model and --out are required", errUsage)
+			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(modelPath, m)
+			if err != nil {
+				return err
 			}
 			if cmd.Flags().Changed("transforms") {
 				if cfg.Expand.Transforms, err = expand.ParseTransforms(transforms); err != nil {
@@ -43,14 +47,12 @@ func (a *app) expandCmd() *cobra.Command {
 			if err := refuseExistingModel(out, force); err != nil {
 				return err
 			}
-			m, err := modelfile.Load(modelPath)
-			if err != nil {
-				return err
-			}
 			ds, err := pipeline.LoadData(cfg.Data)
 			if err != nil {
 				return err
 			}
+			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
 			verify, err := pipeline.VerifyBatch(ds, m.Preprocess)
 			if err != nil {
 				return err

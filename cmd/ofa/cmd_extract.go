@@ -85,15 +85,16 @@ func (a *app) extractCmd() *cobra.Command {
   ofa extract --supernet S --target-etcd http://127.0.0.1:2379 --target-key /ofa/budget --out x`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
-			if err != nil {
-				return err
-			}
 			if supernetPath == "" || out == "" {
 				return fmt.Errorf("%w: --supernet and --out are required", errUsage)
 			}
 			// the arguments are checked against the model's header before its weights are read
-			a0, err := modelfile.ReadArch(supernetPath)
+			head, err := modelfile.ReadHeader(supernetPath)
+			if err != nil {
+				return err
+			}
+			a0 := head.Arch
+			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(supernetPath, head)
 			if err != nil {
 				return err
 			}
@@ -135,14 +136,15 @@ func (a *app) extractCmd() *cobra.Command {
 			} else if err != nil {
 				return err
 			}
-			if sel.Target != nil {
-				a.say("target: %s (from %s)", sel.Target, sel.TargetFrom)
-			}
 			ds, err := pipeline.LoadData(cfg.Data)
 			if err != nil {
 				return err
 			}
-			a.say("data: %s", ds.Source)
+			a.say("%s", ds.DataLine(supernetPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
+			if sel.Target != nil {
+				a.say("target: %s (from %s)", sel.Target, sel.TargetFrom)
+			}
 			var table *latency.Table
 			if e.LatencyTable != "" {
 				if table, err = latency.LoadTable(e.LatencyTable); err != nil {

@@ -22,10 +22,6 @@ func (a *app) finetuneCmd() *cobra.Command {
   ofa finetune --model M --teacher S --epochs 10 --out F --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
-			if err != nil {
-				return err
-			}
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --model and --out are required", errUsage)
 			}
@@ -35,6 +31,10 @@ func (a *app) finetuneCmd() *cobra.Command {
 			}
 			defer release()
 			m, err := modelfile.Load(modelPath)
+			if err != nil {
+				return err
+			}
+			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(modelPath, m)
 			if err != nil {
 				return err
 			}
@@ -48,8 +48,10 @@ func (a *app) finetuneCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			a.say("data: %s", ds.Source)
-			res, err := pipeline.Finetune(cmd.Context(), cfg, m, teacher, ds, pipeline.FinetuneOptions{Output: a.output(), Title: "finetune", Dir: out, World: a.world})
+			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
+			a.say("%s", origin.Line)
+			res, err := pipeline.Finetune(cmd.Context(), cfg, m, teacher, ds, pipeline.FinetuneOptions{Output: a.output(), Title: "finetune", Dir: out,
+				StoredConfig: configfile.Store(cfg), World: a.world})
 			if err != nil {
 				return err
 			}

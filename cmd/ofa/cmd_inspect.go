@@ -48,6 +48,19 @@ func (a *app) inspect(path string, m *modelfile.Model, step int) error {
 	if step >= 0 {
 		a.say("resume state at step %d", step)
 	}
+	if d := m.Data; d != nil {
+		a.say("data: %s", d)
+		if d.Root != "" {
+			a.say("  source %s at %s; normalisation mean %v, std %v; augmentation %s", d.Kind, d.Root, d.Mean, d.Std, augText(d.Augment))
+		} else {
+			a.say("  source %s; normalisation mean %v, std %v; augmentation %s", d.Kind, d.Mean, d.Std, augText(d.Augment))
+		}
+		a.say("  fingerprint %s", d.Fingerprint)
+	} else if m.Provenance != nil && m.Provenance.Config != "" {
+		a.say("data: not recorded (written before model files recorded their data); commands default to the data section of its stored configuration")
+	} else {
+		a.say("data: not recorded, nor a configuration; commands default to the default data")
+	}
 	a.say("params %d (unique), MACs %d per example; embedding+head: params %d, MACs %d", total.Params, total.MACs, stem.Params, stem.MACs)
 	a.say("%6s %6s %6s %10s %12s %s", "layer", "heads", "mlp", "params", "MACs", "positions")
 	for _, l := range layers {
@@ -86,9 +99,20 @@ func (a *app) inspect(path string, m *modelfile.Model, step int) error {
 	if m.Space != nil {
 		out["space"] = m.Space
 	}
+	if m.Data != nil {
+		out["data"] = m.Data
+	}
 	if step >= 0 {
 		out["step"] = step
 	}
 	a.emit(out)
 	return nil
+}
+
+// augText shows recorded augmentation settings ("none" when absent).
+func augText(b []byte) string {
+	if len(b) == 0 {
+		return "none"
+	}
+	return string(b)
 }

@@ -26,8 +26,17 @@ func (a *app) runCmd() *cobra.Command {
 			if force && resume {
 				return fmt.Errorf("%w: --force starts over and --resume continues: give one", errUsage)
 			}
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
-			if err != nil {
+			loader := configfile.Loader{File: a.configFile, Flags: changed(fk)}
+			var cfg pipeline.Config
+			var err error
+			if resume {
+				out, _ := cmd.Flags().GetString("out")
+				var origin string
+				if cfg, origin, err = loader.ForResume(out); err != nil {
+					return err
+				}
+				a.say("%s", origin)
+			} else if cfg, err = loader.Load(); err != nil {
 				return err
 			}
 			release, err := a.claim(cfg.Out, func() error {

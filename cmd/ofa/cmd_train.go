@@ -103,7 +103,7 @@ func (a *app) trainCmd() *cobra.Command {
 				}
 				defer release()
 			}
-			ds, err := pipeline.LoadData(cfg.Data)
+			ds, err := pipeline.LoadDataWith(cfg.Data, a.stderr)
 			if err != nil {
 				return err
 			}

@@ -8,6 +8,7 @@ numpy only (no safetensors package needed) and builds an equivalent torch.nn.Mod
     import ofa_torch
     model, meta = ofa_torch.load("runs/x/supernet.safetensors")
     logits = model(images)   # images: (B, C, H, W), normalised with meta["preprocess"]
+    x = ofa_torch.normalize(pixels_uint8, meta)   # (B, C, H, W) uint8 -> model input
 """
 import json
 import math
@@ -97,6 +98,17 @@ class OFAViT(torch.nn.Module):
                 t = t + F.linear(F.linear(t, self.w(npre + "lowrank.down")), self.w(npre + "lowrank.up"))
         t = F.layer_norm(t, (d,), self.w("norm.weight"), self.w("norm.bias"), eps)
         return F.linear(t[:, 0], self.w("head.weight"), self.w("head.bias"))
+
+
+def normalize(pixels, meta):
+    """Turn uint8 pixels (B, C, H, W) into the model's input: (pixel/255 - mean[c]) / std[c],
+    with per-channel statistics ("channel_mean", "channel_std") when the file has them and
+    the scalars ("mean", "std") for every channel otherwise (files written before them)."""
+    pre = meta["preprocess"]
+    c = pixels.shape[1]
+    mean = torch.tensor(pre.get("channel_mean") or [pre["mean"]] * c, dtype=torch.float32).view(1, c, 1, 1)
+    std = torch.tensor(pre.get("channel_std") or [pre["std"]] * c, dtype=torch.float32).view(1, c, 1, 1)
+    return (torch.as_tensor(pixels).float() / 255 - mean) / std
 
 
 def load(path):
