@@ -12,17 +12,24 @@ import (
 	"github.com/ofa-go/ofa/supernet"
 )
 
-// Ratios holds one compression ratio per stored layer for heads and for MLP width.
+// Ratios holds, per stored layer, the fraction of heads and of MLP neurons kept.
 type Ratios struct {
+	// Heads is the fraction of each layer's heads kept, in (0, 1] (0.25: a quarter);
+	// one value per stored layer.
 	Heads []float64 `mapstructure:"heads" json:"heads"`
-	MLP   []float64 `mapstructure:"mlp" json:"mlp"`
+	// MLP is the fraction of each layer's MLP neurons kept, in (0, 1], one per stored
+	// layer; empty means the Heads list.
+	MLP []float64 `mapstructure:"mlp" json:"mlp"`
 }
 
 // Thresholds holds one importance threshold per stored layer for heads and for neurons,
 // applied to scores normalised per layer (see Normalized).
 type Thresholds struct {
+	// Heads keeps, per stored layer, the heads whose normalised score (the layer's
+	// maximum is 1) is above the threshold, in [0, 1).
 	Heads []float64 `mapstructure:"heads" json:"heads"`
-	MLP   []float64 `mapstructure:"mlp" json:"mlp"`
+	// MLP is the same for MLP neurons; empty means the Heads list.
+	MLP []float64 `mapstructure:"mlp" json:"mlp"`
 }
 
 // Unit orders used for the reordering step.
@@ -34,19 +41,27 @@ const (
 
 // Config configures an extraction (the "extract" section of the configuration).
 type Config struct {
-	Criteria           Criteria `mapstructure:"criteria" json:"criteria"`
-	CalibrationBatches int      `mapstructure:"calibration_batches" json:"calibration_batches"`
+	// Criteria choose how heads, neurons and layers are scored (docs/EXTRACT.md).
+	Criteria Criteria `mapstructure:"criteria" json:"criteria"`
+	// CalibrationBatches is how many batches of 100 training examples the importance
+	// scores are measured on.
+	CalibrationBatches int `mapstructure:"calibration_batches" json:"calibration_batches"`
 	// Order is the unit order: OrderBest (default: the best of Candidates on validation),
 	// or one of OrderImportance, OrderNone, OrderNested, OrderRandom.
 	Order string `mapstructure:"order" json:"order"`
 	// Candidates are the orders OrderBest compares, ties going to the earlier one.
-	Candidates []string     `mapstructure:"candidates" json:"candidates"`
-	Depth      string       `mapstructure:"depth" json:"depth"`
-	Floors     Floors       `mapstructure:"floors" json:"floors"`
-	Search     SearchConfig `mapstructure:"search" json:"search"`
+	Candidates []string `mapstructure:"candidates" json:"candidates"`
+	// Depth is which layers a smaller depth keeps: DepthImportance ("importance": the
+	// highest layer scores) or DepthPrefix ("prefix": the first layers).
+	Depth string `mapstructure:"depth" json:"depth"`
+	// Floors are the smallest sizes a budget's selection may choose.
+	Floors Floors `mapstructure:"floors" json:"floors"`
+	// Search is the evolutionary search over sizes that meet a budget.
+	Search SearchConfig `mapstructure:"search" json:"search"`
 	// ValExamples caps the validation examples each search candidate is scored on.
-	ValExamples int    `mapstructure:"val_examples" json:"val_examples"`
-	Seed        uint64 `mapstructure:"seed" json:"seed"`
+	ValExamples int `mapstructure:"val_examples" json:"val_examples"`
+	// Seed draws the units of the random order (OrderRandom, a baseline).
+	Seed uint64 `mapstructure:"seed" json:"seed"`
 }
 
 // DefaultConfig scores with the default criteria on 8 calibration batches, keeps the best

@@ -178,8 +178,11 @@ func (b Budget) String() string {
 
 // Floors bound how small the selection may make the model.
 type Floors struct {
+	// MinHeads is the fewest heads a kept layer may have.
 	MinHeads int `mapstructure:"min_heads" json:"min_heads"`
-	MinMLP   int `mapstructure:"min_mlp" json:"min_mlp"`
+	// MinMLP is the fewest MLP neurons a kept layer may have.
+	MinMLP int `mapstructure:"min_mlp" json:"min_mlp"`
+	// MinDepth is the fewest layers a model may keep.
 	MinDepth int `mapstructure:"min_depth" json:"min_depth"`
 }
 

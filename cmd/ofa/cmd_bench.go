@@ -68,7 +68,7 @@ func (a *app) benchCmd() *cobra.Command {
 	fs.IntVar(&repeats, "repeats", 5, "runs; the median is reported")
 	fs.StringVar(&subnetArg, "subnet", "largest", "largest, smallest, middle or a JSON subnet")
 	fs.BoolVar(&inSupernet, "in-supernet", false, "train the subnet inside the whole supernet (its optimizer updates every weight) instead of as a model of its own")
-	fs.String("ops", "", "fused or composed (ops)")
+	fs.String("ops", "", "fused or composed")
 	fk.add(fs, "ops", "ops")
 	return cmd
 }

@@ -71,11 +71,11 @@ func (a *app) finetuneCmd() *cobra.Command {
 	fs.StringVar(&teacherPath, "teacher", "", "supernet to distil from (its largest subnet); without it, labels only")
 	fs.StringVar(&out, "out", "", "output directory (model.safetensors is the best by validation accuracy)")
 	fs.BoolVar(&force, "force", false, "replace an existing model in --out")
-	fs.Int("epochs", 0, "epochs (finetune.epochs)")
-	fs.Int("steps", 0, "steps, overriding epochs (finetune.steps)")
-	fs.Float64("lr", 0, "peak learning rate (finetune.lr)")
-	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
-	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")
+	fs.Int("epochs", 0, "epochs")
+	fs.Int("steps", 0, "steps, overriding epochs")
+	fs.Float64("lr", 0, "peak learning rate")
+	fs.String("data", "", "directory with the Fashion-MNIST IDX files")
+	fs.Bool("embedded", false, "use the embedded subset")
 	for flag, key := range map[string]string{"epochs": "finetune.epochs", "steps": "finetune.steps", "lr": "finetune.lr",
 		"data": "data.dir", "embedded": "data.embedded"} {
 		fk.add(fs, flag, key)

@@ -71,7 +71,7 @@ func (a *app) predictCmd() *cobra.Command {
 	fs.StringVar(&modelPath, "model", "", "model checkpoint (.safetensors)")
 	fs.StringVar(&subnetArg, "subnet", "largest", "supernets: largest, middle, smallest, a JSON subnet or a file holding one")
 	fs.IntVar(&top, "top", 3, "classes shown per input")
-	fs.String("ops", "", "fused or composed (ops)")
+	fs.String("ops", "", "fused or composed")
 	fk.add(fs, "ops", "ops")
 	return cmd
 }

@@ -1,3 +1,5 @@
+//go:generate go test -run TestReference -update
+
 // Command ofa trains a Transformer supernet once and derives small models from it for many
 // deployment budgets. Run `ofa --help` for the commands; README.md has examples.
 package main
@@ -44,18 +46,10 @@ func main() {
 // run executes the command line and returns the process exit code. Only main exits.
 func run(args []string, stdout, stderr io.Writer) int {
 	a := &app{stdout: stdout, stderr: stderr}
-	root := &cobra.Command{
-		Use:           "ofa",
-		Short:         "Train a Transformer supernet once, then extract small models for many budgets",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.PersistentFlags().BoolVar(&a.json, "json", false, "print exactly one JSON object as the last line of standard output")
-	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (see README: Configuration)")
+	root := a.rootCmd()
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
-	root.AddCommand(a.trainCmd(), a.evalCmd(), a.inspectCmd(), a.extractCmd(), a.latencyCmd(), a.expandCmd(), a.finetuneCmd(), a.runCmd(), a.benchCmd(), a.exportCmd(), a.predictCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err := root.ExecuteContext(ctx)
@@ -73,6 +67,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return exitUsage
 	}
 	return exitError
+}
+
+// rootCmd is the command tree: every command with its flags.
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ofa",
+		Short:         "Train a Transformer supernet once, then extract small models for many budgets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print exactly one JSON object as the last line of standard output")
+	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (every key: docs/CONFIG.md)")
+	root.AddCommand(a.trainCmd(), a.evalCmd(), a.inspectCmd(), a.extractCmd(), a.latencyCmd(), a.expandCmd(), a.finetuneCmd(), a.runCmd(), a.benchCmd(), a.exportCmd(), a.predictCmd())
+	return root
 }
 
 var errUsage = errors.New("usage")
