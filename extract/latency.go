@@ -199,7 +199,7 @@ func (cfg LatencyConfig) statistic() (string, func([]float64) float64, error) {
 	case StatMin:
 		return StatMin, func(v []float64) float64 { return slices.Min(v) }, nil
 	}
-	return "", nil, fmt.Errorf("%w: latency: statistic %q, want %q or %q", ErrExtract, cfg.Statistic, StatMedian, StatMin)
+	return "", nil, fmt.Errorf("%w: statistic %q, want %q or %q", ErrLatency, cfg.Statistic, StatMedian, StatMin)
 }
 
 // MeasureLatency builds a table for models shaped like supernet a (its width, head size,
@@ -212,7 +212,7 @@ func (cfg LatencyConfig) statistic() (string, func([]float64) float64, error) {
 // check of each pass.
 func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total int)) (*LatencyTable, error) {
 	if cfg.Batch < 1 || cfg.Repeats < 3 {
-		return nil, fmt.Errorf("%w: latency: batch %d and repeats %d, want batch >= 1 and repeats >= 3", ErrExtract, cfg.Batch, cfg.Repeats)
+		return nil, fmt.Errorf("%w: batch %d and repeats %d, want batch >= 1 and repeats >= 3", ErrLatency, cfg.Batch, cfg.Repeats)
 	}
 	statName, stat, err := cfg.statistic()
 	if err != nil {
@@ -224,7 +224,7 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 		predictor = PredictGrid
 	case PredictGrid, PredictFit:
 	default:
-		return nil, fmt.Errorf("%w: latency: predictor %q, want %q or %q", ErrExtract, cfg.Predictor, PredictGrid, PredictFit)
+		return nil, fmt.Errorf("%w: predictor %q, want %q or %q", ErrLatency, cfg.Predictor, PredictGrid, PredictFit)
 	}
 	eng, err := newEngine(cfg)
 	if err != nil {
@@ -244,7 +244,7 @@ func MeasureLatency(a arch.Arch, cfg LatencyConfig, progress func(done, total in
 	slices.Sort(grid)
 	grid = slices.Compact(grid) // a repeated width would be a repeated table entry
 	if grid[0] < 1 {
-		return nil, fmt.Errorf("%w: latency: mlp_grid %v, want widths >= 1", ErrExtract, cfg.MLPGrid)
+		return nil, fmt.Errorf("%w: mlp_grid %v, want widths >= 1", ErrLatency, cfg.MLPGrid)
 	}
 	t := &LatencyTable{Runtime: eng.name, RuntimeVersion: eng.version, RuntimeDescription: eng.description,
 		Dim: a.Dim, HeadDim: a.HeadDim, Tokens: a.Tokens(), Patch: a.PatchHeight, Classes: a.Classes,
@@ -456,7 +456,7 @@ func shaped(a arch.Arch, layers []arch.Layer) arch.Arch {
 // in cfg.Runtime.
 func TimeModel(a arch.Arch, cfg LatencyConfig) (float64, error) {
 	if cfg.Repeats < 1 {
-		return 0, fmt.Errorf("%w: latency: repeats %d, want >= 1", ErrExtract, cfg.Repeats)
+		return 0, fmt.Errorf("%w: repeats %d, want >= 1", ErrLatency, cfg.Repeats)
 	}
 	_, stat, err := cfg.statistic()
 	if err != nil {
@@ -500,15 +500,15 @@ func newEngine(cfg LatencyConfig) (*engine, error) {
 		e.clock, e.now = ClockWall, func() int64 { return int64(time.Since(start)) } // monotonic
 	case ClockCPU:
 		if e.threads != 1 {
-			return nil, fmt.Errorf("%w: latency: clock %s with %d threads; the CPU time of a process is a latency only for a forward pass on one "+
-				"thread: want threads 1 for %s or GOMAXPROCS=1 for %s", ErrExtract, ClockCPU, e.threads, RuntimeONNXRuntime, RuntimeOfa)
+			return nil, fmt.Errorf("%w: clock %s with %d threads; the CPU time of a process is a latency only for a forward pass on one "+
+				"thread: want threads 1 for %s or GOMAXPROCS=1 for %s", ErrLatency, ClockCPU, e.threads, RuntimeONNXRuntime, RuntimeOfa)
 		}
 		if e.now, err = processCPUClock(); err != nil {
-			return nil, fmt.Errorf("%w: latency: clock %s: %w", ErrExtract, ClockCPU, err)
+			return nil, fmt.Errorf("%w: clock %s: %w", ErrLatency, ClockCPU, err)
 		}
 		e.clock = ClockCPU
 	default:
-		return nil, fmt.Errorf("%w: latency: clock %q, want %q or %q", ErrExtract, cfg.Clock, ClockWall, ClockCPU)
+		return nil, fmt.Errorf("%w: clock %q, want %q or %q", ErrLatency, cfg.Clock, ClockWall, ClockCPU)
 	}
 	return e, nil
 }
@@ -519,8 +519,8 @@ func runtimeEngine(cfg LatencyConfig) (*engine, error) {
 	case "", RuntimeOfa:
 		n := runtime.GOMAXPROCS(0)
 		if cfg.Threads != 0 && cfg.Threads != n {
-			return nil, fmt.Errorf("%w: latency: threads %d with runtime %s, whose threads only GOMAXPROCS (%d) sets; want 0",
-				ErrExtract, cfg.Threads, RuntimeOfa, n)
+			return nil, fmt.Errorf("%w: threads %d with runtime %s, whose threads only GOMAXPROCS (%d) sets; want 0",
+				ErrLatency, cfg.Threads, RuntimeOfa, n)
 		}
 		return &engine{name: RuntimeOfa, load: loadOfa, threads: n,
 			description: fmt.Sprintf("ofa: this tool's own inference path (gorgonia tape machine, fused ops, BLAS %s, GOMAXPROCS %d)",
@@ -528,7 +528,7 @@ func runtimeEngine(cfg LatencyConfig) (*engine, error) {
 	case RuntimeONNXRuntime:
 		return ortEngine(cfg)
 	}
-	return nil, fmt.Errorf("%w: latency: runtime %q, want %q or %q", ErrExtract, cfg.Runtime, RuntimeOfa, RuntimeONNXRuntime)
+	return nil, fmt.Errorf("%w: runtime %q, want %q or %q", ErrLatency, cfg.Runtime, RuntimeOfa, RuntimeONNXRuntime)
 }
 
 // ofaRunner is a model's graph in a tape machine.
@@ -791,31 +791,31 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	}
 	var t LatencyTable
 	if err := json.Unmarshal(b, &t); err != nil {
-		return nil, fmt.Errorf("%w: latency table %s: %v", ErrExtract, path, err)
+		return nil, fmt.Errorf("%w: table %s: %v", ErrLatency, path, err)
 	}
 	if len(t.Blocks) == 0 || t.Batch < 1 || !(t.StemMS >= 0) {
-		return nil, fmt.Errorf("%w: latency table %s has no measurements", ErrExtract, path)
+		return nil, fmt.Errorf("%w: table %s has no measurements", ErrLatency, path)
 	}
 	switch t.Runtime {
 	case "": // written before tables recorded their runtime: always the tool's own
 		t.Runtime = RuntimeOfa
 	case RuntimeOfa, RuntimeONNXRuntime:
 	default:
-		return nil, fmt.Errorf("%w: latency table %s: runtime %q, want %q or %q", ErrExtract, path, t.Runtime, RuntimeOfa, RuntimeONNXRuntime)
+		return nil, fmt.Errorf("%w: table %s: runtime %q, want %q or %q", ErrLatency, path, t.Runtime, RuntimeOfa, RuntimeONNXRuntime)
 	}
 	switch t.Statistic {
 	case "": // written before tables recorded their statistic: always the median
 		t.Statistic = StatMedian
 	case StatMedian, StatMin:
 	default:
-		return nil, fmt.Errorf("%w: latency table %s: statistic %q, want %q or %q", ErrExtract, path, t.Statistic, StatMedian, StatMin)
+		return nil, fmt.Errorf("%w: table %s: statistic %q, want %q or %q", ErrLatency, path, t.Statistic, StatMedian, StatMin)
 	}
 	switch t.Clock {
 	case "": // written before tables recorded their clock: always the wall clock
 		t.Clock = ClockWall
 	case ClockWall, ClockCPU:
 	default:
-		return nil, fmt.Errorf("%w: latency table %s: clock %q, want %q or %q", ErrExtract, path, t.Clock, ClockWall, ClockCPU)
+		return nil, fmt.Errorf("%w: table %s: clock %q, want %q or %q", ErrLatency, path, t.Clock, ClockWall, ClockCPU)
 	}
 	switch t.Predictor {
 	case "": // written before tables had a fit: always the grid
@@ -823,27 +823,27 @@ func LoadLatencyTable(path string) (*LatencyTable, error) {
 	case PredictGrid:
 	case PredictFit:
 		if t.Fit == nil {
-			return nil, fmt.Errorf("%w: latency table %s: predictor %q without a fit", ErrExtract, path, PredictFit)
+			return nil, fmt.Errorf("%w: table %s: predictor %q without a fit", ErrLatency, path, PredictFit)
 		}
 	default:
-		return nil, fmt.Errorf("%w: latency table %s: predictor %q, want %q or %q", ErrExtract, path, t.Predictor, PredictGrid, PredictFit)
+		return nil, fmt.Errorf("%w: table %s: predictor %q, want %q or %q", ErrLatency, path, t.Predictor, PredictGrid, PredictFit)
 	}
 	if f := t.Fit; f != nil {
 		for _, v := range []float64{f.Intercept, f.PerHead, f.PerNeuron, f.StemMS} {
 			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return nil, fmt.Errorf("%w: latency table %s: fit %+v is not finite", ErrExtract, path, *f)
+				return nil, fmt.Errorf("%w: table %s: fit %+v is not finite", ErrLatency, path, *f)
 			}
 		}
 	}
 	seen := make(map[[2]int]int, len(t.Blocks))
 	for i, e := range t.Blocks {
 		if e.Heads < 1 || e.MLP < 1 || !(e.MS >= 0) || math.IsInf(e.MS, 0) {
-			return nil, fmt.Errorf("%w: latency table %s: blocks[%d] = %+v is invalid", ErrExtract, path, i, e)
+			return nil, fmt.Errorf("%w: table %s: blocks[%d] = %+v is invalid", ErrLatency, path, i, e)
 		}
 		shape := [2]int{e.Heads, e.MLP}
 		if j, ok := seen[shape]; ok {
-			return nil, fmt.Errorf("%w: latency table %s: blocks[%d] repeats the shape heads %d, mlp %d of blocks[%d]; want one entry per shape",
-				ErrExtract, path, i, e.Heads, e.MLP, j)
+			return nil, fmt.Errorf("%w: table %s: blocks[%d] repeats the shape heads %d, mlp %d of blocks[%d]; want one entry per shape",
+				ErrLatency, path, i, e.Heads, e.MLP, j)
 		}
 		seen[shape] = i
 	}

@@ -439,7 +439,7 @@ func lifecycleDense(ctx context.Context, cfg Config, ds *Dataset, sn *modelfile.
 		if err != nil {
 			return nil, err
 		}
-		fresh := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: sn.Arch, Params: p, Preprocess: sn.Preprocess,
+		fresh := &modelfile.Model{Kind: modelfile.KindDense, Arch: sn.Arch, Params: p, Preprocess: sn.Preprocess,
 			Provenance: &modelfile.Provenance{Step: "dense", Config: string(opts.StoredConfig)},
 			Extra:      map[string]string{modelfile.KeyNote: "the supernet's architecture trained alone (dense -> prune -> fine-tune baseline)"}}
 		dc := cfg
@@ -733,7 +733,7 @@ func (b *budgetRun) fresh(a arch.Arch, note string) (*modelfile.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: a, Params: p, Preprocess: b.ex.Supernet().Preprocess,
+	return &modelfile.Model{Kind: modelfile.KindDense, Arch: a, Params: p, Preprocess: b.ex.Supernet().Preprocess,
 		Provenance: &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
 		Extra:      copyClasses(map[string]string{modelfile.KeyNote: note}, b.ex.Supernet())}, nil
 }

@@ -57,7 +57,7 @@ func (a *app) benchCmd() *cobra.Command {
 			a.say("inference: %8.0f samples/s (batch %d; median of %d runs: %s)", res.InferSamplesSec, inferBatch, repeats, runs(res.InferRuns))
 			a.say("steady-state training step: %.0f allocations, %.1f KB allocated; training graph + weights + optimizer %.1f MB live; peak RSS %.0f MB",
 				res.AllocsPerStep, res.BytesPerStep/1024, res.GraphMB, res.PeakRSSMB)
-			a.emit(res)
+			a.emit(withCommand("bench", res))
 			return nil
 		},
 	}

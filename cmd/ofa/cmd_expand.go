@@ -19,7 +19,7 @@ func (a *app) expandCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "expand",
 		Short: "Turn an extracted model's N layers into M > N positions that reuse them, with per-position transforms",
-		Example: `  ofa expand --model runs/fmnist/x4/model.safetensors --plan repeat:2 --out runs/fmnist/x4-expanded
+		Example: `  ofa expand --config configs/demo.yaml --model runs/demo-x4/model.safetensors --plan repeat:2 --out runs/demo-x4e
   ofa expand --model M --plan 0,0,1,1,2 --transforms lowrank:8,headmix --out E`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

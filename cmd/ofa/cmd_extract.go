@@ -40,8 +40,10 @@ func (a *app) extractCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "extract",
 		Short: "Derive a smaller model from a supernet by importance, for ratios, thresholds or a budget",
-		Example: `  ofa extract --supernet runs/fmnist/supernet.safetensors --target 4x --out runs/fmnist/x4 --baselines
-  ofa extract --supernet S --target macs=1000000,latency_ms=0.8 --latency-table latency.json --out x
+		Example: `  ofa extract --config configs/demo.yaml --supernet runs/demo/supernet/supernet.safetensors --target 4x --baselines --out runs/demo-x4
+  ofa extract --config configs/demo.yaml --supernet runs/demo/supernet/supernet.safetensors --target macs=1000000,latency_ms=0.8 \
+      --latency-table runs/demo/latency.json --out runs/demo-macs
+  # below, S is a supernet checkpoint and x an output directory
   ofa extract --supernet S --ratios 0.5,0.5,0.25,0.25 --mlp-ratios 0.5 --out x
   ofa extract --supernet S --thresholds 0.3 --out x
   ofa extract --supernet S --target-url https://config.example/budgets/edge.json --out x

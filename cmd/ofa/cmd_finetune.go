@@ -18,7 +18,7 @@ func (a *app) finetuneCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "finetune",
 		Short: "Fine-tune an extracted or expanded model with labels and distillation from its supernet",
-		Example: `  ofa finetune --model runs/fmnist/x4-expanded/model.safetensors --teacher runs/fmnist/supernet.safetensors --out runs/fmnist/x4-ft
+		Example: `  ofa finetune --config configs/demo.yaml --model runs/demo-x4e/model.safetensors --teacher runs/demo/supernet/supernet.safetensors --out runs/demo-x4e-ft
   ofa finetune --model M --teacher S --epochs 10 --out F --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {

@@ -33,7 +33,7 @@ a single-threaded forward pass (--threads 1 with onnxruntime, GOMAXPROCS=1 with 
 Predictions look blocks up in the measured grid (--predictor grid, the default) or use a
 line a + b*heads + c*width fitted to it by least absolute deviations (--predictor fit),
 which a few spoiled entries barely move; the table records both predictors' errors.`,
-		Example: `  ofa latency-table --supernet runs/fmnist/supernet.safetensors --out latency.json
+		Example: `  ofa latency-table --supernet runs/demo/supernet/supernet.safetensors --out runs/demo/latency-mine.json
   ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json
   go build -tags onnxruntime -o ofa-ort ./cmd/ofa && ./ofa-ort latency-table --supernet S --runtime onnxruntime --out latency-ort.json`,
 		Args: cobra.NoArgs,

@@ -17,7 +17,7 @@ func (a *app) predictCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "predict --model M FILE...",
 		Short: "Classify PNG or IDX images (image models) or WAV clips (speech models) and print the most probable classes",
-		Example: `  ofa predict --model runs/fmnist/x4e-ft/model.safetensors shoe.png t10k-images-idx3-ubyte.gz
+		Example: `  ofa predict --model runs/demo/budgets/4x/finetuned/model.safetensors shoe.png data/embedded/t10k-images-idx3-ubyte.gz
   ofa predict --model runs/speech/supernet.safetensors --subnet smallest --json seven.wav`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {

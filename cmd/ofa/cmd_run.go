@@ -17,10 +17,10 @@ func (a *app) runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "The whole lifecycle: train a supernet, then extract, expand, fine-tune and report for each budget",
-		Example: `  ofa run --embedded --out runs/demo                         # quick demo on the embedded subset
-  ofa run --config configs/fashion-mnist.yaml --out runs/full
-  ofa run --config configs/fashion-mnist.yaml --out runs/full --resume   # continue after a crash
-  ofa run --supernet runs/fmnist/supernet.safetensors --budgets 2x,4x,8x --out runs/report`,
+		Example: `  ofa run --config configs/demo.yaml --out runs/demo --force     # the README demo: embedded subset, a few minutes
+  ofa run --config configs/demo.yaml --out runs/demo --resume    # continue after a crash or Ctrl-C
+  ofa run --config configs/demo.yaml --supernet runs/demo/supernet/supernet.safetensors --budgets 3x,macs=1e6 --out runs/demo-more
+  ofa run --config configs/fashion-mnist.yaml --out runs/full    # full Fashion-MNIST (hours on two cores)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if force && resume {

@@ -78,9 +78,9 @@ func (a *app) trainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train an elastic ViT supernet with sandwich sampling and in-place distillation",
-		Example: `  ofa train --embedded --epochs 2 --out runs/quick
-  ofa train --config configs/fashion-mnist.yaml --out runs/fmnist
-  ofa train --out runs/fmnist --resume`,
+		Example: `  ofa train --config configs/demo.yaml --out runs/quick      # the demo's supernet alone (about a minute)
+  ofa train --out runs/quick --resume                        # continue after a crash or Ctrl-C
+  ofa train --config configs/fashion-mnist.yaml --out runs/fmnist`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg pipeline.Config

@@ -107,6 +107,11 @@ func TestExtractExpandFinetune(t *testing.T) {
 	if ft["steps"].(float64) != 4 {
 		t.Fatalf("finetune %v", ft)
 	}
+	// a model that is not a supernet is evaluated as a whole, in one row labelled "model"
+	code, stdout, stderr = ofa(t, "eval", "--config", cfg, "--model", filepath.Join(x, "model.safetensors"), "--subnet", "all", "--json")
+	if rows, _ := lastJSON(t, stdout)["results"].([]any); code != 0 || len(rows) != 1 || rows[0].(map[string]any)["name"] != "model" {
+		t.Fatalf("eval of an extracted model: exit %d, %v, %s", code, rows, stderr)
+	}
 	code, stdout, _ = ofa(t, "inspect", "--json", filepath.Join(e, "model.safetensors"))
 	ins := lastJSON(t, stdout)
 	if code != 0 || len(ins["positions"].([]any)) != 2*len(ins["layers"].([]any)) {
@@ -246,7 +251,7 @@ func TestBenchAndLatencyJSON(t *testing.T) {
 		t.Fatalf("bench: %s", stderr)
 	}
 	b := lastJSON(t, stdout)
-	if b["train_samples_per_sec"].(float64) <= 0 || b["infer_samples_per_sec"].(float64) <= 0 || b["in_supernet"].(bool) {
+	if b["command"] != "bench" || b["train_samples_per_sec"].(float64) <= 0 || b["infer_samples_per_sec"].(float64) <= 0 || b["in_supernet"].(bool) {
 		t.Fatalf("bench %v", b)
 	}
 	// the same subnet trained inside the whole supernet: the same model size is reported

@@ -5,6 +5,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -85,16 +86,28 @@ func (a *app) rootCmd() *cobra.Command {
 
 var errUsage = errors.New("usage")
 
-// emit prints v as the final JSON line of standard output (only with --json).
+// emit prints v as the final JSON line of standard output (only with --json). Text is
+// written as is ("<=", not "\u003c="): the line is data, not HTML.
 func (a *app) emit(v any) {
 	if !a.json {
 		return
 	}
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
-		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+		b, _ = marshalJSON(map[string]string{"error": err.Error()})
 	}
 	fmt.Fprintln(a.stdout, string(b))
+}
+
+// marshalJSON is json.Marshal without HTML escaping, on one line.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // say prints a human-readable line: to standard output normally, to standard error with
@@ -156,4 +169,19 @@ func (a *app) progress(title string) func(done, total int) {
 		bar.ChangeMax(total)
 		_ = bar.Set(done)
 	}
+}
+
+// withCommand is v's JSON object with a "command" key, like every command's final
+// line: v must marshal to an object.
+func withCommand(command string, v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return v
+	}
+	fields["command"], _ = json.Marshal(command)
+	return fields
 }

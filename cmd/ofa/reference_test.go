@@ -148,3 +148,13 @@ func TestDocsNameOnlyKnownKeys(t *testing.T) {
 		}
 	}
 }
+
+// TestJSONKeepsText: the --json line writes "<=" as is, not as "\u003c=".
+func TestJSONKeepsText(t *testing.T) {
+	var out strings.Builder
+	a := &app{stdout: &out, json: true}
+	a.emit(map[string]any{"error": "params <= 1000 & macs > 5"})
+	if got := strings.TrimSpace(out.String()); got != `{"error":"params <= 1000 & macs > 5"}` {
+		t.Fatalf("got %s", got)
+	}
+}
