@@ -173,10 +173,14 @@ type Manifest struct {
 	Supernet    Cost             `json:"supernet"`
 	Achieved    Cost             `json:"achieved"`
 	// ParamsReduction is the supernet's parameters divided by the model's.
-	ParamsReduction float64      `json:"params_reduction"`
-	Layers          []KeptLayer  `json:"layers"`
-	Search          []Generation `json:"search,omitempty"`
-	ValAccuracy     *float64     `json:"val_accuracy,omitempty"`
+	ParamsReduction float64 `json:"params_reduction"`
+	// BudgetUse is the largest share of one of the budget's limits the model takes (1: at
+	// the limit); FarBelowBudget says it is below FarBelow (see Undershoot).
+	BudgetUse      float64      `json:"budget_use,omitempty"`
+	FarBelowBudget bool         `json:"far_below_budget,omitempty"`
+	Layers         []KeptLayer  `json:"layers"`
+	Search         []Generation `json:"search,omitempty"`
+	ValAccuracy    *float64     `json:"val_accuracy,omitempty"`
 	// Evaluations counts the validation evaluations of subnets (search and order
 	// comparison) and EvaluatedMACs sums their forward MACs per validation example.
 	Evaluations   int            `json:"evaluations"`
@@ -329,6 +333,13 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 	}
 	m.Achieved = cm.Of(sub)
 	m.ParamsReduction = float64(m.Supernet.Params) / float64(m.Achieved.Params)
+	if m.Budget != nil {
+		m.BudgetUse = m.Budget.Use(m.Achieved)
+		if w := Undershoot(*m.Budget, m.Achieved); w != "" {
+			m.FarBelowBudget = true
+			m.Warnings = append(m.Warnings, w)
+		}
+	}
 	for _, l := range sub.Layers {
 		m.Layers = append(m.Layers, KeptLayer{Layer: l.Layer,
 			Heads: order.Heads[l.Layer][:l.Heads], HeadScores: rs.Heads[l.Layer][:l.Heads],

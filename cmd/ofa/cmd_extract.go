@@ -137,8 +137,12 @@ func (a *app) extractCmd() *cobra.Command {
 			}
 			path := filepath.Join(out, pipeline.FileModel)
 			mf := res.Manifest
-			a.say("extracted %s: %d params (%.2fx fewer), %d MACs%s; verified against the supernet (max logit difference %.2g)",
-				path, mf.Achieved.Params, mf.ParamsReduction, mf.Achieved.MACs, latencyText(mf.Achieved), mf.Verification.MaxAbsDiff)
+			use := ""
+			if mf.BudgetUse > 0 {
+				use = fmt.Sprintf(", %.0f%% of the budget's tightest limit", 100*mf.BudgetUse)
+			}
+			a.say("extracted %s: %d params (%.2fx fewer), %d MACs%s%s; verified against the supernet (max logit difference %.2g)",
+				path, mf.Achieved.Params, mf.ParamsReduction, mf.Achieved.MACs, latencyText(mf.Achieved), use, mf.Verification.MaxAbsDiff)
 			for _, w := range mf.Warnings {
 				a.say("warning: %s", w)
 			}
