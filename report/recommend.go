@@ -197,24 +197,9 @@ func (r *Report) recommendationMarkdown() string {
 			fmt.Fprintf(&b, "| %s | no pipeline model fits | | | | %s | %s | |\n", rec.Budget, rec.Baseline, pct(rec.BaselineAccuracy, rec.Baseline != ""))
 			continue
 		}
-		verdict := "no baseline to compare"
-		if rec.Baseline != "" {
-			noise := ""
-			if rec.Noise > 0 {
-				noise = fmt.Sprintf(" ± %.2f", 100*rec.Noise)
-			}
-			close := rec.Noise > 0 && math.Abs(rec.Margin) <= 2*rec.Noise
-			switch {
-			case rec.BaselineWins && close:
-				verdict = fmt.Sprintf("the baseline is ahead by %.2f%s points: within noise", 100*rec.Margin, noise)
-			case rec.BaselineWins:
-				verdict = fmt.Sprintf("**the baseline beat the pipeline** by %.2f%s points, with %s training MACs against the pipeline's %s (whose supernet every budget shares)",
-					100*rec.Margin, noise, SI(rec.BaselineMACs), SI(rec.ShipMACs))
-			case close:
-				verdict = fmt.Sprintf("the pipeline is ahead by %.2f%s points: within noise", -100*rec.Margin, noise)
-			default:
-				verdict = fmt.Sprintf("the pipeline beat every baseline, by %.2f%s points", -100*rec.Margin, noise)
-			}
+		verdict := rec.Verdict()
+		if rec.BaselineWins && !rec.withinNoise() {
+			verdict = "**" + verdict + "**"
 		}
 		fmt.Fprintf(&b, "| %s | %s | %.2f%% | %d | %s | %s | %s | %s |\n", rec.Budget, rec.Ship, 100*rec.Accuracy, rec.Params, rec.Model,
 			rec.Baseline, pct(rec.BaselineAccuracy, rec.Baseline != ""), verdict)
@@ -227,4 +212,37 @@ func pct(x float64, ok bool) string {
 		return ""
 	}
 	return fmt.Sprintf("%.2f%%", 100*x)
+}
+
+// Verdict says in words whether a baseline beat the pipeline at the recommendation's
+// budget, by how much, and whether the difference is within the noise.
+func (rec Recommendation) Verdict() string {
+	if rec.Ship == "" {
+		return "no pipeline model fits the budget"
+	}
+	verdict := "no baseline to compare"
+	if rec.Baseline != "" {
+		noise := ""
+		if rec.Noise > 0 {
+			noise = fmt.Sprintf(" ± %.2f", 100*rec.Noise)
+		}
+		close := rec.withinNoise()
+		switch {
+		case rec.BaselineWins && close:
+			verdict = fmt.Sprintf("the baseline is ahead by %.2f%s points: within noise", 100*rec.Margin, noise)
+		case rec.BaselineWins:
+			verdict = fmt.Sprintf("the baseline beat the pipeline by %.2f%s points, with %s training MACs against the pipeline's %s (whose supernet every budget shares)",
+				100*rec.Margin, noise, SI(rec.BaselineMACs), SI(rec.ShipMACs))
+		case close:
+			verdict = fmt.Sprintf("the pipeline is ahead by %.2f%s points: within noise", -100*rec.Margin, noise)
+		default:
+			verdict = fmt.Sprintf("the pipeline beat every baseline, by %.2f%s points", -100*rec.Margin, noise)
+		}
+	}
+	return verdict
+}
+
+// withinNoise says the margin is within twice its standard error.
+func (rec Recommendation) withinNoise() bool {
+	return rec.Noise > 0 && math.Abs(rec.Margin) <= 2*rec.Noise
 }

@@ -62,7 +62,7 @@ func TestRecommend(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(md), "| 4x | extracted+finetune | 80.00% | 240 |") || !strings.Contains(string(md), "**the baseline beat the pipeline** by 5.00") {
+	if !strings.Contains(string(md), "| 4x | extracted+finetune | 80.00% | 240 |") || !strings.Contains(string(md), "**the baseline beat the pipeline by 5.00") {
 		t.Fatalf("report.md lacks the recommendation:\n%s", md)
 	}
 	if i := strings.Index(string(md), "## Recommendation"); i < 0 || strings.Contains(string(md)[i:], "\n## Plots") {

@@ -51,8 +51,16 @@ func (a *app) runCmd() *cobra.Command {
 			for _, row := range rep.Rows {
 				a.say("  %-5s %-22s params %7d  layers %d/positions %2d  MACs %9d  %7.3f ms  test %6.2f%%", row.Budget, row.Variant,
 					row.Params, row.Layers, row.Positions, row.MACs, row.LatencyMS, 100*row.Accuracy)
+				for _, f := range row.Flags {
+					a.say("        note: %s", f)
+				}
 			}
-			a.emit(map[string]any{"command": "run", "out": cfg.Out, "report": report, "reference": rep.Reference, "rows": rep.Rows})
+			a.say("== recommendation (the most accurate model within each budget; the report says how to read it)")
+			for _, rec := range rep.Recommendations {
+				a.say("  %-5s ship %s (%.2f%%, %s); best baseline %s: %s", rec.Budget, rec.Ship, 100*rec.Accuracy, rec.Model, rec.Baseline, rec.Verdict())
+			}
+			a.emit(map[string]any{"command": "run", "out": cfg.Out, "report": report, "reference": rep.Reference, "rows": rep.Rows,
+				"recommendations": rep.Recommendations})
 			return nil
 		},
 	}

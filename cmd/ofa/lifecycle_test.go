@@ -142,6 +142,15 @@ func TestRun(t *testing.T) {
 			t.Errorf("report lacks %q: %v", v, variants)
 		}
 	}
+	// the report and the output end with the per-budget recommendation: a pipeline model
+	// within the budget
+	recs, _ := res["recommendations"].([]any)
+	if len(recs) != 1 || recs[0].(map[string]any)["ship"] == "" || !strings.Contains(stdout+stderr, "== recommendation") {
+		t.Errorf("recommendations %v", res["recommendations"])
+	}
+	if md, _ := os.ReadFile(filepath.Join(out, "report.md")); !strings.Contains(string(md), "## Recommendation") {
+		t.Errorf("report.md has no recommendation")
+	}
 	for _, f := range []string{"report.md", "report.csv", "report.json", "latency.json", "plots/accuracy_vs_params.png"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
 			t.Error(err)
