@@ -158,3 +158,24 @@ func TestJSONKeepsText(t *testing.T) {
 		t.Fatalf("got %s", got)
 	}
 }
+
+// TestExamplesUseRealFlags: every flag a command's help examples use exists on that
+// command, so the examples cannot drift from the code.
+func TestExamplesUseRealFlags(t *testing.T) {
+	a := &app{stdout: io.Discard, stderr: io.Discard}
+	root := a.rootCmd()
+	flagRe := regexp.MustCompile(`(?:^|\s)--([a-z][a-z0-9-]*)`)
+	for _, c := range root.Commands() {
+		for _, line := range strings.Split(c.Example, "\n") {
+			fields := strings.Fields(line)
+			if len(fields) < 2 || fields[0] != "ofa" || fields[1] != c.Name() {
+				continue // another program's line (go build), a comment or a continuation
+			}
+			for _, m := range flagRe.FindAllStringSubmatch(strings.SplitN(line, "#", 2)[0], -1) {
+				if c.Flags().Lookup(m[1]) == nil && c.InheritedFlags().Lookup(m[1]) == nil && root.PersistentFlags().Lookup(m[1]) == nil {
+					t.Errorf("ofa %s --help: example %q uses --%s, which the command lacks", c.Name(), strings.TrimSpace(line), m[1])
+				}
+			}
+		}
+	}
+}
