@@ -5,6 +5,7 @@
 #
 #   bash scripts/readme-commands.sh              # quick: long runs at a reduced size
 #   README_FULL=1 bash scripts/readme-commands.sh   # every command at its written size
+#   README_KEEP_GOING=1 bash scripts/readme-commands.sh   # run on after a failure, list them all
 #
 # What it does:
 #   - reads every line of the ```sh blocks of README.md (a line ending in \ continues), and
@@ -23,7 +24,7 @@
 #   - keeps each command's output in README_WORK/logs/NN.log and prints its last lines, and
 #     stops background servers the commands started when it ends.
 #
-# Exit status: 0 when every command that ran exited 0, else the failing command's status.
+# Exit status: 0 when every command that ran exited 0, else the (last) failing command's status.
 set -u
 
 if [ -z "${README_SETSID:-}" ] && command -v setsid >/dev/null; then
@@ -85,7 +86,8 @@ skip_reason() {
   esac
 }
 
-n=0 ran=0 skipped=0
+n=0 ran=0 skipped=0 status=0
+failed=()
 cd "$work" || exit 1
 for c in "${commands[@]}"; do
   n=$((n + 1))
@@ -113,7 +115,14 @@ for c in "${commands[@]}"; do
   tail -n 4 "$log" | sed 's/^/   | /'
   if [ $rc -ne 0 ]; then
     echo "FAILED: $c"
-    exit $rc
+    [ -n "${README_KEEP_GOING:-}" ] || exit $rc
+    failed+=("$c")
+    status=$rc
   fi
 done
+if [ ${#failed[@]} -gt 0 ]; then
+  printf '\n== %d of %d commands that ran failed (%d skipped); outputs in %s:\n' "${#failed[@]}" "$ran" "$skipped" "$work"
+  printf '   %s\n' "${failed[@]}"
+  exit "$status"
+fi
 printf '\n== all %d commands that ran exited 0 (%d skipped); outputs in %s\n' "$ran" "$skipped" "$work"
