@@ -48,6 +48,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# a fresh start: the README's commands refuse to overwrite what an earlier pass wrote
+rm -rf "$work/runs" "$work/logs"
 mkdir -p "$work/logs" "$work/bin" || exit 1
 for entry in "$repo"/* "$repo"/.[!.]*; do
   name=$(basename "$entry")
