@@ -48,6 +48,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
+if [ "$(cd "$work" 2>/dev/null && pwd -P)" = "$(cd "$repo" && pwd -P)" ]; then
+  echo "README_WORK is the checkout itself: give a scratch directory"
+  exit 2
+fi
 # a fresh start: the README's commands refuse to overwrite what an earlier pass wrote
 rm -rf "$work/runs" "$work/logs"
 mkdir -p "$work/logs" "$work/bin" || exit 1
