@@ -13,17 +13,24 @@ import (
 	"github.com/ofa-go/ofa/supernet"
 )
 
-// Ratios holds one compression ratio per stored layer for heads and for MLP width.
+// Ratios holds, per stored layer, the fraction of heads and of MLP neurons kept.
 type Ratios struct {
+	// Heads is the fraction of each layer's heads kept, in (0, 1] (0.25: a quarter);
+	// one value per stored layer.
 	Heads []float64 `mapstructure:"heads" json:"heads"`
-	MLP   []float64 `mapstructure:"mlp" json:"mlp"`
+	// MLP is the fraction of each layer's MLP neurons kept, in (0, 1], one per stored
+	// layer; empty means the Heads list.
+	MLP []float64 `mapstructure:"mlp" json:"mlp"`
 }
 
 // Thresholds holds one importance threshold per stored layer for heads and for neurons,
 // applied to scores normalised per layer (see Normalized).
 type Thresholds struct {
+	// Heads keeps, per stored layer, the heads whose normalised score (the layer's
+	// maximum is 1) is above the threshold, in [0, 1).
 	Heads []float64 `mapstructure:"heads" json:"heads"`
-	MLP   []float64 `mapstructure:"mlp" json:"mlp"`
+	// MLP is the same for MLP neurons; empty means the Heads list.
+	MLP []float64 `mapstructure:"mlp" json:"mlp"`
 }
 
 // Unit orders used for the reordering step.
@@ -35,19 +42,27 @@ const (
 
 // Config configures an extraction (the "extract" section of the configuration).
 type Config struct {
-	Criteria           Criteria `mapstructure:"criteria" json:"criteria"`
-	CalibrationBatches int      `mapstructure:"calibration_batches" json:"calibration_batches"`
+	// Criteria choose how heads, neurons and layers are scored (docs/EXTRACT.md).
+	Criteria Criteria `mapstructure:"criteria" json:"criteria"`
+	// CalibrationBatches is how many batches of 100 training examples the importance
+	// scores are measured on.
+	CalibrationBatches int `mapstructure:"calibration_batches" json:"calibration_batches"`
 	// Order is the unit order: OrderBest (default: the best of Candidates on validation),
 	// or one of OrderImportance, OrderNone, OrderNested, OrderRandom.
 	Order string `mapstructure:"order" json:"order"`
 	// Candidates are the orders OrderBest compares, ties going to the earlier one.
-	Candidates []string     `mapstructure:"candidates" json:"candidates"`
-	Depth      string       `mapstructure:"depth" json:"depth"`
-	Floors     Floors       `mapstructure:"floors" json:"floors"`
-	Search     SearchConfig `mapstructure:"search" json:"search"`
+	Candidates []string `mapstructure:"candidates" json:"candidates"`
+	// Depth is which layers a smaller depth keeps: DepthImportance ("importance": the
+	// highest layer scores) or DepthPrefix ("prefix": the first layers).
+	Depth string `mapstructure:"depth" json:"depth"`
+	// Floors are the smallest sizes a budget's selection may choose.
+	Floors Floors `mapstructure:"floors" json:"floors"`
+	// Search is the evolutionary search over sizes that meet a budget.
+	Search SearchConfig `mapstructure:"search" json:"search"`
 	// ValExamples caps the validation examples each search candidate is scored on.
-	ValExamples int    `mapstructure:"val_examples" json:"val_examples"`
-	Seed        uint64 `mapstructure:"seed" json:"seed"`
+	ValExamples int `mapstructure:"val_examples" json:"val_examples"`
+	// Seed draws the units of the random order (OrderRandom, a baseline).
+	Seed uint64 `mapstructure:"seed" json:"seed"`
 }
 
 // DefaultConfig scores with the default criteria on 8 calibration batches, keeps the best
@@ -160,10 +175,14 @@ type Manifest struct {
 	Supernet    Cost             `json:"supernet"`
 	Achieved    Cost             `json:"achieved"`
 	// ParamsReduction is the supernet's parameters divided by the model's.
-	ParamsReduction float64      `json:"params_reduction"`
-	Layers          []KeptLayer  `json:"layers"`
-	Search          []Generation `json:"search,omitempty"`
-	ValAccuracy     *float64     `json:"val_accuracy,omitempty"`
+	ParamsReduction float64 `json:"params_reduction"`
+	// BudgetUse is the largest share of one of the budget's limits the model takes (1: at
+	// the limit); FarBelowBudget says it is below FarBelow (see Undershoot).
+	BudgetUse      float64      `json:"budget_use,omitempty"`
+	FarBelowBudget bool         `json:"far_below_budget,omitempty"`
+	Layers         []KeptLayer  `json:"layers"`
+	Search         []Generation `json:"search,omitempty"`
+	ValAccuracy    *float64     `json:"val_accuracy,omitempty"`
 	// Evaluations counts the validation evaluations of subnets (search and order
 	// comparison) and EvaluatedMACs sums their forward MACs per validation example.
 	Evaluations   int            `json:"evaluations"`
@@ -319,6 +338,13 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 	}
 	m.Achieved = cm.Of(sub)
 	m.ParamsReduction = float64(m.Supernet.Params) / float64(m.Achieved.Params)
+	if m.Budget != nil {
+		m.BudgetUse = m.Budget.Use(m.Achieved)
+		if w := Undershoot(*m.Budget, m.Achieved); w != "" {
+			m.FarBelowBudget = true
+			m.Warnings = append(m.Warnings, w)
+		}
+	}
 	for _, l := range sub.Layers {
 		m.Layers = append(m.Layers, KeptLayer{Layer: l.Layer,
 			Heads: order.Heads[l.Layer][:l.Heads], HeadScores: rs.Heads[l.Layer][:l.Heads],

@@ -36,6 +36,21 @@ func Unconstraining(cm CostModel, b Budget) string {
 	return ""
 }
 
+// FarBelow is the share of its tightest limit under which an extraction counts as far
+// below its budget: a budget is a ceiling, and a search that comes in far under it (a
+// "2x" that came out 4x-sized) gives away accuracy the budget allowed.
+const FarBelow = 0.8
+
+// Undershoot is a warning when c uses less than FarBelow of budget b's tightest limit,
+// else "".
+func Undershoot(b Budget, c Cost) string {
+	if u := b.Use(c); u > 0 && u < FarBelow {
+		return fmt.Sprintf("the extraction is far below its budget %s: it uses %.0f%% of its tightest limit (%d params, %d MACs); "+
+			"the floors, the search space or the depth choices left no larger subnet that fits", b, 100*u, c.Params, c.MACs)
+	}
+	return ""
+}
+
 // WideFloors returns floors under which at most layers layers of a fit params unique
 // parameters (the stem included), so that an extraction to that budget keeps that many
 // layers and spends the rest on width: the smallest per-layer size (heads, MLP) at which

@@ -59,9 +59,16 @@ const (
 
 // Criteria selects how units are scored.
 type Criteria struct {
-	Heads   string `mapstructure:"heads" json:"heads"`
+	// Heads scores attention heads: "taylor" (the first-order loss change from removing
+	// the head), "attn_out" (the norm of its output), "qkv" (its queries', keys' and
+	// values' norms) or "weight" (data-free weight norms).
+	Heads string `mapstructure:"heads" json:"heads"`
+	// Neurons scores MLP neurons: "taylor", "activation" (mean activation times the
+	// output weights' norm) or "weight" (data-free).
 	Neurons string `mapstructure:"neurons" json:"neurons"`
-	Layers  string `mapstructure:"layers" json:"layers"`
+	// Layers scores layers: "drop" (the calibration loss increase when the layer is
+	// skipped) or "update" (the relative size of its residual update).
+	Layers string `mapstructure:"layers" json:"layers"`
 }
 
 // DefaultCriteria are the Taylor scores for heads and neurons and the loss increase for

@@ -142,6 +142,22 @@ func (b Budget) Fits(c Cost) bool {
 		(b.LatencyMS == 0 || c.LatencyMS <= b.LatencyMS)
 }
 
+// Use is the largest share of one of b's limits that c takes (1: at the limit; the
+// tightest limit counts), or 0 when b sets no limit.
+func (b Budget) Use(c Cost) float64 {
+	u := 0.0
+	if b.Params > 0 {
+		u = max(u, float64(c.Params)/float64(b.Params))
+	}
+	if b.MACs > 0 {
+		u = max(u, float64(c.MACs)/float64(b.MACs))
+	}
+	if b.LatencyMS > 0 {
+		u = max(u, c.LatencyMS/b.LatencyMS)
+	}
+	return u
+}
+
 // excess measures how far c is over b, summing relative overshoots (0 when it fits).
 func (b Budget) excess(c Cost) float64 {
 	e := 0.0
@@ -180,8 +196,11 @@ func (b Budget) String() string {
 
 // Floors bound how small the selection may make the model.
 type Floors struct {
+	// MinHeads is the fewest heads a kept layer may have.
 	MinHeads int `mapstructure:"min_heads" json:"min_heads"`
-	MinMLP   int `mapstructure:"min_mlp" json:"min_mlp"`
+	// MinMLP is the fewest MLP neurons a kept layer may have.
+	MinMLP int `mapstructure:"min_mlp" json:"min_mlp"`
+	// MinDepth is the fewest layers a model may keep.
 	MinDepth int `mapstructure:"min_depth" json:"min_depth"`
 }
 

@@ -54,6 +54,10 @@ const (
 	KindExtracted = "extracted"
 	KindExpanded  = "expanded"
 	KindFinetuned = "finetuned"
+	// KindDense is a model trained alone from random weights, not derived from a supernet:
+	// the dense baseline (the supernet's architecture) and the baselines of a budget's size
+	// trained from scratch.
+	KindDense = "dense"
 )
 
 // ErrNotModel is wrapped when a valid safetensors file is not a model of this tool (or its
@@ -260,9 +264,9 @@ func FromFile(f *checkpoint.File) (*Model, error) {
 	}
 	m := &Model{Kind: meta[KeyKind], Extra: map[string]string{}}
 	switch m.Kind {
-	case KindSupernet, KindExtracted, KindExpanded, KindFinetuned:
+	case KindSupernet, KindExtracted, KindExpanded, KindFinetuned, KindDense:
 	default:
-		return nil, fmt.Errorf("%w: metadata %q is %q, want one of supernet, extracted, expanded, finetuned", ErrNotModel, KeyKind, m.Kind)
+		return nil, fmt.Errorf("%w: metadata %q is %q, want one of supernet, extracted, expanded, finetuned, dense", ErrNotModel, KeyKind, m.Kind)
 	}
 	a, err := arch.ParseArch(meta[KeyArch])
 	if err != nil {

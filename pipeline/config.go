@@ -106,18 +106,25 @@ type ModelConfig struct {
 	// chooses, for each side of the data's input, its largest divisor that leaves at least
 	// MinPatchesPerSide patches along it (AutoPatch: 28 -> 7, 32 -> 8). An explicit size
 	// must divide the data's input, checked once the data is read, before any training.
-	PatchSize    int    `mapstructure:"patch_size"`
-	PatchHeight  int    `mapstructure:"patch_height"`
-	PatchWidth   int    `mapstructure:"patch_width"`
-	Dim          int    `mapstructure:"dim"`
-	HeadDim      int    `mapstructure:"head_dim"`
-	Heads        int    `mapstructure:"heads"`
-	MLP          int    `mapstructure:"mlp"`
-	Depth        int    `mapstructure:"depth"`
-	HeadChoices  []int  `mapstructure:"head_choices"`
-	MLPChoices   []int  `mapstructure:"mlp_choices"`
-	DepthChoices []int  `mapstructure:"depth_choices"`
-	InitSeed     uint64 `mapstructure:"init_seed"`
+	PatchSize   int `mapstructure:"patch_size"`
+	PatchHeight int `mapstructure:"patch_height"`
+	PatchWidth  int `mapstructure:"patch_width"`
+	// Dim is the token width and HeadDim the width of one attention head.
+	Dim     int `mapstructure:"dim"`
+	HeadDim int `mapstructure:"head_dim"`
+	// Heads, MLP and Depth are the supernet's largest sizes: heads and MLP neurons per
+	// layer, and layers.
+	Heads int `mapstructure:"heads"`
+	MLP   int `mapstructure:"mlp"`
+	Depth int `mapstructure:"depth"`
+	// HeadChoices, MLPChoices and DepthChoices are the elastic sizes the sampler draws
+	// during training (each list ends at the largest size).
+	HeadChoices  []int `mapstructure:"head_choices"`
+	MLPChoices   []int `mapstructure:"mlp_choices"`
+	DepthChoices []int `mapstructure:"depth_choices"`
+	// InitSeed seeds the weights' initialisation (the supernet's and the baselines'
+	// trained from scratch).
+	InitSeed uint64 `mapstructure:"init_seed"`
 	// Init is the weights' initialisation: "trunc_normal" (timm's ViT) or "pytorch"
 	// (nn.Linear's default); see supernet.InitOptions.
 	Init string `mapstructure:"init"`
@@ -182,7 +189,9 @@ type RunConfig struct {
 // the small subnets, which use leading slices, train on the important units. The function
 // the supernet computes does not change; AdamW's moments are permuted with the weights.
 type ReorderConfig struct {
-	EveryEpochs        int `mapstructure:"every_epochs"`
+	// EveryEpochs rewires the supernet every this many epochs (0: never).
+	EveryEpochs int `mapstructure:"every_epochs"`
+	// CalibrationBatches is how many training batches the scores are measured on.
 	CalibrationBatches int `mapstructure:"calibration_batches"`
 }
 

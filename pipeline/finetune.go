@@ -73,7 +73,11 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 		}
 		prov.Config = string(opts.StoredConfig)
 	}
-	student := &modelfile.Model{Kind: modelfile.KindFinetuned, Arch: m.Arch, Params: m.Float32Params().Clone(),
+	kind := modelfile.KindFinetuned
+	if m.Kind == modelfile.KindDense { // trained from random weights: still not derived from a supernet
+		kind = modelfile.KindDense
+	}
+	student := &modelfile.Model{Kind: kind, Arch: m.Arch, Params: m.Float32Params().Clone(),
 		Preprocess: m.Preprocess, Provenance: prov, Data: ds.Record(), Extra: m.Extra}
 	tl, err := TrainLoader(ds.Train, fc.BatchSize, fc.Seed, m.Preprocess)
 	if err != nil {

@@ -106,7 +106,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		return nil, fmt.Errorf("%w: extract.calibration_batches: got %d, the training split holds %d batches of %d", ErrConfig,
 			cfg.Extract.CalibrationBatches, n, extractBatch)
 	}
-	rep := &report.Report{Title: "ofa lifecycle report"}
+	rep := &report.Report{Title: "ofa lifecycle report", TestExamples: ds.Test.N()}
 	rep.Notes = append(rep.Notes, "data: "+ds.Source, "BLAS: "+nn.Backend(),
 		fmt.Sprintf("splits: train %d, validation %d, test %d", ds.Train.N(), ds.Val.N(), ds.Test.N()))
 	if sk := ds.Description.Skipped; len(sk) > 0 {

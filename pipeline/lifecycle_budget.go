@@ -235,7 +235,7 @@ func (b *budgetRun) fresh(a arch.Arch, note string) (*modelfile.Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	return derive(b.ex.Supernet(), modelfile.KindFinetuned, a, p, &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
+	return derive(b.ex.Supernet(), modelfile.KindDense, a, p, &modelfile.Provenance{Step: "scratch", Config: string(b.opts.StoredConfig)},
 		map[string]string{modelfile.KeyNote: note}), nil
 }
 

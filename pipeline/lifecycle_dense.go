@@ -51,7 +51,7 @@ func lifecycleDense(ctx context.Context, cfg Config, ds *Dataset, sn *modelfile.
 		if err != nil {
 			return nil, err
 		}
-		fresh := derive(sn, modelfile.KindFinetuned, sn.Arch, p, &modelfile.Provenance{Step: "dense", Config: string(opts.StoredConfig)},
+		fresh := derive(sn, modelfile.KindDense, sn.Arch, p, &modelfile.Provenance{Step: "dense", Config: string(opts.StoredConfig)},
 			map[string]string{modelfile.KeyNote: "the supernet's architecture trained alone (dense -> prune -> fine-tune baseline)"})
 		dc := cfg
 		dc.Finetune = run.train

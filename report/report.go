@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"image/color"
+	"math"
 	"os"
 	"path/filepath"
 	"sort"
@@ -20,6 +21,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 )
 
 // Row is one model in the report.
@@ -37,6 +40,9 @@ type Row struct {
 	// Compute is every stage of training and search behind the model, upstream stages
 	// (the supernet, a dense model) included.
 	Compute []Stage `json:"compute,omitempty"`
+	// Flags are what a reader must know to compare the row (see Report.Annotate): the
+	// same model as another row, not at equal size, far below or over the budget.
+	Flags []string `json:"flags,omitempty"`
 }
 
 // Stage is one piece of the compute behind a model. Training MACs count a forward and a
@@ -139,6 +145,11 @@ type Report struct {
 	// Losses and Accuracies are training curves (supernet, fine-tuning runs).
 	Losses     []Curve `json:"losses"`
 	Accuracies []Curve `json:"accuracies"`
+	// TestExamples is the size of the test split the accuracies are measured on (0:
+	// unknown), for the noise of a difference between two rows.
+	TestExamples int `json:"test_examples,omitempty"`
+	// Recommendations are filled by Write from the rows (see Recommend).
+	Recommendations []Recommendation `json:"recommendations,omitempty"`
 }
 
 // Budgets lists the distinct budgets in row order.
@@ -160,6 +171,8 @@ func (r *Report) Write(dir string) error {
 	if err := os.MkdirAll(filepath.Join(dir, "plots"), 0o755); err != nil {
 		return err
 	}
+	r.Annotate()
+	r.Recommendations = r.Recommend()
 	if err := r.writeCSV(filepath.Join(dir, "report.csv")); err != nil {
 		return err
 	}
@@ -181,14 +194,14 @@ func (r *Report) writeCSV(path string) error {
 	var buf bytes.Buffer
 	w := csv.NewWriter(&buf)
 	_ = w.Write([]string{"budget", "variant", "unique_params", "layers", "positions", "macs", "latency_ms", "test_accuracy", "steps",
-		"train_macs", "wall_seconds", "wall_time_complete", "compute", "model"})
+		"train_macs", "wall_seconds", "wall_time_complete", "compute", "model", "flags"})
 	for _, row := range append([]Row{r.Reference}, r.Rows...) {
 		sec, all := row.Seconds()
 		_ = w.Write([]string{row.Budget, row.Variant, strconv.FormatInt(row.Params, 10), strconv.Itoa(row.Layers), strconv.Itoa(row.Positions),
 			strconv.FormatInt(row.MACs, 10), strconv.FormatFloat(row.LatencyMS, 'f', 4, 64),
 			strconv.FormatFloat(row.Accuracy, 'f', 4, 64), strconv.Itoa(row.Steps),
 			strconv.FormatFloat(row.TrainMACs(), 'g', 6, 64), strconv.FormatFloat(sec, 'f', 1, 64), strconv.FormatBool(all),
-			row.ComputeString(), row.Model})
+			row.ComputeString(), row.Model, strings.Join(row.Flags, "; ")})
 	}
 	w.Flush()
 	if err := w.Error(); err != nil {
@@ -226,7 +239,11 @@ func (r *Report) markdown(plots []string) string {
 			for _, s := range row.Compute {
 				shared = shared || s.Shared
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d / %d | %d | %.3f | %.2f%% | %s | %s | %s |\n", row.Variant, row.Params, row.Layers, row.Positions, row.MACs,
+			variant := row.Variant
+			if len(row.Flags) > 0 {
+				variant += " — *" + strings.Join(row.Flags, "; ") + "*"
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d / %d | %d | %.3f | %.2f%% | %s | %s | %s |\n", variant, row.Params, row.Layers, row.Positions, row.MACs,
 				row.LatencyMS, 100*row.Accuracy, row.ComputeString(), total, row.wallString())
 		}
 	}
@@ -244,6 +261,7 @@ func (r *Report) markdown(plots []string) string {
 			fmt.Fprintf(&b, "![%s](plots/%s)\n\n", strings.TrimSuffix(p, ".png"), p)
 		}
 	}
+	b.WriteString(r.recommendationMarkdown())
 	return b.String()
 }
 
@@ -254,47 +272,83 @@ func (r *Report) writePlots(dir string) ([]string, error) {
 		file, label string
 		x           func(Row) float64
 	}{
-		{"accuracy_vs_params.png", "unique parameters", func(row Row) float64 { return float64(row.Params) }},
-		{"accuracy_vs_macs.png", "MACs per example", func(row Row) float64 { return float64(row.MACs) }},
-		{"accuracy_vs_latency.png", "latency (ms per batch)", func(row Row) float64 { return row.LatencyMS }},
+		{"accuracy_vs_params.png", "unique parameters (log scale)", func(row Row) float64 { return float64(row.Params) }},
+		{"accuracy_vs_macs.png", "MACs per example (log scale)", func(row Row) float64 { return float64(row.MACs) }},
+		{"accuracy_vs_latency.png", "latency, ms per batch (log scale)", func(row Row) float64 { return row.LatencyMS }},
 	} {
 		p := plot.New()
-		p.Title.Text = "Test accuracy vs " + axis.label
+		p.Title.Text = "Test accuracy vs " + strings.TrimSuffix(axis.label, " (log scale)")
 		p.X.Label.Text = axis.label
 		p.Y.Label.Text = "test accuracy (%)"
+		p.X.Scale, p.X.Tick.Marker = plot.LogScale{}, siTicks{}
+		p.Add(plotter.NewGrid())
+		legend := plot.NewLegend()
 		byVariant := map[string]plotter.XYs{}
+		below := map[string]int{} // points under the floor, left out and counted in the legend
+		var names []string        // in row order: pipeline rows first, as the lifecycle writes them
+		pts := plotter.XYs{{X: axis.x(r.Reference), Y: 100 * r.Reference.Accuracy}}
+		floor := r.plotFloor()
 		for _, row := range r.Rows {
-			byVariant[row.Variant] = append(byVariant[row.Variant], plotter.XY{X: axis.x(row), Y: 100 * row.Accuracy})
+			if axis.x(row) <= 0 || row.sameModelAsEarlier() { // a log axis has no room for a zero
+				continue
+			}
+			if _, ok := byVariant[row.Variant]; !ok {
+				names = append(names, row.Variant)
+				byVariant[row.Variant] = nil
+			}
+			xy := plotter.XY{X: axis.x(row), Y: 100 * row.Accuracy}
+			if xy.Y < floor {
+				below[row.Variant]++
+				continue
+			}
+			byVariant[row.Variant] = append(byVariant[row.Variant], xy)
+			pts = append(pts, xy)
 		}
-		var names []string
-		for n := range byVariant {
-			names = append(names, n)
+		if pts[0].X <= 0 {
+			pts = pts[1:]
 		}
-		sort.Strings(names)
-		for i, n := range names {
-			pts := byVariant[n]
-			sort.Slice(pts, func(a, b int) bool { return pts[a].X < pts[b].X })
-			line, scatter, err := plotter.NewLinePoints(pts)
+		if len(pts) == 0 {
+			continue
+		}
+		for _, n := range names {
+			xy := byVariant[n]
+			sort.Slice(xy, func(a, b int) bool { return xy[a].X < xy[b].X })
+			label := n
+			if k := below[n]; k > 0 {
+				label = fmt.Sprintf("%s (%d below %.0f%%, not shown)", n, k, floor)
+			}
+			if len(xy) == 0 {
+				legend.Add(label)
+				continue
+			}
+			line, scatter, err := plotter.NewLinePoints(xy)
 			if err != nil {
 				return nil, err
 			}
-			line.Color = plotutil.Color(i)
-			scatter.Color = plotutil.Color(i)
-			scatter.Shape = plotutil.Shape(i)
+			st := styleOf(n)
+			line.Color, line.Width, line.Dashes = st.color, st.width, st.dashes
+			scatter.Color, scatter.Shape, scatter.Radius = st.color, st.shape, vg.Points(3.5)
 			p.Add(line, scatter)
-			p.Legend.Add(n, line, scatter)
+			legend.Add(label, line, scatter)
 		}
-		ref, err := plotter.NewScatter(plotter.XYs{{X: axis.x(r.Reference), Y: 100 * r.Reference.Accuracy}})
-		if err != nil {
-			return nil, err
+		if axis.x(r.Reference) > 0 {
+			ref, err := plotter.NewScatter(plotter.XYs{{X: axis.x(r.Reference), Y: 100 * r.Reference.Accuracy}})
+			if err != nil {
+				return nil, err
+			}
+			ref.Color, ref.Shape, ref.Radius = color.Black, draw.PyramidGlyph{}, vg.Points(5)
+			p.Add(ref)
+			legend.Add(r.Reference.Variant, ref)
 		}
-		ref.Color = color.Black
-		p.Add(ref)
-		p.Legend.Add("supernet (largest)", ref)
-		p.Legend.Top = false
-		p.Legend.Left = false
-		p.Add(plotter.NewGrid())
-		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, axis.file)); err != nil {
+		// room around the points, so that no marker sits on the frame
+		minX, maxX, minY, maxY := pts[0].X, pts[0].X, pts[0].Y, pts[0].Y
+		for _, q := range pts {
+			minX, maxX, minY, maxY = min(minX, q.X), max(maxX, q.X), min(minY, q.Y), max(maxY, q.Y)
+		}
+		p.X.Min, p.X.Max = minX/1.3, maxX*1.3
+		pad := max(1, 0.08*(maxY-minY))
+		p.Y.Min, p.Y.Max = minY-pad, maxY+pad
+		if err := saveWithLegend(p, legend, filepath.Join(dir, axis.file)); err != nil {
 			return nil, err
 		}
 		files = append(files, axis.file)
@@ -310,25 +364,134 @@ func (r *Report) writePlots(dir string) ([]string, error) {
 		p.Title.Text = strings.ToUpper(c.label[:1]) + c.label[1:]
 		p.X.Label.Text = "step"
 		p.Y.Label.Text = c.label
+		p.Add(plotter.NewGrid())
+		legend := plot.NewLegend()
 		for i, cv := range c.curves {
 			pts := make(plotter.XYs, len(cv.X))
 			for j := range cv.X {
 				pts[j] = plotter.XY{X: cv.X[j], Y: cv.Y[j]}
 			}
-			line, err := plotter.NewLine(pts)
+			line, scatter, err := plotter.NewLinePoints(pts)
 			if err != nil {
 				return nil, err
 			}
-			line.Color = plotutil.Color(i)
-			line.Dashes = plotutil.Dashes(i / 7)
-			p.Add(line)
-			p.Legend.Add(cv.Name, line)
+			line.Color, scatter.Color = plotutil.Color(i), plotutil.Color(i)
+			line.Dashes, scatter.Shape = plotutil.Dashes(i/7), plotutil.Shape(i)
+			if len(pts) > 20 { // markers only where a curve has few points (a one-epoch fine-tune has one)
+				p.Add(line)
+				legend.Add(cv.Name, line)
+				continue
+			}
+			p.Add(line, scatter)
+			legend.Add(cv.Name, line, scatter)
 		}
-		p.Add(plotter.NewGrid())
-		if err := p.Save(7*vg.Inch, 4.5*vg.Inch, filepath.Join(dir, c.file)); err != nil {
+		if err := saveWithLegend(p, legend, filepath.Join(dir, c.file)); err != nil {
 			return nil, err
 		}
 		files = append(files, c.file)
 	}
 	return files, nil
+}
+
+// plotFloor is the lowest accuracy (percent) the accuracy plots show: 10 points under the
+// least accurate pipeline row, so that a failed baseline (random units, a few steps from
+// scratch) does not squash the rows that matter; what falls below is named in the legend.
+func (r *Report) plotFloor() float64 {
+	lo := 100 * r.Reference.Accuracy
+	for _, row := range r.Rows {
+		if isPipeline(row.Variant) {
+			lo = min(lo, 100*row.Accuracy)
+		}
+	}
+	return lo - 10
+}
+
+// sameModelAsEarlier says the row repeats an earlier row's model file (see Annotate).
+func (row Row) sameModelAsEarlier() bool {
+	for _, f := range row.Flags {
+		if strings.HasPrefix(f, sameModelFlag) {
+			return true
+		}
+	}
+	return false
+}
+
+// style is how one variant is drawn in every plot: a colour per family (the pipeline's
+// models, unit-order baselines, models trained from scratch, the dense model), solid
+// lines after fine-tuning and dashed before it.
+type style struct {
+	color  color.Color
+	shape  draw.GlyphDrawer
+	dashes []vg.Length
+	width  vg.Length
+}
+
+func styleOf(variant string) style {
+	dashed := []vg.Length{vg.Points(4), vg.Points(3)}
+	st := style{color: color.RGBA{R: 120, G: 120, B: 120, A: 255}, shape: draw.CircleGlyph{}, width: vg.Points(1)}
+	finetuned := strings.Contains(variant, "finetune") || strings.Contains(variant, "fine-tune")
+	switch {
+	case strings.HasPrefix(variant, "extracted"):
+		st.color, st.shape, st.width = color.RGBA{R: 31, G: 119, B: 180, A: 255}, draw.CircleGlyph{}, vg.Points(2)
+	case strings.HasPrefix(variant, "expanded"):
+		st.color, st.shape, st.width = color.RGBA{R: 255, G: 127, B: 14, A: 255}, draw.TriangleGlyph{}, vg.Points(2)
+	case strings.HasPrefix(variant, "plain slices"):
+		st.color, st.shape = color.RGBA{R: 110, G: 110, B: 110, A: 255}, draw.BoxGlyph{}
+	case strings.HasPrefix(variant, "random units"):
+		st.color, st.shape = color.RGBA{R: 170, G: 170, B: 170, A: 255}, draw.CrossGlyph{}
+	case strings.HasPrefix(variant, "scratch, equal steps"):
+		st.color, st.shape, finetuned = color.RGBA{R: 44, G: 160, B: 44, A: 255}, draw.RingGlyph{}, true
+	case strings.HasPrefix(variant, "scratch"):
+		st.color, st.shape = color.RGBA{R: 148, G: 103, B: 189, A: 255}, draw.PlusGlyph{}
+		st.dashes = []vg.Length{vg.Points(1), vg.Points(2)}
+		return st
+	case strings.HasPrefix(variant, "dense"):
+		st.color, st.shape = color.RGBA{R: 140, G: 86, B: 75, A: 255}, draw.SquareGlyph{}
+	}
+	if !finetuned {
+		st.dashes = dashed
+	}
+	return st
+}
+
+// saveWithLegend writes the plot as a PNG with its legend to the right of the data,
+// where it covers nothing.
+func saveWithLegend(p *plot.Plot, legend plot.Legend, path string) error {
+	const width, height = 11 * vg.Inch, 5 * vg.Inch
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	legend.Top, legend.Left = true, true
+	lw := legend.Rectangle(dc).Size().X + vg.Points(12)
+	p.Draw(draw.Crop(dc, 0, -lw, 0, 0))
+	legend.Draw(draw.Crop(dc, width-lw+vg.Points(6), 0, 0, -vg.Points(28)))
+	var buf bytes.Buffer
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&buf); err != nil {
+		return err
+	}
+	return checkpoint.WriteFileAtomic(path, buf.Bytes(), 0o644)
+}
+
+// siTicks marks a log axis at 1, 2 and 5 times the powers of ten, labelled with SI
+// prefixes (20k, 50k, 100k), so that a range within one decade still has labels.
+type siTicks struct{}
+
+func (siTicks) Ticks(lo, hi float64) []plot.Tick {
+	var ticks []plot.Tick
+	if !(lo > 0) || !(hi > lo) {
+		return ticks
+	}
+	for e := math.Floor(math.Log10(lo)); e <= math.Ceil(math.Log10(hi)); e++ {
+		p := math.Pow(10, e)
+		for _, m := range []float64{1, 2, 5} {
+			if v := m * p; v >= lo && v <= hi {
+				ticks = append(ticks, plot.Tick{Value: v, Label: SI(v)})
+			}
+		}
+		for m := 2.0; m < 10; m++ {
+			if v := m * p; v >= lo && v <= hi && m != 2 && m != 5 {
+				ticks = append(ticks, plot.Tick{Value: v}) // minor
+			}
+		}
+	}
+	return ticks
 }

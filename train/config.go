@@ -26,9 +26,10 @@ type Config struct {
 	// WeightDecay is AdamW's decoupled decay, applied to matrices only (not to norms, biases,
 	// the class token, positions or transforms).
 	WeightDecay float64 `mapstructure:"weight_decay" json:"weight_decay"`
-	Beta1       float64 `mapstructure:"beta1" json:"beta1"`
-	Beta2       float64 `mapstructure:"beta2" json:"beta2"`
-	Eps         float64 `mapstructure:"eps" json:"eps"`
+	// Beta1, Beta2 and Eps are AdamW's moment decay rates and its denominator's epsilon.
+	Beta1 float64 `mapstructure:"beta1" json:"beta1"`
+	Beta2 float64 `mapstructure:"beta2" json:"beta2"`
+	Eps   float64 `mapstructure:"eps" json:"eps"`
 	// ClipNorm bounds the global L2 norm of the summed gradients (0: no clipping).
 	ClipNorm float64 `mapstructure:"clip_norm" json:"clip_norm"`
 	// LabelSmoothing mixes the one-hot labels with the uniform distribution.

@@ -61,7 +61,7 @@ func (a *app) benchCmd() *cobra.Command {
 			a.say("inference: %8.0f samples/s (batch %d; median of %d runs: %s)", res.InferSamplesSec, inferBatch, repeats, runs(res.InferRuns))
 			a.say("steady-state training step: %.0f allocations, %.1f KB allocated; training graph + weights + optimizer %.1f MB live; peak RSS %.0f MB",
 				res.AllocsPerStep, res.BytesPerStep/1024, res.GraphMB, res.PeakRSSMB)
-			a.emit(res)
+			a.emit(withCommand("bench", res))
 			return nil
 		},
 	}
@@ -75,7 +75,7 @@ func (a *app) benchCmd() *cobra.Command {
 	fs.Int("patch", 7, "patch size (model.patch_size)")
 	fk.add(fs, "patch", "model.patch_size")
 	fs.BoolVar(&inSupernet, "in-supernet", false, "train the subnet inside the whole supernet (its optimizer updates every weight) instead of as a model of its own")
-	fs.String("ops", "", "fused or composed (ops)")
+	fs.String("ops", "", "fused or composed")
 	fk.add(fs, "ops", "ops")
 	return cmd
 }

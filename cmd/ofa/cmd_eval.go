@@ -24,9 +24,9 @@ func (a *app) evalCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "eval",
 		Short: "Measure the test accuracy of a model or of any subnet of a supernet",
-		Example: `  ofa eval --model runs/fmnist/supernet.safetensors --subnet smallest
-  ofa eval --model runs/fmnist/supernet.safetensors --subnet '{"layers":[{"layer":0,"heads":2,"mlp":128},{"layer":1,"heads":4,"mlp":64}]}'
-  ofa eval --model runs/fmnist/supernet.safetensors --subnet subnet.json --json`,
+		Example: `  ofa eval --config configs/demo.yaml --model runs/demo/supernet/supernet.safetensors --subnet all
+  ofa eval --config configs/demo.yaml --model runs/demo/supernet/supernet.safetensors --subnet '{"layers":[{"layer":0,"heads":2,"mlp":128},{"layer":1,"heads":4,"mlp":64}]}'
+  ofa eval --config configs/demo.yaml --model runs/demo/budgets/4x/finetuned/model.safetensors --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" {
@@ -85,9 +85,9 @@ func (a *app) evalCmd() *cobra.Command {
 	fs.StringVar(&subnetArg, "subnet", "largest", "largest, smallest, middle, all, a JSON subnet, or a file holding one")
 	fs.StringVar(&splitName, "split", "test", "test, or val (the held-out end of the training split)")
 	fs.IntVar(&batch, "batch", 250, "evaluation batch size (capped at the split's size)")
-	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
-	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")
-	fs.String("ops", "", "fused or composed (ops)")
+	fs.String("data", "", "directory with the Fashion-MNIST IDX files")
+	fs.Bool("embedded", false, "use the embedded subset")
+	fs.String("ops", "", "fused or composed")
 	fk.add(fs, "data", "data.dir")
 	fk.add(fs, "embedded", "data.embedded")
 	fk.add(fs, "ops", "ops")
@@ -95,15 +95,21 @@ func (a *app) evalCmd() *cobra.Command {
 }
 
 // parseSubnets turns --subnet into named subnets of model m: a name, "all", JSON, or a
-// file holding JSON.
+// file holding JSON. A model that is not a supernet has one row, labelled "model".
 func parseSubnets(arg string, m *modelfile.Model) ([]train.Named, error) {
 	names := []string{arg}
-	if arg == "all" {
+	switch {
+	case arg == "all" && m.Kind == modelfile.KindSupernet:
 		names = arch.SubnetNames
+	case arg == "all":
+		names = []string{"largest"} // the only subnet of a model that is not a supernet
 	}
 	var out []train.Named
 	for _, name := range names {
 		label, spec := name, name
+		if m.Kind != modelfile.KindSupernet {
+			label = "model" // a model that is not a supernet runs only as a whole
+		}
 		switch {
 		case strings.HasPrefix(strings.TrimSpace(name), "{"):
 			label = "custom"

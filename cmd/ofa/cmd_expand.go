@@ -19,7 +19,7 @@ func (a *app) expandCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "expand",
 		Short: "Turn an extracted model's N layers into M > N positions that reuse them, with per-position transforms",
-		Example: `  ofa expand --model runs/fmnist/x4/model.safetensors --plan repeat:2 --out runs/fmnist/x4-expanded
+		Example: `  ofa expand --config configs/demo.yaml --model runs/demo-x4/model.safetensors --plan repeat:2 --out runs/demo-x4e
   ofa expand --model M --plan 0,0,1,1,2 --transforms lowrank:8,headmix --out E`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -78,9 +78,9 @@ func (a *app) expandCmd() *cobra.Command {
 	fs.StringVar(&out, "out", "", "output directory")
 	fs.BoolVar(&force, "force", false, "replace an existing model in --out")
 	fs.StringVar(&transforms, "transforms", "", "comma list: affine (always on reused positions), lowrank:R, headmix, all")
-	fs.String("plan", "", "repeat:k, cycle:k or a list like 0,0,1,1,2 (expand.plan)")
-	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
-	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")
+	fs.String("plan", "", "repeat:k, cycle:k or a list like 0,0,1,1,2")
+	fs.String("data", "", "directory with the Fashion-MNIST IDX files")
+	fs.Bool("embedded", false, "use the embedded subset")
 	for flag, key := range map[string]string{"plan": "expand.plan", "data": "data.dir", "embedded": "data.embedded"} {
 		fk.add(fs, flag, key)
 	}

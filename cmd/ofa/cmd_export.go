@@ -14,8 +14,8 @@ func (a *app) exportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "Write a model (a supernet's subnet, or a whole extracted, expanded or fine-tuned model) as an ONNX file",
-		Example: `  ofa export --model runs/fmnist/x4e-ft/model.safetensors --out x4e-ft.onnx
-  ofa export --model runs/fmnist/supernet.safetensors --subnet smallest --out smallest.onnx --json`,
+		Example: `  ofa export --model runs/demo/budgets/4x/finetuned/model.safetensors --out runs/demo/4x.onnx
+  ofa export --model runs/demo/supernet/supernet.safetensors --subnet smallest --out runs/demo/smallest.onnx --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" || out == "" {

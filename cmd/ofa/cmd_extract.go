@@ -77,8 +77,10 @@ func (a *app) extractCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "extract",
 		Short: "Derive a smaller model from a supernet by importance, for ratios, thresholds or a budget",
-		Example: `  ofa extract --supernet runs/fmnist/supernet.safetensors --target 4x --out runs/fmnist/x4 --baselines
-  ofa extract --supernet S --target macs=1000000,latency_ms=0.8 --latency-table latency.json --out x
+		Example: `  ofa extract --config configs/demo.yaml --supernet runs/demo/supernet/supernet.safetensors --target 4x --baselines --out runs/demo-x4
+  ofa extract --config configs/demo.yaml --supernet runs/demo/supernet/supernet.safetensors --target macs=1000000,latency_ms=0.8 \
+      --latency-table runs/demo/latency.json --out runs/demo-macs
+  # below, S is a supernet checkpoint and x an output directory
   ofa extract --supernet S --ratios 0.5,0.5,0.25,0.25 --mlp-ratios 0.5 --out x
   ofa extract --supernet S --thresholds 0.3 --out x
   ofa extract --supernet S --target-url https://config.example/budgets/edge.json --out x
@@ -165,8 +167,12 @@ func (a *app) extractCmd() *cobra.Command {
 			}
 			path := filepath.Join(out, pipeline.FileModel)
 			mf := res.Manifest
-			a.say("extracted %s: %d params (%.2fx fewer), %d MACs%s; verified against the supernet (max logit difference %.2g)",
-				path, mf.Achieved.Params, mf.ParamsReduction, mf.Achieved.MACs, latencyText(mf.Achieved), mf.Verification.MaxAbsDiff)
+			use := ""
+			if mf.BudgetUse > 0 {
+				use = fmt.Sprintf(", %.0f%% of the budget's tightest limit", 100*mf.BudgetUse)
+			}
+			a.say("extracted %s: %d params (%.2fx fewer), %d MACs%s%s; verified against the supernet (max logit difference %.2g)",
+				path, mf.Achieved.Params, mf.ParamsReduction, mf.Achieved.MACs, latencyText(mf.Achieved), use, mf.Verification.MaxAbsDiff)
 			for _, w := range mf.Warnings {
 				a.say("warning: %s", w)
 			}
@@ -189,19 +195,19 @@ func (a *app) extractCmd() *cobra.Command {
 	fs.StringVar(&supernetPath, "supernet", "", "supernet checkpoint")
 	fs.StringVar(&out, "out", "", "output directory (model.safetensors, manifest.json)")
 	fs.BoolVar(&force, "force", false, "replace an existing model in --out")
-	fs.StringVar(&target, "target", "", `budget: "4x" (4x fewer params), "params=50000", "macs=1e6", "latency_ms=0.8", or several joined by commas`)
-	fs.StringVar(&ratios, "ratios", "", "head compression ratio per layer, comma-separated (one value: every layer)")
-	fs.StringVar(&mlpRatios, "mlp-ratios", "", "MLP width ratio per layer (default: --ratios)")
+	fs.StringVar(&target, "target", "", `budget, a ceiling the extraction stays under (it may come in below): "4x" (4x fewer params than the supernet), "params=50000", "macs=1e6", "latency_ms=0.8", or several joined by commas`)
+	fs.StringVar(&ratios, "ratios", "", "fraction of each layer's heads kept (0.25: a quarter), comma-separated per layer (one value: every layer)")
+	fs.StringVar(&mlpRatios, "mlp-ratios", "", "fraction of each layer's MLP neurons kept, per layer (default: --ratios)")
 	fs.StringVar(&thresholds, "thresholds", "", "importance threshold per layer for heads (normalised scores in [0,1))")
 	fs.StringVar(&mlpThresholds, "mlp-thresholds", "", "importance threshold per layer for neurons (default: --thresholds)")
-	fs.String("target-url", "", "fetch the budget (JSON) from this http(s) URL (extract.remote.url)")
-	fs.StringSlice("target-etcd", nil, "fetch the budget from these etcd v3 endpoints (extract.remote.etcd_endpoints)")
-	fs.String("target-key", "", "etcd key holding the budget (extract.remote.etcd_key)")
-	fs.String("latency-table", "", "latency table from `ofa latency-table` (extract.latency_table)")
-	fs.String("order", "", "importance (default), none (plain slices) or random (extract.order)")
-	fs.Bool("baselines", false, "also measure plain-slice and random-unit extractions of the same sizes (extract.baselines)")
-	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
-	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")
+	fs.String("target-url", "", "fetch the budget (JSON) from this http(s) URL")
+	fs.StringSlice("target-etcd", nil, "fetch the budget from these etcd v3 endpoints")
+	fs.String("target-key", "", "etcd key holding the budget")
+	fs.String("latency-table", "", "latency table `file` written by ofa latency-table")
+	fs.String("order", "", "which units each layer keeps: best (the most accurate on validation of extract.candidates), importance, nested, none (plain leading slices) or random")
+	fs.Bool("baselines", false, "also measure plain-slice and random-unit extractions of the same sizes")
+	fs.String("data", "", "directory with the Fashion-MNIST IDX files")
+	fs.Bool("embedded", false, "use the embedded subset")
 	for flag, key := range map[string]string{"target-url": "extract.remote.url", "target-etcd": "extract.remote.etcd_endpoints",
 		"target-key": "extract.remote.etcd_key", "latency-table": "extract.latency_table", "order": "extract.order",
 		"baselines": "extract.baselines", "data": "data.dir", "embedded": "data.embedded"} {

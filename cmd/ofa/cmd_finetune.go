@@ -18,7 +18,7 @@ func (a *app) finetuneCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "finetune",
 		Short: "Fine-tune an extracted or expanded model with labels and distillation from its supernet",
-		Example: `  ofa finetune --model runs/fmnist/x4-expanded/model.safetensors --teacher runs/fmnist/supernet.safetensors --out runs/fmnist/x4-ft
+		Example: `  ofa finetune --config configs/demo.yaml --model runs/demo-x4e/model.safetensors --teacher runs/demo/supernet/supernet.safetensors --out runs/demo-x4e-ft
   ofa finetune --model M --teacher S --epochs 10 --out F --json`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
@@ -70,11 +70,11 @@ func (a *app) finetuneCmd() *cobra.Command {
 	fs.StringVar(&teacherPath, "teacher", "", "supernet to distil from (its largest subnet); without it, labels only")
 	fs.StringVar(&out, "out", "", "output directory (model.safetensors is the best by validation accuracy)")
 	fs.BoolVar(&force, "force", false, "replace an existing model in --out")
-	fs.Int("epochs", 0, "epochs (finetune.epochs)")
-	fs.Int("steps", 0, "steps, overriding epochs (finetune.steps)")
-	fs.Float64("lr", 0, "peak learning rate (finetune.lr)")
-	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
-	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")
+	fs.Int("epochs", 0, "epochs")
+	fs.Int("steps", 0, "steps, overriding epochs")
+	fs.Float64("lr", 0, "peak learning rate")
+	fs.String("data", "", "directory with the Fashion-MNIST IDX files")
+	fs.Bool("embedded", false, "use the embedded subset")
 	for flag, key := range map[string]string{"epochs": "finetune.epochs", "steps": "finetune.steps", "lr": "finetune.lr",
 		"data": "data.dir", "embedded": "data.embedded"} {
 		fk.add(fs, flag, key)

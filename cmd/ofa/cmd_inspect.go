@@ -13,8 +13,8 @@ func (a *app) inspectCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "inspect FILE",
 		Short: "Show a checkpoint's architecture, parameters and MACs per layer",
-		Example: `  ofa inspect runs/fmnist/supernet.safetensors
-  ofa inspect --json runs/fmnist/extract-4x/model.safetensors`,
+		Example: `  ofa inspect runs/demo/supernet/supernet.safetensors
+  ofa inspect --json runs/demo/budgets/4x/finetuned/model.safetensors`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]

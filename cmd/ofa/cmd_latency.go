@@ -35,7 +35,7 @@ Predictions use a line a + b*heads + c*width fitted to the measured grid by leas
 deviations (--predictor fit, the default), which a few spoiled entries barely move, or look
 blocks up in the grid (--predictor grid); the table records both predictors' errors. The
 defaults were the most accurate setting of this tool's runtime in docs/PERFORMANCE.md.`,
-		Example: `  ofa latency-table --supernet runs/fmnist/supernet.safetensors --out latency.json
+		Example: `  ofa latency-table --supernet runs/demo/supernet/supernet.safetensors --out runs/demo/latency-mine.json
   ofa latency-table --supernet S --batch 64 --repeats 50 --out latency-b64.json
   go build -tags onnxruntime -o ofa-ort ./cmd/ofa && ./ofa-ort latency-table --supernet S --runtime onnxruntime --out latency-ort.json`,
 		Args: cobra.NoArgs,

@@ -18,7 +18,7 @@ func (a *app) predictCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "predict --model M FILE...",
 		Short: "Classify PNG or IDX images (image models) or WAV clips (speech models) and print the most probable classes",
-		Example: `  ofa predict --model runs/fmnist/x4e-ft/model.safetensors shoe.png t10k-images-idx3-ubyte.gz
+		Example: `  ofa predict --model runs/demo/budgets/4x/finetuned/model.safetensors shoe.png data/embedded/t10k-images-idx3-ubyte.gz
   ofa predict --model runs/speech/supernet.safetensors --subnet smallest --json seven.wav`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
@@ -79,7 +79,7 @@ func (a *app) predictCmd() *cobra.Command {
 	fs.StringVar(&modelPath, "model", "", "model checkpoint (.safetensors)")
 	fs.StringVar(&subnetArg, "subnet", "largest", "supernets: largest, middle, smallest, a JSON subnet or a file holding one")
 	fs.IntVar(&top, "top", 3, "classes shown per input")
-	fs.String("ops", "", "fused or composed (ops)")
+	fs.String("ops", "", "fused or composed")
 	fk.add(fs, "ops", "ops")
 	return cmd
 }

@@ -17,10 +17,10 @@ func (a *app) runCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run",
 		Short: "The whole lifecycle: train a supernet, then extract, expand, fine-tune and report for each budget",
-		Example: `  ofa run --embedded --out runs/demo                         # quick demo on the embedded subset
-  ofa run --config configs/fashion-mnist.yaml --out runs/full
-  ofa run --config configs/fashion-mnist.yaml --out runs/full --resume   # continue after a crash
-  ofa run --supernet runs/fmnist/supernet.safetensors --budgets 2x,4x,8x --out runs/report`,
+		Example: `  ofa run --config configs/demo.yaml --out runs/demo --force     # the README demo: embedded subset, a few minutes
+  ofa run --config configs/demo.yaml --out runs/demo --resume    # continue after a crash or Ctrl-C
+  ofa run --config configs/demo.yaml --supernet runs/demo/supernet/supernet.safetensors --budgets 3x,macs=1e6 --out runs/demo-more
+  ofa run --config configs/fashion-mnist.yaml --out runs/full    # full Fashion-MNIST (hours on two cores)`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if force && resume {
@@ -62,21 +62,29 @@ func (a *app) runCmd() *cobra.Command {
 			for _, row := range rep.Rows {
 				a.say("  %-5s %-22s params %7d  layers %d/positions %2d  MACs %9d  %7.3f ms  test %6.2f%%", row.Budget, row.Variant,
 					row.Params, row.Layers, row.Positions, row.MACs, row.LatencyMS, 100*row.Accuracy)
+				for _, f := range row.Flags {
+					a.say("        note: %s", f)
+				}
 			}
-			a.emit(map[string]any{"command": "run", "out": cfg.Out, "report": report, "reference": rep.Reference, "rows": rep.Rows})
+			a.say("== recommendation (the most accurate model within each budget; the report says how to read it)")
+			for _, rec := range rep.Recommendations {
+				a.say("  %-5s ship %s (%.2f%%, %s); best baseline %s: %s", rec.Budget, rec.Ship, 100*rec.Accuracy, rec.Model, rec.Baseline, rec.Verdict())
+			}
+			a.emit(map[string]any{"command": "run", "out": cfg.Out, "report": report, "reference": rep.Reference, "rows": rep.Rows,
+				"recommendations": rep.Recommendations})
 			return nil
 		},
 	}
 	fs := cmd.Flags()
 	fs.BoolVar(&force, "force", false, "replace an existing lifecycle in --out (and retrain its supernet)")
 	fs.BoolVar(&resume, "resume", false, "continue a stopped lifecycle in --out, redoing only the steps whose outputs are missing or incomplete")
-	fs.String("out", "", "report directory (out)")
-	fs.String("supernet", "", "use this supernet instead of training one (run.supernet)")
-	fs.StringSlice("budgets", nil, "budgets, e.g. 2x,4x,8x (run.budgets)")
-	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
-	fs.Bool("embedded", false, "use the embedded subset (data.embedded)")
-	fs.Int("epochs", 0, "supernet epochs (train.epochs)")
-	fs.Int("finetune-epochs", 0, "fine-tuning epochs (finetune.epochs)")
+	fs.String("out", "", "report directory")
+	fs.String("supernet", "", "use this supernet instead of training one")
+	fs.StringSlice("budgets", nil, "budgets, e.g. 2x,4x,8x")
+	fs.String("data", "", "directory with the Fashion-MNIST IDX files")
+	fs.Bool("embedded", false, "use the embedded subset")
+	fs.Int("epochs", 0, "supernet epochs")
+	fs.Int("finetune-epochs", 0, "fine-tuning epochs")
 	for flag, key := range map[string]string{"out": "out", "supernet": "run.supernet", "budgets": "run.budgets",
 		"data": "data.dir", "embedded": "data.embedded", "epochs": "train.epochs", "finetune-epochs": "finetune.epochs"} {
 		fk.add(fs, flag, key)

@@ -19,8 +19,27 @@ import (
 // flagKeys binds flags to configuration keys.
 type flagKeys map[string]*pflag.Flag
 
+// annotationKey is the flag annotation naming the configuration key a flag sets (the
+// reference, docs/CONFIG.md, reads it).
+const annotationKey = "ofa_config_key"
+
+// add binds flag name to configuration key: the flag's help names the key and its
+// built-in default, which the flag's own zero value does not show.
 func (fk flagKeys) add(fs *pflag.FlagSet, name, key string) {
-	fk[key] = fs.Lookup(name)
+	f := fs.Lookup(name)
+	def, ok := configfile.Default(key)
+	if f == nil || !ok {
+		panic(fmt.Sprintf("ofa: flag --%s bound to configuration key %q: no such flag or key", name, key))
+	}
+	if def == `""` || def == "[]" {
+		f.Usage += fmt.Sprintf(" (config key %s)", key)
+	} else {
+		f.Usage += fmt.Sprintf(" (config key %s, default %s)", key, def)
+	}
+	if err := fs.SetAnnotation(name, annotationKey, []string{key}); err != nil {
+		panic("ofa: " + err.Error())
+	}
+	fk[key] = f
 }
 
 // changed keeps the flags the user set (unset flags must not override file or environment).
@@ -60,9 +79,9 @@ func (a *app) trainCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "Train an elastic ViT supernet with sandwich sampling and in-place distillation",
-		Example: `  ofa train --embedded --epochs 2 --out runs/quick
-  ofa train --config configs/fashion-mnist.yaml --out runs/fmnist
-  ofa train --out runs/fmnist --resume`,
+		Example: `  ofa train --config configs/demo.yaml --out runs/quick      # the demo's supernet alone (about a minute)
+  ofa train --out runs/quick --resume                        # continue after a crash or Ctrl-C
+  ofa train --config configs/fashion-mnist.yaml --out runs/fmnist`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			var cfg pipeline.Config
@@ -142,17 +161,17 @@ func (a *app) trainCmd() *cobra.Command {
 	fs.BoolVar(&resume, "resume", false, "continue the run in --out from its resume checkpoint (the configuration comes from the checkpoint)")
 	fs.BoolVar(&force, "force", false, "start over even if --out holds a run")
 	fs.StringVar(&from, "from", "", "start from a trained dense model: an ofa model of the supernet's largest size, or a timm ViT state dict in .safetensors (num_heads = model.heads)")
-	fs.String("out", "", "output directory (config key out)")
-	fs.String("data", "", "directory with the Fashion-MNIST IDX files (data.dir)")
-	fs.Bool("embedded", false, "use the embedded 6,000/1,000 subset (data.embedded)")
-	fs.Int("epochs", 0, "epochs (train.epochs)")
-	fs.Int("steps", 0, "steps, overriding epochs (train.steps)")
-	fs.Int("batch-size", 0, "batch size (train.batch_size)")
-	fs.Float64("lr", 0, "peak learning rate (train.lr)")
-	fs.Uint64("seed", 0, "data seed (train.seed)")
-	fs.String("ops", "", "fused or composed (ops)")
-	fs.Int("train-limit", 0, "use only the first N training examples (data.train_limit)")
-	fs.Int("test-limit", 0, "use only the first N test examples (data.test_limit)")
+	fs.String("out", "", "output directory")
+	fs.String("data", "", "directory with the Fashion-MNIST IDX files")
+	fs.Bool("embedded", false, "use the embedded 6,000/1,000 subset")
+	fs.Int("epochs", 0, "epochs")
+	fs.Int("steps", 0, "steps, overriding epochs")
+	fs.Int("batch-size", 0, "batch size")
+	fs.Float64("lr", 0, "peak learning rate")
+	fs.Uint64("seed", 0, "data seed")
+	fs.String("ops", "", "fused or composed")
+	fs.Int("train-limit", 0, "use only the first N training examples")
+	fs.Int("test-limit", 0, "use only the first N test examples")
 	for flag, key := range map[string]string{"out": "out", "data": "data.dir", "embedded": "data.embedded",
 		"epochs": "train.epochs", "steps": "train.steps", "batch-size": "train.batch_size", "lr": "train.lr",
 		"seed": "train.seed", "ops": "ops", "train-limit": "data.train_limit", "test-limit": "data.test_limit"} {

@@ -108,6 +108,11 @@ func TestExtractExpandFinetune(t *testing.T) {
 	if ft["steps"].(float64) != 4 {
 		t.Fatalf("finetune %v", ft)
 	}
+	// a model that is not a supernet is evaluated as a whole, in one row labelled "model"
+	code, stdout, stderr = ofa(t, "eval", "--config", cfg, "--model", filepath.Join(x, "model.safetensors"), "--subnet", "all", "--json")
+	if rows, _ := lastJSON(t, stdout)["results"].([]any); code != 0 || len(rows) != 1 || rows[0].(map[string]any)["name"] != "model" {
+		t.Fatalf("eval of an extracted model: exit %d, %v, %s", code, rows, stderr)
+	}
 	code, stdout, _ = ofa(t, "inspect", "--json", filepath.Join(e, "model.safetensors"))
 	ins := lastJSON(t, stdout)
 	if code != 0 || len(ins["positions"].([]any)) != 2*len(ins["layers"].([]any)) {
@@ -137,6 +142,15 @@ func TestRun(t *testing.T) {
 		if !variants[v] {
 			t.Errorf("report lacks %q: %v", v, variants)
 		}
+	}
+	// the report and the output end with the per-budget recommendation: a pipeline model
+	// within the budget
+	recs, _ := res["recommendations"].([]any)
+	if len(recs) != 1 || recs[0].(map[string]any)["ship"] == "" || !strings.Contains(stdout+stderr, "== recommendation") {
+		t.Errorf("recommendations %v", res["recommendations"])
+	}
+	if md, _ := os.ReadFile(filepath.Join(out, "report.md")); !strings.Contains(string(md), "## Recommendation") {
+		t.Errorf("report.md has no recommendation")
 	}
 	for _, f := range []string{"report.md", "report.csv", "report.json", "latency.json", "plots/accuracy_vs_params.png"} {
 		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
@@ -255,7 +269,7 @@ func TestBenchAndLatencyJSON(t *testing.T) {
 		t.Fatalf("bench: %s", stderr)
 	}
 	b := lastJSON(t, stdout)
-	if b["train_samples_per_sec"].(float64) <= 0 || b["infer_samples_per_sec"].(float64) <= 0 || b["in_supernet"].(bool) {
+	if b["command"] != "bench" || b["train_samples_per_sec"].(float64) <= 0 || b["infer_samples_per_sec"].(float64) <= 0 || b["in_supernet"].(bool) {
 		t.Fatalf("bench %v", b)
 	}
 	// the same subnet trained inside the whole supernet: the same model size is reported

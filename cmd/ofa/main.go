@@ -1,8 +1,11 @@
+//go:generate go test -run TestReference -update
+
 // Command ofa trains a Transformer supernet once and derives small models from it for many
 // deployment budgets. Run `ofa --help` for the commands; README.md has examples.
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -56,12 +59,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if world.Rank() != 0 {
 		a.stdout = io.Discard
 	}
-	root := &cobra.Command{
-		Use:           "ofa",
-		Short:         "Train a Transformer supernet once, then extract small models for many budgets",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
+	root := a.rootCmd()
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error {
 		switch cmd.Name() {
 		case "train", "finetune", "run":
@@ -72,12 +70,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 		return nil
 	}
-	root.PersistentFlags().BoolVar(&a.json, "json", false, "print exactly one JSON object as the last line of standard output")
-	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (see README: Configuration)")
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetArgs(args)
-	root.AddCommand(a.trainCmd(), a.evalCmd(), a.inspectCmd(), a.extractCmd(), a.latencyCmd(), a.expandCmd(), a.finetuneCmd(), a.runCmd(), a.benchCmd(), a.exportCmd(), a.predictCmd())
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	err = root.ExecuteContext(ctx)
@@ -105,18 +100,44 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return exitError
 }
 
+// rootCmd is the command tree: every command with its flags.
+func (a *app) rootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "ofa",
+		Short:         "Train a Transformer supernet once, then extract small models for many budgets",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.PersistentFlags().BoolVar(&a.json, "json", false, "print exactly one JSON object as the last line of standard output")
+	root.PersistentFlags().StringVar(&a.configFile, "config", "", "YAML configuration file (every key: docs/CONFIG.md)")
+	root.AddCommand(a.trainCmd(), a.evalCmd(), a.inspectCmd(), a.extractCmd(), a.latencyCmd(), a.expandCmd(), a.finetuneCmd(), a.runCmd(), a.benchCmd(), a.exportCmd(), a.predictCmd())
+	return root
+}
+
 var errUsage = errors.New("usage")
 
-// emit prints v as the final JSON line of standard output (only with --json).
+// emit prints v as the final JSON line of standard output (only with --json). Text is
+// written as is ("<=", not "\u003c="): the line is data, not HTML.
 func (a *app) emit(v any) {
 	if !a.json {
 		return
 	}
-	b, err := json.Marshal(v)
+	b, err := marshalJSON(v)
 	if err != nil {
-		b, _ = json.Marshal(map[string]string{"error": err.Error()})
+		b, _ = marshalJSON(map[string]string{"error": err.Error()})
 	}
 	fmt.Fprintln(a.stdout, string(b))
+}
+
+// marshalJSON is json.Marshal without HTML escaping, on one line.
+func marshalJSON(v any) ([]byte, error) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // say prints a human-readable line: to standard output normally, to standard error with
@@ -201,4 +222,19 @@ func (a *app) progress(title string) func(done, total int) {
 		bar.ChangeMax(total)
 		_ = bar.Set(done)
 	}
+}
+
+// withCommand is v's JSON object with a "command" key, like every command's final
+// line: v must marshal to an object.
+func withCommand(command string, v any) any {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return v
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return v
+	}
+	fields["command"], _ = json.Marshal(command)
+	return fields
 }

@@ -105,7 +105,7 @@ func Model(a arch.Arch, p *supernet.Params, s arch.Subnet, opts Options) (*onnxp
 		return nil, fmt.Errorf("%w: no weights", ErrExport)
 	}
 	if opts.Kind == "" {
-		return nil, fmt.Errorf("%w: Options.Kind is empty; want the model's kind (supernet, extracted, expanded or finetuned)", ErrExport)
+		return nil, fmt.Errorf("%w: Options.Kind is empty; want the model's kind (supernet, extracted, expanded, finetuned or dense)", ErrExport)
 	}
 	if opts.Preprocess != "" && !json.Valid([]byte(opts.Preprocess)) {
 		return nil, fmt.Errorf("%w: Options.Preprocess is not JSON: %q", ErrExport, opts.Preprocess)

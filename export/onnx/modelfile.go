@@ -18,13 +18,13 @@ func ExportModel(m *modelfile.Model, s arch.Subnet, producerVersion string) ([]b
 	}
 	switch m.Kind {
 	case modelfile.KindSupernet:
-	case modelfile.KindExtracted, modelfile.KindExpanded, modelfile.KindFinetuned:
+	case modelfile.KindExtracted, modelfile.KindExpanded, modelfile.KindFinetuned, modelfile.KindDense:
 		if !s.Equal(arch.Largest(m.Arch)) {
 			return nil, fmt.Errorf("%w: subnet %s of a %s model: only a supernet exports a subnet; this model exports as a whole (largest)",
 				ErrExport, s.Key(), m.Kind)
 		}
 	default:
-		return nil, fmt.Errorf("%w: model kind %q, want supernet, extracted, expanded or finetuned", ErrExport, m.Kind)
+		return nil, fmt.Errorf("%w: model kind %q, want supernet, extracted, expanded, finetuned or dense", ErrExport, m.Kind)
 	}
 	pre, err := json.Marshal(m.Preprocess)
 	if err != nil {
