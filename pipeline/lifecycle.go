@@ -101,8 +101,32 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	rep.Notes = append(rep.Notes, "data: "+ds.Source, "BLAS: "+nn.Backend(),
 		fmt.Sprintf("splits: train %d, validation %d, test %d", ds.Train.N(), ds.Val.N(), ds.Test.N()))
 
+	// 0. the fixed teacher (run.teacher), trained first when it is the dense model
+	var teacher *modelfile.Model
+	var teacherStages []report.Stage
+	var dense *denseRun
+	switch t := cfg.Run.Teacher; {
+	case t == TeacherDense && cfg.Run.Supernet == "":
+		planned, shape, err := plannedRun(cfg, ds)
+		if err != nil {
+			return nil, err
+		}
+		if dense, err = lifecycleDense(ctx, cfg, ds, shape, planned, opts); err != nil {
+			return nil, fmt.Errorf("dense teacher: %w", err)
+		}
+		rep.Notes = append(rep.Notes, dense.note+"; it is the fixed teacher of the supernet, the fine-tunes and the baselines (run.teacher: dense)")
+		teacher, teacherStages = dense.model, []report.Stage{dense.stage}
+	case t != "" && t != TeacherDense:
+		if teacher, err = LoadTeacher(t, ds); err != nil {
+			return nil, err
+		}
+		teacherStages = []report.Stage{{Name: "teacher (given)", Untimed: true, Shared: true}}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("fixed teacher: %s (run.teacher), %d params; its own training is not counted in any row", t,
+			teacher.Arch.ModelCost().Params))
+	}
+
 	// 1. the supernet
-	sn, supernetPath, run, err := lifecycleSupernet(ctx, cfg, ds, opts, rep)
+	sn, supernetPath, run, err := lifecycleSupernet(ctx, cfg, ds, opts, rep, teacher)
 	if err != nil {
 		return nil, err
 	}
@@ -160,12 +184,17 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		Positions: len(sn.Arch.Layers), MACs: refCost.MACs, LatencyMS: refLat, Accuracy: refAcc, Steps: run.steps,
 		Compute: []report.Stage{run.stage()}}
 	rep.Notes = append(rep.Notes, run.notes()...)
-	var dense *denseRun
-	if cfg.Run.DensePrune {
+	if dense == nil && (cfg.Run.DensePrune || cfg.Run.Teacher == TeacherDense) {
 		if dense, err = lifecycleDense(ctx, cfg, ds, sn, run, opts); err != nil {
 			return nil, fmt.Errorf("dense model: %w", err)
 		}
 		rep.Notes = append(rep.Notes, dense.note)
+		if cfg.Run.Teacher == TeacherDense { // the supernet was given: the teacher of the fine-tunes and baselines
+			teacher, teacherStages = dense.model, []report.Stage{dense.stage}
+		}
+	}
+	if !cfg.Run.DensePrune {
+		dense = nil
 	}
 	if cfg.Run.ScratchEqualSteps && !run.known {
 		rep.Notes = append(rep.Notes, "scratch, equal steps: skipped, the supernet's step count is unknown ("+run.source+")")
@@ -177,12 +206,16 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		name := cfg.Run.Budgets[i]
 		opts.log("-- budget %s (%s)", name, t)
 		b := &budgetRun{cfg: cfg, opts: opts, ex: ex, ds: ds, target: t, name: name, prov: prov,
-			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, measure: measure, supernet: run, dense: dense}
+			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, measure: measure, supernet: run, dense: dense,
+			teacher: teacher, teacherStages: teacherStages}
 		if err := b.run(ctx); err != nil {
 			return nil, fmt.Errorf("budget %s: %w", name, err)
 		}
 		rep.Rows = append(rep.Rows, b.rows...)
 		rep.Accuracies = append(rep.Accuracies, b.curves...)
+	}
+	if tot := report.Totals(rep.Rows, VariantExtractedFT, VariantScratchEqual); tot != nil {
+		rep.Totals = tot
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("total wall time %.1f s", time.Since(start).Seconds()))
 	if err := rep.Write(out); err != nil {
@@ -232,7 +265,7 @@ func clearLifecycle(out string, supernetToo bool) error {
 
 // lifecycleSupernet loads run.supernet, or trains the supernet in Dir/supernet (continuing
 // or reusing it when resuming), and says what training it cost.
-func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts LifecycleOptions, rep *report.Report) (*modelfile.Model, string, *supernetRun, error) {
+func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts LifecycleOptions, rep *report.Report, teacher *modelfile.Model) (*modelfile.Model, string, *supernetRun, error) {
 	if path := cfg.Run.Supernet; path != "" {
 		sn, err := modelfile.Load(path)
 		if err != nil {
@@ -247,7 +280,7 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 	}
 	dir := filepath.Join(opts.Dir, DirSupernet)
 	path := filepath.Join(dir, FileSupernet)
-	to := TrainOptions{Output: opts.Output, Dir: dir, StoredConfig: opts.StoredConfig}
+	to := TrainOptions{Output: opts.Output, Dir: dir, StoredConfig: opts.StoredConfig, Teacher: teacher}
 	if opts.Resume {
 		if sn, err := modelfile.Load(path); err == nil {
 			opts.log("== 1/3 supernet: reusing the finished run in %s", dir)
@@ -276,12 +309,40 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 		return nil, "", nil, err
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("supernet trained for %d steps (%s)", res.Steps, dir))
+	if len(res.Eval) > 0 {
+		var parts []string
+		for _, e := range res.Eval {
+			parts = append(parts, fmt.Sprintf("%s (%s, %d params) %.2f%%", e.Name, e.Key, e.Params, 100*e.Accuracy))
+		}
+		rep.Notes = append(rep.Notes, "supernet subnets, test accuracy: "+strings.Join(parts, "; "))
+	}
 	rep.Losses = append(rep.Losses, res.Losses)
 	rep.Accuracies = append(rep.Accuracies, res.Accuracies)
 	run := &supernetRun{known: true, steps: res.Steps, batch: cfg.Train.BatchSize, train: cfg.Train, seconds: res.Seconds,
-		timed: to.Resume == nil, source: "trained in this run"}
-	run.replay(cfg.Sampler, res.Model)
+		timed: to.Resume == nil, source: "trained in this run", teacherMACs: teacherMACs(teacher)}
+	run.replay(cfg.Sampler, cfg.Run, res.Model.Arch, res.Model.Space)
 	return res.Model, res.Path, run, nil
+}
+
+// plannedRun is the supernet run cfg will train on ds, known before it is trained (its
+// steps and sampled MACs), and a weightless model of its architecture: what the dense
+// teacher needs to match the supernet's training MACs.
+func plannedRun(cfg Config, ds *Dataset) (*supernetRun, *modelfile.Model, error) {
+	ar, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
+	if err != nil {
+		return nil, nil, err
+	}
+	tl, err := TrainLoader(ds.Train, cfg.Train.BatchSize, cfg.Train.Seed, ds.Preprocess())
+	if err != nil {
+		return nil, nil, err
+	}
+	run := &supernetRun{known: true, steps: cfg.Train.TotalSteps(tl.BatchesPerEpoch()), batch: cfg.Train.BatchSize, train: cfg.Train,
+		source: "planned"}
+	run.replay(cfg.Sampler, cfg.Run, ar, &space)
+	if !run.known {
+		return nil, nil, fmt.Errorf("dense teacher: the supernet's compute cannot be planned: %s", run.source)
+	}
+	return run, &modelfile.Model{Kind: modelfile.KindSupernet, Arch: ar, Space: &space, Preprocess: ds.Preprocess()}, nil
 }
 
 // supernetRun is what training the supernet cost: its steps and examples per step, the
@@ -293,6 +354,7 @@ type supernetRun struct {
 	train          train.Config
 	sampler        string
 	macsPerExample float64 // training MACs per example and step, mean over the steps
+	teacherMACs    float64 // a fixed teacher's forward MACs per example and step (0: in-place)
 	seconds        float64
 	timed          bool
 	source         string // where the figures come from
@@ -314,56 +376,92 @@ func storedRun(cfg Config, sn *modelfile.Model, path string) *supernetRun {
 	if doc == "" && sn.Provenance != nil {
 		doc = sn.Provenance.Config
 	}
-	tc, sc, err := storedSections(doc)
+	tc, sc, rc, err := storedSections(doc, cfg.Run)
 	if err != nil {
-		tc, sc = cfg.Train, cfg.Sampler
-		run.source += fmt.Sprintf("; its configuration is unreadable (%v), so this run's train and sampler sections are assumed", err)
+		tc, sc, rc = cfg.Train, cfg.Sampler, cfg.Run
+		run.source += fmt.Sprintf("; its configuration is unreadable (%v), so this run's train, sampler and run sections are assumed", err)
 	} else {
-		run.source += ", train and sampler sections from its stored configuration"
+		run.source += ", train, sampler and run sections from its stored configuration"
 	}
 	run.batch, run.train = tc.BatchSize, tc
-	run.replay(sc, sn)
+	switch rc.Teacher {
+	case "":
+	case TeacherDense:
+		run.teacherMACs = float64(sn.Arch.ModelCost().MACs)
+	default:
+		if t, err := modelfile.Load(rc.Teacher); err == nil {
+			run.teacherMACs = teacherMACs(t)
+		} else {
+			run.source += fmt.Sprintf("; its teacher %s is unreadable (%v), so its forward passes are not counted", rc.Teacher, err)
+		}
+	}
+	run.replay(sc, rc, sn.Arch, sn.Space)
 	return run
 }
 
 // storedSections decodes the train and sampler sections of a stored configuration (YAML
-// with the configuration's keys) over their defaults.
-func storedSections(doc string) (train.Config, sampler.Config, error) {
+// with the configuration's keys) over their defaults, and its run section's budgets and
+// teacher (the ones a budget-aware sampler and a fixed teacher need) over run's.
+func storedSections(doc string, run RunConfig) (train.Config, sampler.Config, RunConfig, error) {
 	tc, sc := train.Default(), sampler.DefaultConfig()
 	var root map[string]any
 	if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
-		return tc, sc, fmt.Errorf("stored configuration: %w", err)
+		return tc, sc, run, fmt.Errorf("stored configuration: %w", err)
 	}
 	for key, out := range map[string]any{"train": &tc, "sampler": &sc} {
 		sec, ok := root[key]
 		if !ok {
-			return tc, sc, fmt.Errorf("stored configuration: no %s section", key)
+			return tc, sc, run, fmt.Errorf("stored configuration: no %s section", key)
 		}
 		d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: out, TagName: "mapstructure", ErrorUnused: true})
 		if err != nil {
-			return tc, sc, err
+			return tc, sc, run, err
 		}
 		if err := d.Decode(sec); err != nil {
-			return tc, sc, fmt.Errorf("stored configuration: %s: %w", key, err)
+			return tc, sc, run, fmt.Errorf("stored configuration: %s: %w", key, err)
+		}
+	}
+	if sec, ok := root["run"].(map[string]any); ok {
+		var part struct {
+			Budgets []string `mapstructure:"budgets"`
+			Teacher *string  `mapstructure:"teacher"`
+		}
+		if err := mapstructure.Decode(sec, &part); err != nil {
+			return tc, sc, run, fmt.Errorf("stored configuration: run: %w", err)
+		}
+		if len(part.Budgets) > 0 {
+			run.Budgets = part.Budgets
+		}
+		if part.Teacher != nil {
+			run.Teacher = *part.Teacher
+		} else {
+			run.Teacher = ""
 		}
 	}
 	if err := tc.Validate("train"); err != nil {
-		return tc, sc, fmt.Errorf("stored configuration: %w", err)
+		return tc, sc, run, fmt.Errorf("stored configuration: %w", err)
 	}
-	return tc, sc, sc.Validate()
+	return tc, sc, run, sc.Validate()
 }
 
-// replay counts the forward MACs of every subnet the sampler drew over the run's steps.
-func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
+// replay counts the forward MACs of every subnet the sampler drew over the run's steps
+// (a budget-aware sampler with rc's budgets).
+func (r *supernetRun) replay(sc sampler.Config, rc RunConfig, a arch.Arch, space *arch.Space) {
 	if !r.known || r.steps == 0 {
 		return
 	}
-	if sn.Space == nil {
+	if space == nil {
 		r.source += "; the supernet has no search space, so its sampler cannot be replayed"
 		r.known = false
 		return
 	}
-	smp, err := sampler.NewForRun(sc, *sn.Space, r.steps)
+	b, err := samplerBudgets(sc, rc, a)
+	if err != nil {
+		r.source += fmt.Sprintf("; its sampler's budgets cannot be read (%v)", err)
+		r.known = false
+		return
+	}
+	smp, err := sampler.NewForBudgets(sc, *space, r.steps, b)
 	if err != nil {
 		r.source += fmt.Sprintf("; its sampler cannot be replayed (%v)", err)
 		r.known = false
@@ -372,7 +470,7 @@ func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
 	total := 0.0
 	for step := 0; step < r.steps; step++ {
 		for _, s := range smp.Sample(step) {
-			total += float64(sn.Arch.SubnetCost(s).MACs)
+			total += float64(a.SubnetCost(s).MACs)
 		}
 	}
 	r.sampler = smp.Name()
@@ -384,8 +482,9 @@ func (r *supernetRun) stage() report.Stage {
 	if !r.known {
 		return report.Stage{Name: "supernet (steps unknown)", Untimed: true, Shared: true}
 	}
-	return report.Stage{Name: "supernet", Steps: r.steps, Batch: r.batch, MACsPerExample: r.macsPerExample,
-		MACs: float64(r.steps) * float64(r.batch) * r.macsPerExample, Seconds: r.seconds, Untimed: !r.timed, Shared: true}
+	per := r.macsPerExample + r.teacherMACs
+	return report.Stage{Name: "supernet", Steps: r.steps, Batch: r.batch, MACsPerExample: per,
+		MACs: float64(r.steps) * float64(r.batch) * per, Seconds: r.seconds, Untimed: !r.timed, Shared: true}
 }
 
 // notes describe the supernet's compute for the report.
@@ -393,9 +492,13 @@ func (r *supernetRun) notes() []string {
 	if !r.known {
 		return []string{"supernet compute unknown: " + r.source}
 	}
+	st := r.stage()
 	n := fmt.Sprintf("supernet compute: %d steps x %d examples x %s training MACs per example and step (%s sampler: every subnet trained "+
-		"at a step, forward and backward, replayed from the sampler), %s training MACs in all; %s",
-		r.steps, r.batch, report.SI(r.macsPerExample), r.sampler, report.SI(float64(r.steps)*float64(r.batch)*r.macsPerExample), r.source)
+		"at a step, forward and backward, replayed from the sampler", r.steps, r.batch, report.SI(st.MACsPerExample), r.sampler)
+	if r.teacherMACs > 0 {
+		n += fmt.Sprintf("; plus the fixed teacher's forward pass, %s MACs", report.SI(r.teacherMACs))
+	}
+	n += fmt.Sprintf("), %s training MACs in all; %s", report.SI(st.MACs), r.source)
 	if !r.timed {
 		n += "; its wall time was not measured in this run"
 	}
@@ -491,6 +594,12 @@ func safeName(s string) string {
 	}, s)
 }
 
+// Variants of the report rows that the compute totals compare.
+const (
+	VariantExtractedFT  = "extracted+finetune"
+	VariantScratchEqual = "scratch, equal steps"
+)
+
 // budgetRun is one budget of a lifecycle: its models, rows and curves.
 type budgetRun struct {
 	cfg      Config
@@ -505,8 +614,12 @@ type budgetRun struct {
 	measure  func(arch.Arch) (float64, error)
 	supernet *supernetRun
 	dense    *denseRun // nil: no dense -> prune baseline
-	rows     []report.Row
-	curves   []report.Curve
+	// teacher is the run's fixed teacher (nil: the supernet's largest subnet) and
+	// teacherStages the compute behind it, shared by every row that distils from it
+	teacher       *modelfile.Model
+	teacherStages []report.Stage
+	rows          []report.Row
+	curves        []report.Curve
 }
 
 // row adds a report row for a model of architecture a trained with compute.
@@ -615,7 +728,13 @@ func (b *budgetRun) run(ctx context.Context) error {
 	}
 	snStage := b.supernet.stage()
 	exStage := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, mf)
-	if err := b.row("extracted", em.Arch, acc, 0, filepath.Join(b.dir, "extracted", FileModel), snStage, exStage); err != nil {
+	// the rows built on the supernet count the fixed teacher's training too
+	upstream := append(append([]report.Stage(nil), b.teacherStages...), snStage, exStage)
+	ftTeacher := b.teacher
+	if ftTeacher == nil {
+		ftTeacher = sn
+	}
+	if err := b.row("extracted", em.Arch, acc, 0, filepath.Join(b.dir, "extracted", FileModel), upstream...); err != nil {
 		return err
 	}
 	var plain *extract.Result // the plain-slices extraction, fine-tuned below
@@ -633,7 +752,7 @@ func (b *budgetRun) run(ctx context.Context) error {
 				return err
 			}
 			// the sizes are the extraction's: it paid for their search
-			if err := b.row(bl.Name, res.Arch, acc, 0, "", snStage, exStage); err != nil {
+			if err := b.row(bl.Name, res.Arch, acc, 0, "", upstream...); err != nil {
 				return err
 			}
 			if bl.Order == extract.OrderNone {
@@ -641,12 +760,12 @@ func (b *budgetRun) run(ctx context.Context) error {
 			}
 		}
 	}
-	ft, ftStage, err := b.finetuned(ctx, "extracted+finetune", "finetuned", "finetune", "fine-tune", b.cfg, em, sn, snStage, exStage)
+	ft, ftStage, err := b.finetuned(ctx, VariantExtractedFT, "finetuned", "finetune", "fine-tune", b.cfg, em, ftTeacher, upstream...)
 	if err != nil {
 		return err
 	}
 	if plain != nil {
-		if err := b.plainFinetuned(ctx, plain, mf, ft, ftStage, snStage, exStage); err != nil {
+		if err := b.plainFinetuned(ctx, plain, mf, ft, ftStage, ftTeacher, upstream...); err != nil {
 			return err
 		}
 	}
@@ -656,7 +775,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		eft, _, err := b.finetuned(ctx, "expanded+finetune", "expanded-finetuned", "expanded", "fine-tune", b.cfg, xm, sn, snStage, xStage)
+		xUp := append(append([]report.Stage(nil), b.teacherStages...), snStage, xStage)
+		eft, _, err := b.finetuned(ctx, "expanded+finetune", "expanded-finetuned", "expanded", "fine-tune", b.cfg, xm, ftTeacher, xUp...)
 		if err != nil {
 			return err
 		}
@@ -677,7 +797,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 	}
 	if b.cfg.Run.ScratchEqualSteps && b.supernet.known {
 		// as many steps as the extracted model had: the supernet's, then the fine-tuning's,
-		// with the supernet's train section and distilled from its largest subnet
+		// with the supernet's train section and distilled from the run's teacher (the
+		// supernet's largest subnet when there is no fixed teacher)
 		sc := b.cfg
 		sc.Finetune = b.supernet.train
 		sc.Finetune.Steps, sc.Finetune.EvalBatch = b.supernet.steps+ftStage.Steps, b.cfg.Finetune.EvalBatch
@@ -685,8 +806,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, _, err := b.finetuned(ctx, "scratch, equal steps", "scratch-equal-steps", "scratch (equal steps)", "training",
-			sc, fresh, sn); err != nil {
+		if _, _, err := b.finetuned(ctx, VariantScratchEqual, "scratch-equal-steps", "scratch (equal steps)", "training",
+			sc, fresh, ftTeacher, b.teacherStages...); err != nil {
 			return err
 		}
 	}
@@ -706,7 +827,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 //
 // ft and ftStage are the extracted model's fine-tune; upstream is the compute before it
 // (supernet, extraction).
-func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, mf *extract.Manifest, ft *FinetuneResult, ftStage report.Stage, upstream ...report.Stage) error {
+func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, mf *extract.Manifest, ft *FinetuneResult, ftStage report.Stage,
+	teacher *modelfile.Model, upstream ...report.Stage) error {
 	if mf.Order == extract.OrderNone {
 		b.opts.log("   plain slices won the extraction's comparison: its fine-tune is the extracted model's")
 		return b.row("plain slices+finetune", ft.Model.Arch, ft.Test, ft.Steps, filepath.Join(b.dir, "finetuned", FileModel), append(upstream, ftStage)...)
@@ -715,7 +837,7 @@ func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, m
 	if err != nil {
 		return err
 	}
-	_, _, err = b.finetuned(ctx, "plain slices+finetune", "plain-finetuned", "plain slices", "fine-tune", b.cfg, m, b.ex.Supernet(), upstream...)
+	_, _, err = b.finetuned(ctx, "plain slices+finetune", "plain-finetuned", "plain slices", "fine-tune", b.cfg, m, teacher, upstream...)
 	return err
 }
 
@@ -774,8 +896,12 @@ func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
 	}
 	pc := b.cfg
 	pc.Finetune.Steps = ftSteps
-	_, _, err := b.finetuned(ctx, "dense -> prune (Taylor) -> fine-tune", "dense-pruned-finetuned", "dense-pruned", "fine-tune", pc, pm, d.model,
-		d.stage, b.extractionStage("prune", d.model.Arch, c, &mf))
+	teacher, upstream := d.model, []report.Stage{d.stage}
+	if b.teacher != nil && b.teacher != d.model { // a given teacher: the same as every other row's
+		teacher, upstream = b.teacher, append(append([]report.Stage(nil), b.teacherStages...), d.stage)
+	}
+	_, _, err := b.finetuned(ctx, "dense -> prune (Taylor) -> fine-tune", "dense-pruned-finetuned", "dense-pruned", "fine-tune", pc, pm, teacher,
+		append(upstream, b.extractionStage("prune", d.model.Arch, c, &mf))...)
 	return err
 }
 
