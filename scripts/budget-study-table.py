@@ -29,7 +29,7 @@ def ms(xs, scale=100, fmt="{:.2f}"):
     if not xs:
         return "—"
     m = fmt.format(scale * st.mean(xs))
-    return m + (" ± " + fmt.format(scale * st.stdev(xs)) if len(xs) > 1 else "") + f" (n={len(xs)})"
+    return m + (f" ± {scale * st.stdev(xs):.2f}" if len(xs) > 1 else "") + f" (n={len(xs)})"
 
 
 def macs(row):
