@@ -12,7 +12,7 @@ import glob, json, os, re, statistics as st, sys
 
 out = sys.argv[1]
 VARIANTS = [("both", "budgets sampler + dense teacher (new)"), ("budgets", "budgets sampler alone"),
-            ("teacher", "dense teacher alone"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
+            ("teacher", "dense teacher alone"), ("fixed", "fixed budget subnets + dense teacher"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
 BUDGETS = ["2x", "4x", "8x"]
 
 
