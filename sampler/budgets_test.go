@@ -132,6 +132,9 @@ func TestBudgetAwareErrors(t *testing.T) {
 			t.Errorf("%s: got %v, want ErrConfig", c.name, err)
 		}
 	}
+	if err := (Config{Kind: KindSandwich, BudgetFixed: true}).Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("budget_fixed with kind sandwich: got %v, want ErrConfig", err)
+	}
 	if _, err := New(Config{Kind: KindBudgets}, sp); !errors.Is(err, ErrConfig) {
 		t.Errorf("New with kind budgets: got %v, want ErrConfig", err)
 	}

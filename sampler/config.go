@@ -95,6 +95,9 @@ func (c Config) Validate() error {
 	if c.BudgetMLPStep < 0 {
 		return bad("budget_mlp_step", "got %d, want >= 1 (0: %d)", c.BudgetMLPStep, DefaultBudgetMLPStep)
 	}
+	if c.Kind != KindBudgets && (c.BudgetBand != 0 || c.BudgetMLPStep != 0 || c.BudgetFixed) {
+		return bad("budget_band", "budget_band, budget_mlp_step and budget_fixed are for kind %q only, got kind %q", KindBudgets, c.Kind)
+	}
 	if c.Random < 0 || c.Random > MaxRandom {
 		return bad("random", "got %d, want 0..%d (each random subnet adds a forward and a backward pass to every step)", c.Random, MaxRandom)
 	}
