@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
@@ -178,6 +179,13 @@ type RunConfig struct {
 	DensePrune bool `mapstructure:"dense_prune"`
 	// Baselines measures plain-slice and random-unit extractions of the same sizes.
 	Baselines bool `mapstructure:"baselines"`
+	// Teacher is the fixed teacher every distilled model of the run learns from: the
+	// supernet (all its subnets, the largest included), the fine-tunes and the baselines
+	// trained from scratch or pruned. "" (the default) keeps in-place distillation from
+	// the supernet's largest subnet; "dense" trains the dense model (the supernet's
+	// architecture alone, for the supernet run's training MACs) first and uses it; any
+	// other value is the path of a model file.
+	Teacher string `mapstructure:"teacher"`
 	// LatencyBatch and LatencyRepeats configure the latency table and measurements.
 	LatencyBatch   int `mapstructure:"latency_batch"`
 	LatencyRepeats int `mapstructure:"latency_repeats"`
@@ -392,6 +400,9 @@ func (c Config) Validate() error {
 func (r RunConfig) Validate() error {
 	if _, err := r.Targets(); err != nil {
 		return err
+	}
+	if r.Teacher != "" && r.Teacher != TeacherDense && strings.TrimSpace(r.Teacher) != r.Teacher {
+		return fmt.Errorf("%w: run.teacher: got %q, want \"\", %q or a model file path without surrounding spaces", ErrConfig, r.Teacher, TeacherDense)
 	}
 	switch {
 	case r.LatencyBatch < 1 || r.LatencyBatch > 4096:

@@ -113,8 +113,32 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		rep.Notes = append(rep.Notes, fmt.Sprintf("%d bad files skipped (data.skip_bad): %s", len(sk), strings.Join(sk, "; ")))
 	}
 
+	// 0. the fixed teacher (run.teacher), trained first when it is the dense model
+	var teacher *modelfile.Model
+	var teacherStages []report.Stage
+	var dense *denseRun
+	switch t := cfg.Run.Teacher; {
+	case t == TeacherDense && cfg.Run.Supernet == "":
+		planned, shape, err := plannedRun(cfg, ds)
+		if err != nil {
+			return nil, err
+		}
+		if dense, err = lifecycleDense(ctx, cfg, ds, shape, planned, opts); err != nil {
+			return nil, fmt.Errorf("dense teacher: %w", err)
+		}
+		rep.Notes = append(rep.Notes, dense.note+"; it is the fixed teacher of the supernet, the fine-tunes and the baselines (run.teacher: dense)")
+		teacher, teacherStages = dense.model, []report.Stage{dense.stage}
+	case t != "" && t != TeacherDense:
+		if teacher, err = LoadTeacher(t, ds); err != nil {
+			return nil, err
+		}
+		teacherStages = []report.Stage{{Name: "teacher (given)", Untimed: true, Shared: true}}
+		rep.Notes = append(rep.Notes, fmt.Sprintf("fixed teacher: %s (run.teacher), %d params; its own training is not counted in any row", t,
+			teacher.Arch.ModelCost().Params))
+	}
+
 	// 1. the supernet
-	sn, supernetPath, run, err := lifecycleSupernet(ctx, cfg, ds, opts, rep)
+	sn, supernetPath, run, err := lifecycleSupernet(ctx, cfg, ds, opts, rep, teacher)
 	if err != nil {
 		return nil, err
 	}
@@ -170,12 +194,17 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		Positions: len(sn.Arch.Layers), MACs: refCost.MACs, Accuracy: refAcc, Steps: run.steps,
 		Compute: []report.Stage{run.stage()}}
 	rep.Notes = append(rep.Notes, run.notes()...)
-	var dense *denseRun
-	if cfg.Run.DensePrune {
+	if dense == nil && (cfg.Run.DensePrune || cfg.Run.Teacher == TeacherDense) {
 		if dense, err = lifecycleDense(ctx, cfg, ds, sn, run, opts); err != nil {
 			return nil, fmt.Errorf("dense model: %w", err)
 		}
 		rep.Notes = append(rep.Notes, dense.note)
+		if cfg.Run.Teacher == TeacherDense { // the supernet was given: the teacher of the fine-tunes and baselines
+			teacher, teacherStages = dense.model, []report.Stage{dense.stage}
+		}
+	}
+	if !cfg.Run.DensePrune {
+		dense = nil
 	}
 	if cfg.Run.ScratchEqualSteps && !run.known {
 		rep.Notes = append(rep.Notes, "scratch, equal steps: skipped, the supernet's step count is unknown ("+run.source+")")
@@ -195,7 +224,8 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		name := cfg.Run.Budgets[i]
 		opts.log("-- budget %s (%s)", name, t)
 		b := &budgetRun{cfg: cfg, opts: opts, ex: ex, ds: ds, target: t, name: name, prov: prov,
-			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, supernet: run, dense: dense}
+			dir: filepath.Join(out, DirBudgets, safeName(name)), root: out, supernet: run, dense: dense,
+			teacher: teacher, teacherStages: teacherStages}
 		r := budgetResult{Index: i}
 		if err := b.run(ctx); err != nil {
 			failed = fmt.Errorf("budget %s: %w", name, err)
@@ -230,6 +260,9 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 		}
 		rep.Rows = append(rep.Rows, r.Rows...)
 		rep.Accuracies = append(rep.Accuracies, r.Curves...)
+	}
+	if tot := report.Totals(rep.Rows, VariantExtractedFT, VariantScratchEqual); tot != nil {
+		rep.Totals = tot
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("total wall time %.1f s", time.Since(start).Seconds()))
 	if err := rep.Write(out); err != nil {

@@ -29,10 +29,20 @@ type budgetRun struct {
 	root     string
 	supernet *supernetRun
 	dense    *denseRun // nil: no dense -> prune baseline
-	rows     []report.Row
-	archs    []arch.Arch // each row's model, whose latency Lifecycle measures last
-	curves   []report.Curve
+	// teacher is the run's fixed teacher (nil: the supernet's largest subnet) and
+	// teacherStages the compute behind it, shared by every row that distils from it
+	teacher       *modelfile.Model
+	teacherStages []report.Stage
+	rows          []report.Row
+	archs         []arch.Arch // each row's model, whose latency Lifecycle measures last
+	curves        []report.Curve
 }
+
+// Variants of the report rows that the compute totals compare.
+const (
+	VariantExtractedFT  = "extracted+finetune"
+	VariantScratchEqual = "scratch, equal steps"
+)
 
 // row adds a report row for a model of architecture a trained with compute.
 func (b *budgetRun) row(variant string, a arch.Arch, acc float64, steps int, path string, compute ...report.Stage) error {
@@ -124,7 +134,13 @@ func (b *budgetRun) run(ctx context.Context) error {
 	}
 	snStage := b.supernet.stage()
 	exStage := b.extractionStage("extraction", sn.Arch, b.cfg.Extract.Config, mf)
-	if err := b.row("extracted", em.Arch, acc, 0, filepath.Join(b.dir, "extracted", FileModel), snStage, exStage); err != nil {
+	// the rows built on the supernet count the fixed teacher's training too
+	upstream := append(append([]report.Stage(nil), b.teacherStages...), snStage, exStage)
+	ftTeacher := b.teacher
+	if ftTeacher == nil {
+		ftTeacher = sn
+	}
+	if err := b.row("extracted", em.Arch, acc, 0, filepath.Join(b.dir, "extracted", FileModel), upstream...); err != nil {
 		return err
 	}
 	var plain *extract.Result // the plain-slices extraction, fine-tuned below
@@ -142,7 +158,7 @@ func (b *budgetRun) run(ctx context.Context) error {
 				return err
 			}
 			// the sizes are the extraction's: it paid for their search
-			if err := b.row(bl.Name, res.Arch, acc, 0, "", snStage, exStage); err != nil {
+			if err := b.row(bl.Name, res.Arch, acc, 0, "", upstream...); err != nil {
 				return err
 			}
 			if bl.Order == extract.OrderNone {
@@ -150,12 +166,12 @@ func (b *budgetRun) run(ctx context.Context) error {
 			}
 		}
 	}
-	ft, ftStage, err := b.finetuned(ctx, "extracted+finetune", "finetuned", "finetune", "fine-tune", b.cfg, em, sn, snStage, exStage)
+	ft, ftStage, err := b.finetuned(ctx, VariantExtractedFT, "finetuned", "finetune", "fine-tune", b.cfg, em, ftTeacher, upstream...)
 	if err != nil {
 		return err
 	}
 	if plain != nil {
-		if err := b.plainFinetuned(ctx, plain, mf, ft, ftStage, snStage, exStage); err != nil {
+		if err := b.plainFinetuned(ctx, plain, mf, ft, ftStage, ftTeacher, upstream...); err != nil {
 			return err
 		}
 	}
@@ -165,7 +181,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		eft, _, err := b.finetuned(ctx, "expanded+finetune", "expanded-finetuned", "expanded", "fine-tune", b.cfg, xm, sn, snStage, xStage)
+		xUp := append(append([]report.Stage(nil), b.teacherStages...), snStage, xStage)
+		eft, _, err := b.finetuned(ctx, "expanded+finetune", "expanded-finetuned", "expanded", "fine-tune", b.cfg, xm, ftTeacher, xUp...)
 		if err != nil {
 			return err
 		}
@@ -186,7 +203,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 	}
 	if b.cfg.Run.ScratchEqualSteps && b.supernet.known {
 		// as many steps as the extracted model had: the supernet's, then the fine-tuning's,
-		// with the supernet's train section and distilled from its largest subnet
+		// with the supernet's train section and distilled from the run's teacher (the
+		// supernet's largest subnet when there is no fixed teacher)
 		sc := b.cfg
 		sc.Finetune = b.supernet.train
 		sc.Finetune.Steps, sc.Finetune.EvalBatch = b.supernet.steps+ftStage.Steps, b.cfg.Finetune.EvalBatch
@@ -194,8 +212,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if _, _, err := b.finetuned(ctx, "scratch, equal steps", "scratch-equal-steps", "scratch (equal steps)", "training",
-			sc, fresh, sn); err != nil {
+		if _, _, err := b.finetuned(ctx, VariantScratchEqual, "scratch-equal-steps", "scratch (equal steps)", "training",
+			sc, fresh, ftTeacher, b.teacherStages...); err != nil {
 			return err
 		}
 	}
@@ -215,7 +233,8 @@ func (b *budgetRun) run(ctx context.Context) error {
 //
 // ft and ftStage are the extracted model's fine-tune; upstream is the compute before it
 // (supernet, extraction).
-func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, mf *extract.Manifest, ft *FinetuneResult, ftStage report.Stage, upstream ...report.Stage) error {
+func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, mf *extract.Manifest, ft *FinetuneResult, ftStage report.Stage,
+	teacher *modelfile.Model, upstream ...report.Stage) error {
 	if mf.Order == extract.OrderNone {
 		b.opts.log("   plain slices won the extraction's comparison: its fine-tune is the extracted model's")
 		return b.row("plain slices+finetune", ft.Model.Arch, ft.Test, ft.Steps, filepath.Join(b.dir, "finetuned", FileModel), append(upstream, ftStage)...)
@@ -224,7 +243,7 @@ func (b *budgetRun) plainFinetuned(ctx context.Context, plain *extract.Result, m
 	if err != nil {
 		return err
 	}
-	_, _, err = b.finetuned(ctx, "plain slices+finetune", "plain-finetuned", "plain slices", "fine-tune", b.cfg, m, b.ex.Supernet(), upstream...)
+	_, _, err = b.finetuned(ctx, "plain slices+finetune", "plain-finetuned", "plain slices", "fine-tune", b.cfg, m, teacher, upstream...)
 	return err
 }
 

@@ -109,7 +109,11 @@ func (b *budgetRun) densePruned(ctx context.Context, ftSteps int) error {
 	}
 	pc := b.cfg
 	pc.Finetune.Steps = ftSteps
-	_, _, err = b.finetuned(ctx, "dense -> prune (Taylor) -> fine-tune", "dense-pruned-finetuned", "dense-pruned", "fine-tune", pc, pruned.model, d.model,
-		d.stage, b.extractionStage("prune", d.model.Arch, c, pruned.manifest))
+	teacher, upstream := d.model, []report.Stage{d.stage}
+	if b.teacher != nil && b.teacher != d.model { // a given teacher: the same as every other row's
+		teacher, upstream = b.teacher, append(append([]report.Stage(nil), b.teacherStages...), d.stage)
+	}
+	_, _, err = b.finetuned(ctx, "dense -> prune (Taylor) -> fine-tune", "dense-pruned-finetuned", "dense-pruned", "fine-tune", pc, pruned.model, teacher,
+		append(upstream, b.extractionStage("prune", d.model.Arch, c, pruned.manifest))...)
 	return err
 }

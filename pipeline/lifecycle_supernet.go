@@ -6,8 +6,10 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
+	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
 	"github.com/ofa-go/ofa/sampler"
@@ -17,7 +19,7 @@ import (
 
 // lifecycleSupernet loads run.supernet, or trains the supernet in Dir/supernet (continuing
 // or reusing it when resuming), and says what training it cost.
-func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts LifecycleOptions, rep *report.Report) (*modelfile.Model, string, *supernetRun, error) {
+func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts LifecycleOptions, rep *report.Report, teacher *modelfile.Model) (*modelfile.Model, string, *supernetRun, error) {
 	if path := cfg.Run.Supernet; path != "" {
 		sn, err := modelfile.Load(path)
 		if err != nil {
@@ -32,7 +34,7 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 	}
 	dir := filepath.Join(opts.Dir, DirSupernet)
 	path := filepath.Join(dir, FileSupernet)
-	to := TrainOptions{Output: opts.Output, Dir: dir, StoredConfig: opts.StoredConfig, World: opts.World}
+	to := TrainOptions{Output: opts.Output, Dir: dir, StoredConfig: opts.StoredConfig, Teacher: teacher, World: opts.World}
 	if opts.Resume {
 		if sn, err := modelfile.Load(path); err == nil {
 			opts.log("== 1/3 supernet: reusing the finished run in %s", dir)
@@ -66,12 +68,40 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 		return nil, "", nil, err
 	}
 	rep.Notes = append(rep.Notes, fmt.Sprintf("supernet trained for %d steps (%s)", res.Steps, dir))
+	if len(res.Eval) > 0 {
+		var parts []string
+		for _, e := range res.Eval {
+			parts = append(parts, fmt.Sprintf("%s (%s, %d params) %.2f%%", e.Name, e.Key, e.Params, 100*e.Accuracy))
+		}
+		rep.Notes = append(rep.Notes, "supernet subnets, test accuracy: "+strings.Join(parts, "; "))
+	}
 	rep.Losses = append(rep.Losses, res.Losses)
 	rep.Accuracies = append(rep.Accuracies, res.Accuracies)
 	run := &supernetRun{known: true, steps: res.Steps, batch: cfg.Train.BatchSize, train: cfg.Train, seconds: res.Seconds,
-		timed: to.Resume == nil, source: "trained in this run"}
-	run.replay(cfg.Sampler, res.Model)
+		timed: to.Resume == nil, source: "trained in this run", teacherMACs: teacherMACs(teacher)}
+	run.replay(cfg.Sampler, cfg.Run, res.Model.Arch, res.Model.Space)
 	return res.Model, res.Path, run, nil
+}
+
+// plannedRun is the supernet run cfg will train on ds, known before it is trained (its
+// steps and sampled MACs), and a weightless model of its architecture: what the dense
+// teacher needs to match the supernet's training MACs.
+func plannedRun(cfg Config, ds *Dataset) (*supernetRun, *modelfile.Model, error) {
+	ar, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
+	if err != nil {
+		return nil, nil, err
+	}
+	tl, err := TrainLoader(ds.Train, cfg.Train.BatchSize, cfg.Train.Seed, ds.Preprocess())
+	if err != nil {
+		return nil, nil, err
+	}
+	run := &supernetRun{known: true, steps: cfg.Train.TotalSteps(tl.BatchesPerEpoch()), batch: cfg.Train.BatchSize, train: cfg.Train,
+		source: "planned"}
+	run.replay(cfg.Sampler, cfg.Run, ar, &space)
+	if !run.known {
+		return nil, nil, fmt.Errorf("dense teacher: the supernet's compute cannot be planned: %s", run.source)
+	}
+	return run, &modelfile.Model{Kind: modelfile.KindSupernet, Arch: ar, Space: &space, Preprocess: ds.Preprocess()}, nil
 }
 
 // supernetRun is what training the supernet cost: its steps and examples per step, the
@@ -83,6 +113,7 @@ type supernetRun struct {
 	train          train.Config
 	sampler        string
 	macsPerExample float64 // training MACs per example and step, mean over the steps
+	teacherMACs    float64 // a fixed teacher's forward MACs per example and step (0: in-place)
 	seconds        float64
 	timed          bool
 	source         string // where the figures come from
@@ -104,56 +135,92 @@ func storedRun(cfg Config, sn *modelfile.Model, path string) *supernetRun {
 	if doc == "" && sn.Provenance != nil {
 		doc = sn.Provenance.Config
 	}
-	tc, sc, err := storedSections(doc)
+	tc, sc, rc, err := storedSections(doc, cfg.Run)
 	if err != nil {
-		tc, sc = cfg.Train, cfg.Sampler
-		run.source += fmt.Sprintf("; its configuration is unreadable (%v), so this run's train and sampler sections are assumed", err)
+		tc, sc, rc = cfg.Train, cfg.Sampler, cfg.Run
+		run.source += fmt.Sprintf("; its configuration is unreadable (%v), so this run's train, sampler and run sections are assumed", err)
 	} else {
-		run.source += ", train and sampler sections from its stored configuration"
+		run.source += ", train, sampler and run sections from its stored configuration"
 	}
 	run.batch, run.train = tc.BatchSize, tc
-	run.replay(sc, sn)
+	switch rc.Teacher {
+	case "":
+	case TeacherDense:
+		run.teacherMACs = float64(sn.Arch.ModelCost().MACs)
+	default:
+		if t, err := modelfile.Load(rc.Teacher); err == nil {
+			run.teacherMACs = teacherMACs(t)
+		} else {
+			run.source += fmt.Sprintf("; its teacher %s is unreadable (%v), so its forward passes are not counted", rc.Teacher, err)
+		}
+	}
+	run.replay(sc, rc, sn.Arch, sn.Space)
 	return run
 }
 
 // storedSections decodes the train and sampler sections of a stored configuration (YAML
-// with the configuration's keys) over their defaults.
-func storedSections(doc string) (train.Config, sampler.Config, error) {
+// with the configuration's keys) over their defaults, and its run section's budgets and
+// teacher (the ones a budget-aware sampler and a fixed teacher need) over run's.
+func storedSections(doc string, run RunConfig) (train.Config, sampler.Config, RunConfig, error) {
 	tc, sc := train.Default(), sampler.DefaultConfig()
 	var root map[string]any
 	if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
-		return tc, sc, fmt.Errorf("stored configuration: %w", err)
+		return tc, sc, run, fmt.Errorf("stored configuration: %w", err)
 	}
 	for key, out := range map[string]any{"train": &tc, "sampler": &sc} {
 		sec, ok := root[key]
 		if !ok {
-			return tc, sc, fmt.Errorf("stored configuration: no %s section", key)
+			return tc, sc, run, fmt.Errorf("stored configuration: no %s section", key)
 		}
 		d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: out, TagName: "mapstructure", ErrorUnused: true})
 		if err != nil {
-			return tc, sc, err
+			return tc, sc, run, err
 		}
 		if err := d.Decode(sec); err != nil {
-			return tc, sc, fmt.Errorf("stored configuration: %s: %w", key, err)
+			return tc, sc, run, fmt.Errorf("stored configuration: %s: %w", key, err)
+		}
+	}
+	if sec, ok := root["run"].(map[string]any); ok {
+		var part struct {
+			Budgets []string `mapstructure:"budgets"`
+			Teacher *string  `mapstructure:"teacher"`
+		}
+		if err := mapstructure.Decode(sec, &part); err != nil {
+			return tc, sc, run, fmt.Errorf("stored configuration: run: %w", err)
+		}
+		if len(part.Budgets) > 0 {
+			run.Budgets = part.Budgets
+		}
+		if part.Teacher != nil {
+			run.Teacher = *part.Teacher
+		} else {
+			run.Teacher = ""
 		}
 	}
 	if err := tc.Validate("train"); err != nil {
-		return tc, sc, fmt.Errorf("stored configuration: %w", err)
+		return tc, sc, run, fmt.Errorf("stored configuration: %w", err)
 	}
-	return tc, sc, sc.Validate()
+	return tc, sc, run, sc.Validate()
 }
 
-// replay counts the forward MACs of every subnet the sampler drew over the run's steps.
-func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
+// replay counts the forward MACs of every subnet the sampler drew over the run's steps
+// (a budget-aware sampler with rc's budgets).
+func (r *supernetRun) replay(sc sampler.Config, rc RunConfig, a arch.Arch, space *arch.Space) {
 	if !r.known || r.steps == 0 {
 		return
 	}
-	if sn.Space == nil {
+	if space == nil {
 		r.source += "; the supernet has no search space, so its sampler cannot be replayed"
 		r.known = false
 		return
 	}
-	smp, err := sampler.NewForRun(sc, *sn.Space, r.steps)
+	b, err := samplerBudgets(sc, rc, a)
+	if err != nil {
+		r.source += fmt.Sprintf("; its sampler's budgets cannot be read (%v)", err)
+		r.known = false
+		return
+	}
+	smp, err := sampler.NewForBudgets(sc, *space, r.steps, b)
 	if err != nil {
 		r.source += fmt.Sprintf("; its sampler cannot be replayed (%v)", err)
 		r.known = false
@@ -162,7 +229,7 @@ func (r *supernetRun) replay(sc sampler.Config, sn *modelfile.Model) {
 	total := 0.0
 	for step := 0; step < r.steps; step++ {
 		for _, s := range smp.Sample(step) {
-			total += float64(sn.Arch.SubnetCost(s).MACs)
+			total += float64(a.SubnetCost(s).MACs)
 		}
 	}
 	r.sampler = smp.Name()
@@ -174,8 +241,9 @@ func (r *supernetRun) stage() report.Stage {
 	if !r.known {
 		return report.Stage{Name: "supernet (steps unknown)", Untimed: true, Shared: true}
 	}
-	return report.Stage{Name: "supernet", Steps: r.steps, Batch: r.batch, MACsPerExample: r.macsPerExample,
-		MACs: float64(r.steps) * float64(r.batch) * r.macsPerExample, Seconds: r.seconds, Untimed: !r.timed, Shared: true}
+	per := r.macsPerExample + r.teacherMACs
+	return report.Stage{Name: "supernet", Steps: r.steps, Batch: r.batch, MACsPerExample: per,
+		MACs: float64(r.steps) * float64(r.batch) * per, Seconds: r.seconds, Untimed: !r.timed, Shared: true}
 }
 
 // notes describe the supernet's compute for the report.
@@ -183,9 +251,13 @@ func (r *supernetRun) notes() []string {
 	if !r.known {
 		return []string{"supernet compute unknown: " + r.source}
 	}
+	st := r.stage()
 	n := fmt.Sprintf("supernet compute: %d steps x %d examples x %s training MACs per example and step (%s sampler: every subnet trained "+
-		"at a step, forward and backward, replayed from the sampler), %s training MACs in all; %s",
-		r.steps, r.batch, report.SI(r.macsPerExample), r.sampler, report.SI(float64(r.steps)*float64(r.batch)*r.macsPerExample), r.source)
+		"at a step, forward and backward, replayed from the sampler", r.steps, r.batch, report.SI(st.MACsPerExample), r.sampler)
+	if r.teacherMACs > 0 {
+		n += fmt.Sprintf("; plus the fixed teacher's forward pass, %s MACs", report.SI(r.teacherMACs))
+	}
+	n += fmt.Sprintf("), %s training MACs in all; %s", report.SI(st.MACs), r.source)
 	if !r.timed {
 		n += "; its wall time was not measured in this run"
 	}

@@ -170,12 +170,16 @@ func TestLifecycleBaselinesAndCompute(t *testing.T) {
 // TestStoredSections: the train and sampler sections of a stored configuration are read
 // over their defaults; unknown keys and bad values are errors naming them.
 func TestStoredSections(t *testing.T) {
-	tc, sc, err := storedSections("train:\n  batch_size: 16\n  lr: 0.001\nsampler:\n  kind: uniform\n  random: 1\nrun:\n  budgets: [2x]\n")
+	tc, sc, rc, err := storedSections("train:\n  batch_size: 16\n  lr: 0.001\nsampler:\n  kind: uniform\n  random: 1\nrun:\n  budgets: [2x]\n  teacher: dense\n",
+		RunConfig{Budgets: []string{"4x"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if tc.BatchSize != 16 || tc.LR != 0.001 || tc.WarmupSteps != 200 || sc.Kind != sampler.KindUniform || sc.Random != 1 {
 		t.Fatalf("train %+v sampler %+v", tc, sc)
+	}
+	if len(rc.Budgets) != 1 || rc.Budgets[0] != "2x" || rc.Teacher != TeacherDense {
+		t.Fatalf("run section %+v, want the stored budgets [2x] and teacher dense", rc)
 	}
 	for doc, want := range map[string]string{
 		"train:\n  batch_sise: 16\nsampler:\n  kind: uniform\n": "batch_sise",
@@ -183,7 +187,7 @@ func TestStoredSections(t *testing.T) {
 		"train:\n  lr: 0.001\n":                                 "no sampler section",
 		"x":                                                     "stored configuration",
 	} {
-		if _, _, err := storedSections(doc); err == nil || !strings.Contains(err.Error(), want) {
+		if _, _, _, err := storedSections(doc, RunConfig{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", doc, err, want)
 		}
 	}
@@ -201,5 +205,86 @@ func TestLatencyNote(t *testing.T) {
 		if !strings.Contains(n, "min of 30 samples") || !strings.Contains(n, "predictor fit") || strings.Contains(n, "WARNING") != c.warn {
 			t.Errorf("mean error %.1f%%: note %q, want a warning: %v", c.errPct, n, c.warn)
 		}
+	}
+}
+
+// TestLifecycleBudgetsAndDenseTeacher: with the budget-aware sampler and run.teacher dense,
+// the dense model is trained first for the supernet's planned training MACs, the supernet
+// trains the largest subnet and a subnet at the budget each step, distilled from the dense
+// model (its forward pass counted), the scratch baseline distils from the same teacher,
+// every row built on the teacher counts it, and the report states the compute totals.
+func TestLifecycleBudgetsAndDenseTeacher(t *testing.T) {
+	dir := t.TempDir()
+	cfg := tinyLifecycle(dir)
+	cfg.Sampler = sampler.Config{Kind: sampler.KindBudgets, WarmFraction: 0.25}
+	cfg.Run.Teacher, cfg.Run.Baselines, cfg.Run.Scratch = TeacherDense, false, false
+	stored := strings.Replace(tinyStored, "kind: sandwich", "kind: budgets", 1) + "run:\n  budgets: [2x]\n  teacher: dense\n"
+	rep, err := Lifecycle(context.Background(), cfg, LifecycleOptions{Dir: dir, StoredConfig: []byte(stored)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sn, err := modelfile.Load(filepath.Join(dir, DirSupernet, FileSupernet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := SamplerBudgets(cfg, sn.Arch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	smp, err := sampler.NewForBudgets(cfg.Sampler, *sn.Space, 8, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fwd := 0.0
+	for step := 0; step < 8; step++ {
+		subs := smp.Sample(step)
+		if step >= 2 && (len(subs) != 2 || sn.Arch.SubnetCost(subs[1]).Params > sn.Arch.ModelCost().Params/2) {
+			t.Fatalf("step %d: sampled %v, want the largest and a subnet within the 2x budget", step, subs)
+		}
+		for _, s := range subs {
+			fwd += float64(sn.Arch.SubnetCost(s).MACs)
+		}
+	}
+	dense := float64(sn.Arch.ModelCost().MACs)
+	rows := map[string]report.Row{}
+	for _, r := range rep.Rows {
+		rows[r.Variant] = r
+	}
+	ft := rows[VariantExtractedFT]
+	if len(ft.Compute) != 4 || ft.Compute[0].Name != "dense" || !ft.Compute[0].Shared || ft.Compute[1].Name != "supernet" {
+		t.Fatalf("extracted+finetune compute %+v, want the dense teacher, the supernet, the extraction and the fine-tune", ft.Compute)
+	}
+	if d := ft.Compute[0]; math.Abs(float64(d.Steps)*dense-fwd) > dense/2 {
+		t.Errorf("dense teacher: %d steps, want the supernet's %g forward MACs per example", d.Steps, fwd)
+	}
+	if s := ft.Compute[1]; math.Abs(s.MACs-32*(3*fwd+8*dense)) > 1 {
+		t.Errorf("supernet stage %+v, want 3 x the sampled MACs plus the teacher's forward pass at every step", s)
+	}
+	eq := rows[VariantScratchEqual]
+	if len(eq.Compute) != 2 || eq.Compute[0] != ft.Compute[0] || eq.Compute[1].MACsPerExample != float64(3*eq.MACs)+dense {
+		t.Fatalf("scratch, equal steps compute %+v, want the same dense teacher", eq.Compute)
+	}
+	dp := rows["dense -> prune (Taylor) -> fine-tune"]
+	if len(dp.Compute) == 0 || dp.Compute[0] != ft.Compute[0] {
+		t.Fatalf("dense -> prune compute %+v, want the teacher's dense model", dp.Compute)
+	}
+	tot := rep.Totals
+	if tot == nil || tot.Budgets != 1 || math.Abs(tot.PipelineShared-ft.Compute[0].MACs-ft.Compute[1].MACs) > 1 ||
+		math.Abs(tot.AlternativeShared-eq.Compute[0].MACs) > 1 {
+		t.Fatalf("compute totals %+v", tot)
+	}
+	md, err := os.ReadFile(filepath.Join(dir, FileReport))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"## Compute for all 1 budgets", "fixed teacher of the supernet", "supernet subnets, test accuracy", "budgets sampler"} {
+		if !strings.Contains(string(md), want) {
+			t.Errorf("report.md lacks %q", want)
+		}
+	}
+	// the stored configuration gives a supernet loaded by path the same compute
+	run := storedRun(cfg, sn, filepath.Join(dir, DirSupernet, FileSupernet))
+	if !run.known || math.Abs(run.stage().MACs-ft.Compute[1].MACs) > 1 {
+		t.Fatalf("stored run %+v: %g MACs, want %g", run, run.stage().MACs, ft.Compute[1].MACs)
 	}
 }

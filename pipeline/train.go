@@ -75,6 +75,9 @@ type TrainOptions struct {
 	// rank passes the same configuration and reads the data (and Resume) itself; rank 0
 	// alone writes into Dir.
 	World cluster.World
+	// Teacher, if set, is the fixed teacher of every subnet (run.teacher), instead of
+	// in-place distillation from the largest subnet.
+	Teacher *modelfile.Model
 }
 
 // TrainResult is a finished supernet training run.
@@ -163,7 +166,11 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	}
 	tcfg := cfg.Train
 	tcfg.EvalBatch = evalBatch
-	smp, err := sampler.NewForRun(cfg.Sampler, space, cfg.Train.TotalSteps(tl.BatchesPerEpoch()))
+	budgets, err := SamplerBudgets(cfg, ar)
+	if err != nil {
+		return nil, err
+	}
+	smp, err := sampler.NewForBudgets(cfg.Sampler, space, cfg.Train.TotalSteps(tl.BatchesPerEpoch()), budgets)
 	if err != nil {
 		return nil, err
 	}
@@ -175,8 +182,15 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		}
 		evalSubnets = append(evalSubnets, train.Named{Name: name, Subnet: s})
 	}
-	tr, err := train.New(train.Setup{Arch: ar, Params: model.Params, Sampler: smp, Train: tl, Eval: el,
-		EvalSubnets: evalSubnets, Ops: Ops(cfg.Ops), Config: tcfg, World: world})
+	setup := train.Setup{Arch: ar, Params: model.Params, Sampler: smp, Train: tl, Eval: el,
+		EvalSubnets: evalSubnets, Ops: Ops(cfg.Ops), Config: tcfg, World: world}
+	if t := opts.Teacher; t != nil {
+		if err := ds.CheckModel("the teacher", t); err != nil {
+			return nil, err
+		}
+		setup.Teacher = &train.Teacher{Arch: t.Arch, Params: t.Float32Params(), Subnet: arch.Largest(t.Arch)}
+	}
+	tr, err := train.New(setup)
 	if err != nil {
 		return nil, err
 	}

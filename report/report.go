@@ -150,6 +150,9 @@ type Report struct {
 	TestExamples int `json:"test_examples,omitempty"`
 	// Recommendations are filled by Write from the rows (see Recommend).
 	Recommendations []Recommendation `json:"recommendations,omitempty"`
+	// Totals compares the pipeline's training compute for all budgets with one model
+	// trained per budget (nil: the run has no such pair of rows).
+	Totals *ComputeTotal `json:"compute_total,omitempty"`
 }
 
 // Budgets lists the distinct budgets in row order.
@@ -254,6 +257,9 @@ func (r *Report) markdown(plots []string) string {
 			b.WriteString(" A star marks a stage shared by every budget (the supernet, the dense model): each row counts it in full.")
 		}
 		b.WriteString(" A wall time with ≥ leaves out stages not timed in this run.\n")
+	}
+	if r.Totals != nil {
+		b.WriteString(r.Totals.markdown())
 	}
 	if len(plots) > 0 {
 		b.WriteString("\n## Plots\n\n")

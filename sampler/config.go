@@ -13,6 +13,7 @@ const (
 	KindSandwich    = "sandwich"
 	KindUniform     = "uniform"
 	KindProgressive = "progressive"
+	KindBudgets     = "budgets"
 )
 
 // ErrConfig is wrapped by every error about an invalid sampler configuration.
@@ -21,7 +22,8 @@ var ErrConfig = errors.New("invalid sampler config")
 // Config chooses and parameterises a sampler; viper fills it, Validate checks it and New
 // builds the sampler.
 type Config struct {
-	// Kind is "sandwich", "uniform" or "progressive".
+	// Kind is "sandwich", "uniform", "progressive" or "budgets" (BudgetAware: the largest
+	// subnet and one subnet per budget of the run each step, built by NewForBudgets).
 	Kind string `mapstructure:"kind" json:"kind"`
 	// Seed selects the run's subnet stream; with the step it fixes every draw.
 	Seed uint64 `mapstructure:"seed" json:"seed"`
@@ -42,7 +44,24 @@ type Config struct {
 	// twice in a row, as an expanded model's "repeat:2" positions with open gates run it.
 	// 0 (the default) never; it needs Random >= 1. See ReuseDraw.
 	Reuse float64 `mapstructure:"reuse" json:"reuse,omitempty"`
+	// BudgetBand, for kind "budgets", is how far below its limit a budget's subnet may
+	// fall, as a fraction of the limit (see BudgetAware.Band).
+	BudgetBand float64 `mapstructure:"budget_band" json:"budget_band,omitempty"`
+	// BudgetMLPStep, for kind "budgets", is the granularity of a budget subnet's MLP
+	// widths (see BudgetAware.MLPStep); 0 means DefaultBudgetMLPStep.
+	BudgetMLPStep int `mapstructure:"budget_mlp_step" json:"budget_mlp_step,omitempty"`
+	// BudgetFixed, for kind "budgets", trains one fixed subnet per budget (PreNAS's
+	// preferred architectures) instead of a fresh draw at each step.
+	BudgetFixed bool `mapstructure:"budget_fixed" json:"budget_fixed,omitempty"`
 }
+
+// DefaultBudgetBand and DefaultBudgetMLPStep are the budget sampler's defaults: a budget's
+// subnet uses 90-100% of its limit, and MLP widths come in steps of 8 neurons (the
+// extraction's smallest MLP floor).
+const (
+	DefaultBudgetBand    = 0.1
+	DefaultBudgetMLPStep = 8
+)
 
 // MaxRandom bounds Config.Random. Each random subnet adds a forward and a backward pass of
 // up to the largest subnet's size to every training step: at 16 a sandwich step trains 18
@@ -66,9 +85,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: sampler.%s: %s", ErrConfig, field, fmt.Sprintf(format, args...))
 	}
 	switch c.Kind {
-	case KindSandwich, KindProgressive, KindUniform:
+	case KindSandwich, KindProgressive, KindUniform, KindBudgets:
 	default:
-		return bad("kind", "got %q, want %q, %q or %q", c.Kind, KindSandwich, KindUniform, KindProgressive)
+		return bad("kind", "got %q, want %q, %q, %q or %q", c.Kind, KindSandwich, KindUniform, KindProgressive, KindBudgets)
+	}
+	if !(c.BudgetBand >= 0 && c.BudgetBand < 1) {
+		return bad("budget_band", "got %g, want a fraction in [0, 1)", c.BudgetBand)
+	}
+	if c.BudgetMLPStep < 0 {
+		return bad("budget_mlp_step", "got %d, want >= 1 (0: %d)", c.BudgetMLPStep, DefaultBudgetMLPStep)
+	}
+	if c.Kind != KindBudgets && (c.BudgetBand != 0 || c.BudgetMLPStep != 0 || c.BudgetFixed) {
+		return bad("budget_band", "budget_band, budget_mlp_step and budget_fixed are for kind %q only, got kind %q", KindBudgets, c.Kind)
 	}
 	if c.Random < 0 || c.Random > MaxRandom {
 		return bad("random", "got %d, want 0..%d (each random subnet adds a forward and a backward pass to every step)", c.Random, MaxRandom)
@@ -144,6 +172,9 @@ func New(cfg Config, space arch.Space) (Sampler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Kind == KindBudgets {
+		return nil, fmt.Errorf("%w: sampler.kind: %q needs the run's budgets (use NewForBudgets)", ErrConfig, KindBudgets)
+	}
 	if cfg.WarmFraction > 0 {
 		return nil, fmt.Errorf("%w: sampler.warm_fraction: %g is a fraction of the run, whose length New does not know (use NewForRun)",
 			ErrConfig, cfg.WarmFraction)
@@ -153,18 +184,57 @@ func New(cfg Config, space arch.Space) (Sampler, error) {
 
 // NewForRun is New for a run of totalSteps steps: with a warm fraction the sampler returns
 // the largest subnet alone for the first round(WarmFraction·totalSteps) steps (see Warm).
+// Kind "budgets" needs the run's budgets: see NewForBudgets.
 func NewForRun(cfg Config, space arch.Space, totalSteps int) (Sampler, error) {
+	return NewForBudgets(cfg, space, totalSteps, Budgets{})
+}
+
+// NewForBudgets is NewForRun with the run's budgets, which kind "budgets" trains for (other
+// kinds ignore them).
+func NewForBudgets(cfg Config, space arch.Space, totalSteps int, b Budgets) (Sampler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
 	if totalSteps < 0 {
 		return nil, fmt.Errorf("%w: a run of %d steps", ErrConfig, totalSteps)
 	}
-	s, err := newSampler(cfg, space)
+	var s Sampler
+	var err error
+	if cfg.Kind == KindBudgets {
+		s, err = newBudgetAware(cfg, space, b)
+	} else {
+		s, err = newSampler(cfg, space)
+	}
 	if err != nil || cfg.WarmFraction == 0 {
 		return s, err
 	}
 	return Warm{Next: s, Space: space.Clone(), Steps: WarmSteps(cfg.WarmFraction, totalSteps)}, nil
+}
+
+// newBudgetAware builds the sampler of kind "budgets" for b.
+func newBudgetAware(cfg Config, space arch.Space, b Budgets) (Sampler, error) {
+	if err := checkSpace(space); err != nil {
+		return nil, fmt.Errorf("sampler: %w", err)
+	}
+	if len(b.Limits) == 0 {
+		return nil, fmt.Errorf("%w: sampler.kind: %q needs the run's budgets (run.budgets), got none", ErrConfig, KindBudgets)
+	}
+	if err := space.Validate(b.Arch); err != nil {
+		return nil, fmt.Errorf("sampler: the budgets' architecture: %w", err)
+	}
+	for i, l := range b.Limits {
+		if l.Params <= 0 && l.MACs <= 0 {
+			return nil, fmt.Errorf("%w: sampler.kind %q: budget %d limits neither parameters nor MACs (latency budgets are not sampled)",
+				ErrConfig, KindBudgets, i)
+		}
+	}
+	step := cfg.BudgetMLPStep
+	if step == 0 {
+		step = DefaultBudgetMLPStep
+	}
+	return BudgetAware{Space: space.Clone(), Seed: cfg.Seed, Random: cfg.Random, Reuse: cfg.Reuse,
+		Budgets: Budgets{Arch: b.Arch, Limits: append([]Limit(nil), b.Limits...)},
+		Band:    cfg.BudgetBand, MLPStep: step, Fixed: cfg.BudgetFixed}, nil
 }
 
 // WarmSteps is the length of a warm phase of fraction f of a run of totalSteps steps.

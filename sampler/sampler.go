@@ -1,5 +1,6 @@
 // Package sampler chooses the subnets trained at each step of once-for-all supernet
-// training: the sandwich rule, uniform sampling and progressive shrinking. It returns plain
+// training: the sandwich rule, uniform sampling, progressive shrinking and budget-aware
+// sampling (a subnet at each deployment budget every step). It returns plain
 // arch.Subnet values and holds no state, so it needs no numeric code.
 //
 // Every draw is a pure function of (seed, step, index): the index-th subnet of a step comes

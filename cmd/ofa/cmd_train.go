@@ -142,6 +142,16 @@ func (a *app) trainCmd() *cobra.Command {
 				opts.Init = d.Params
 				a.say("starting from the dense model %s (%s names)", from, d.Naming)
 			}
+			switch t := cfg.Run.Teacher; t {
+			case "":
+			case pipeline.TeacherDense:
+				return fmt.Errorf("%w: run.teacher %q: the dense teacher is trained by `ofa run`; `ofa train` takes a teacher's model file", errUsage, t)
+			default:
+				if opts.Teacher, err = pipeline.LoadTeacher(t, ds); err != nil {
+					return err
+				}
+				a.say("fixed teacher: %s", t)
+			}
 			res, err := pipeline.TrainSupernet(cmd.Context(), cfg, ds, opts)
 			if err != nil {
 				return err

@@ -1,0 +1,141 @@
+package sampler
+
+import (
+	"errors"
+	"testing"
+
+	"github.com/ofa-go/ofa/arch"
+)
+
+// budgetsFor are limits of 1/2, 1/4 and 1/8 of a's unique parameters.
+func budgetsFor(a arch.Arch) Budgets {
+	p := a.ModelCost().Params
+	return Budgets{Arch: a, Limits: []Limit{{Params: p / 2}, {Params: p / 4}, {Params: p / 8}}}
+}
+
+func TestBudgetAwareDrawsFitTheirBudgets(t *testing.T) {
+	sp := arch.DefaultSpace()
+	a := maxArch(t, sp)
+	b := budgetsFor(a)
+	s, err := NewForBudgets(Config{Kind: KindBudgets, Seed: 5, Random: 1, BudgetBand: DefaultBudgetBand}, sp, 100, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	inBand := 0
+	const steps = 50
+	for step := range steps {
+		got := s.Sample(step)
+		if want := 1 + len(b.Limits) + 1; len(got) != want {
+			t.Fatalf("step %d: %d subnets, want %d", step, len(got), want)
+		}
+		if !got[0].Equal(sp.Largest()) {
+			t.Fatalf("step %d: first subnet %s, want the largest", step, got[0].Key())
+		}
+		for k, l := range b.Limits {
+			sub := got[1+k]
+			if err := sub.Validate(a); err != nil {
+				t.Fatalf("step %d budget %d: %v", step, k, err)
+			}
+			f := fill(a, sub, l)
+			if f > 1 {
+				t.Errorf("step %d budget %d: %s has %d params, over the limit %d", step, k, sub.Key(), a.SubnetCost(sub).Params, l.Params)
+			}
+			if f >= 1-DefaultBudgetBand {
+				inBand++
+			}
+		}
+	}
+	// the band is a target, not a guarantee (a coarse grid can miss it): most draws make it
+	if total := steps * len(b.Limits); inBand < total*9/10 {
+		t.Errorf("%d of %d budget draws within %.0f%% of their limit, want at least 90%%", inBand, total, 100*DefaultBudgetBand)
+	}
+}
+
+func TestBudgetAwareDeterministicAndFixed(t *testing.T) {
+	sp := arch.DefaultSpace()
+	a := maxArch(t, sp)
+	cfg := Config{Kind: KindBudgets, Seed: 9, BudgetBand: DefaultBudgetBand}
+	s1, err := NewForBudgets(cfg, sp, 10, budgetsFor(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2, _ := NewForBudgets(cfg, sp, 10, budgetsFor(a))
+	varied := false
+	for step := range 10 {
+		if keys(s1.Sample(step)) != keys(s2.Sample(step)) {
+			t.Fatalf("step %d: two samplers of one configuration differ", step)
+		}
+		varied = varied || keys(s1.Sample(step)) != keys(s1.Sample(0))
+	}
+	if !varied {
+		t.Error("the budget draws are the same at every step without budget_fixed")
+	}
+	cfg.BudgetFixed = true
+	f, err := NewForBudgets(cfg, sp, 10, budgetsFor(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 10 {
+		if keys(f.Sample(step)) != keys(s1.Sample(0)) {
+			t.Fatalf("step %d: budget_fixed drew %s, want step 0's %s", step, keys(f.Sample(step)), keys(s1.Sample(0)))
+		}
+	}
+	// random draws keep their stream when budgets are added in front of them
+	cfg = Config{Kind: KindBudgets, Seed: 9, Random: 2}
+	r, _ := NewForBudgets(cfg, sp, 10, budgetsFor(a))
+	u := Uniform{Space: sp, Seed: 9, Count: 3}
+	for step := range 5 {
+		got, want := r.Sample(step), u.Sample(step)
+		if keys(got[len(got)-2:]) != keys(want[1:]) {
+			t.Fatalf("step %d: random draws %s, want the uniform sampler's %s", step, keys(got[len(got)-2:]), keys(want[1:]))
+		}
+	}
+}
+
+func TestBudgetDrawBelowTheSpace(t *testing.T) {
+	sp := arch.DefaultSpace()
+	a := maxArch(t, sp)
+	small := sp.Smallest()
+	// a limit below the space's smallest subnet is met with finer widths
+	l := Limit{Params: a.SubnetCost(small).Params * 4 / 5}
+	s, err := NewForBudgets(Config{Kind: KindBudgets, Seed: 1, BudgetBand: DefaultBudgetBand}, sp, 1, Budgets{Arch: a, Limits: []Limit{l}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 20 {
+		sub := s.Sample(step)[1]
+		if f := fill(a, sub, l); f > 1 {
+			t.Fatalf("step %d: %s uses %.2f of its limit", step, sub.Key(), f)
+		}
+	}
+	// a limit nothing meets gives the smallest draw the grid allows
+	got := BudgetDraw(sp, a, Limit{Params: 1}, 0.1, DefaultBudgetMLPStep, newRand(1, 0, 0))
+	if want := smallestAt(sp, DefaultBudgetMLPStep); !got.Equal(want) {
+		t.Errorf("unmeetable limit: got %s, want %s", got.Key(), want.Key())
+	}
+}
+
+func TestBudgetAwareErrors(t *testing.T) {
+	sp := arch.DefaultSpace()
+	a := maxArch(t, sp)
+	for _, c := range []struct {
+		name string
+		cfg  Config
+		b    Budgets
+	}{
+		{"no budgets", Config{Kind: KindBudgets}, Budgets{Arch: a}},
+		{"latency only", Config{Kind: KindBudgets}, Budgets{Arch: a, Limits: []Limit{{}}}},
+		{"band", Config{Kind: KindBudgets, BudgetBand: 1}, budgetsFor(a)},
+		{"mlp step", Config{Kind: KindBudgets, BudgetMLPStep: -1}, budgetsFor(a)},
+	} {
+		if _, err := NewForBudgets(c.cfg, sp, 10, c.b); !errors.Is(err, ErrConfig) {
+			t.Errorf("%s: got %v, want ErrConfig", c.name, err)
+		}
+	}
+	if err := (Config{Kind: KindSandwich, BudgetFixed: true}).Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("budget_fixed with kind sandwich: got %v, want ErrConfig", err)
+	}
+	if _, err := New(Config{Kind: KindBudgets}, sp); !errors.Is(err, ErrConfig) {
+		t.Errorf("New with kind budgets: got %v, want ErrConfig", err)
+	}
+}

@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# Budget-aware supernets (issue 24): runs the lifecycle of configs/fashion-mnist.yaml on the
+# full Fashion-MNIST at one reduced schedule, the same for every row, for each variant and
+# seed, then writes the tables of docs/RESULTS.md ("Budget-aware supernets") with
+# scripts/budget-study-table.py.
+#
+#   bash scripts/budget-study.sh OUTDIR SEED [VARIANT...]
+#
+# Variants (default: all, in this order; "teacher" needs "both" of the same seed first,
+# whose dense model it reuses as its fixed teacher):
+#   both     sampler.kind budgets + run.teacher dense, with the scratch (equal steps) and
+#            dense -> prune -> fine-tune baselines, all distilled from the same dense teacher
+#   budgets  sampler.kind budgets alone (in-place distillation)
+#   sandwich the previous default: sandwich rule with one random subnet, in-place
+#   teacher  the previous default's sampler with the fixed dense teacher of "both"
+#   fixed    (not in the default list) "both" with sampler.budget_fixed (one fixed subnet
+#            per budget, PreNAS), the teacher of "both" given by path, no baselines
+# The schedule: SUPERNET_STEPS supernet steps (default 1000, about 1.2 epochs of the 55,000
+# training images), FT_STEPS fine-tuning steps (default 400); the scratch rows train for
+# their sum, the dense model for the supernet run's training MACs. Every seed changes the
+# initialisation, the sampler's draws and the data order (model.init_seed, sampler.seed,
+# train.seed, finetune.seed).
+set -euo pipefail
+OUT=${1:?output directory}
+SEED=${2:?seed}
+shift 2
+VARIANTS=${*:-both budgets sandwich teacher}
+OFA=${OFA:-./ofa}
+SUPERNET_STEPS=${SUPERNET_STEPS:-1000}
+FT_STEPS=${FT_STEPS:-400}
+mkdir -p "$OUT"
+common=(OFA_TRAIN_STEPS=$SUPERNET_STEPS OFA_TRAIN_WARMUP_STEPS=200 OFA_FINETUNE_STEPS=$FT_STEPS
+  OFA_MODEL_INIT_SEED=$SEED OFA_SAMPLER_SEED=$SEED OFA_TRAIN_SEED=$SEED OFA_FINETUNE_SEED=$SEED
+  OFA_RUN_EXPAND=false OFA_RUN_SCRATCH=false OFA_RUN_BASELINES=false OFA_RUN_LATENCY_REPEATS=3
+  OFA_EXTRACT_SEARCH_POPULATION=8 OFA_EXTRACT_SEARCH_GENERATIONS=2 OFA_EXTRACT_VAL_EXAMPLES=1000)
+light=(OFA_RUN_SCRATCH_EQUAL_STEPS=false OFA_RUN_DENSE_PRUNE=false)
+for v in $VARIANTS; do
+  dir="$OUT/$v-s$SEED"
+  if [ -f "$dir/report.json" ]; then echo "== $dir: done"; continue; fi
+  case $v in
+    both)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_RUN_TEACHER=dense) ;;
+    budgets)  vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 "${light[@]}") ;;
+    sandwich) vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 "${light[@]}") ;;
+    fixed)    vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
+    teacher)  vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
+    *) echo "unknown variant $v" >&2; exit 2 ;;
+  esac
+  echo "== $dir: ${vars[*]}"
+  start=$(date +%s)
+  env "${common[@]}" "${vars[@]}" $OFA run --config configs/fashion-mnist.yaml --out "$dir" --force > "$dir.log" 2>&1
+  echo "== $dir: $(( $(date +%s) - start )) s"
+done
