@@ -66,7 +66,7 @@ export PATH="$work/bin:$PATH"
 
 # the commands, one per entry, continuation lines joined
 mapfile -t commands < <(awk '
-  /^```/ { if (inblock) { inblock = 0 } else if ($0 ~ /^```(sh|bash|shell)?[[:space:]]*$/) { inblock = 1 }; next }
+  /^```/ { if (fence) { fence = 0; inblock = 0 } else { fence = 1; inblock = ($0 ~ /^```(sh|bash|shell)?[[:space:]]*$/) }; next }
   !inblock { next }
   {
     line = $0
