@@ -384,21 +384,6 @@ func checkConsistent(m *Model) error {
 	return nil
 }
 
-// ReadArch reads only the header of the model file at path and returns the architecture
-// it describes, without reading the weights: for checking arguments against a model
-// before the (slower) Load.
-func ReadArch(path string) (arch.Arch, error) {
-	meta, err := checkpoint.ReadMetadata(path, checkpoint.Limits{})
-	if err != nil {
-		return arch.Arch{}, err
-	}
-	a, err := arch.ParseArch(meta[KeyArch])
-	if err != nil {
-		return arch.Arch{}, fmt.Errorf("modelfile: %s: %w: metadata %q: %w", path, ErrNotModel, KeyArch, err)
-	}
-	return a, nil
-}
-
 // ReadHeader reads a model file's metadata without its weights: the architecture, the
 // provenance and the data record (Params stays nil), so that commands can check their
 // arguments and choose their configuration before loading the weights.
