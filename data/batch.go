@@ -111,7 +111,7 @@ type Batch struct {
 type Loader struct {
 	set  *Images
 	cfg  LoaderConfig
-	norm [][256]float32 // per channel: pixel byte -> normalised value
+	norm PixelNorm
 
 	epochs *Epochs
 }
@@ -146,17 +146,47 @@ func NewLoader(set *Images, cfg LoaderConfig) (*Loader, error) {
 		return nil, fmt.Errorf("data: %w: %d channel means for the %d-channel images of %s",
 			ErrLoaderConfig, n, set.Channels, set.Name)
 	}
-	l.norm = make([][256]float32, set.Channels)
-	for c := range l.norm {
-		mean, std := cfg.Mean, cfg.Std
-		if len(cfg.ChannelMean) != 0 {
-			mean, std = cfg.ChannelMean[c], cfg.ChannelStd[c]
-		}
-		for v := range l.norm[c] {
-			l.norm[c][v] = (float32(v)/255 - mean) / std
+	mean, std := cfg.ChannelMean, cfg.ChannelStd
+	if len(mean) == 0 {
+		mean, std = make([]float32, set.Channels), make([]float32, set.Channels)
+		for c := range mean {
+			mean[c], std[c] = cfg.Mean, cfg.Std
 		}
 	}
+	l.norm = NewPixelNorm(mean, std)
 	return l, nil
+}
+
+// PixelNorm turns 8-bit pixels into model inputs, one table per channel:
+// PixelNorm[c][v] = (v/255 - mean[c]) / std[c], computed in float32. The loader and
+// inference (package infer) both use it, so a pixel becomes the same input in training,
+// evaluation and prediction.
+type PixelNorm [][256]float32
+
+// NewPixelNorm builds the tables for one mean and std per channel (len(mean) == len(std)).
+func NewPixelNorm(mean, std []float32) PixelNorm {
+	if len(mean) != len(std) {
+		panic(fmt.Sprintf("data: NewPixelNorm: %d means, %d stds", len(mean), len(std)))
+	}
+	n := make(PixelNorm, len(mean))
+	for c := range n {
+		for v := range n[c] {
+			n[c][v] = (float32(v)/255 - mean[c]) / std[c]
+		}
+	}
+	return n
+}
+
+// Apply writes the model input of one channel-major image px (len(n) planes of equal size)
+// to dst, which must be as long as px.
+func (n PixelNorm) Apply(dst []float32, px []uint8) {
+	plane := len(px) / len(n)
+	for c := range n {
+		norm := &n[c]
+		for i, v := range px[c*plane : (c+1)*plane] {
+			dst[c*plane+i] = norm[v]
+		}
+	}
 }
 
 // BatchesPerEpoch returns ceil(N / BatchSize), or floor with DropLast.
@@ -188,14 +218,8 @@ const (
 // fill writes the normalised, augmented pixels of one example to out.
 func (l *Loader) fill(out []float32, img []uint8, epoch, pos int) {
 	aug := l.cfg.Augment
-	plane := l.set.Height * l.set.Width
 	if aug.CropPad == 0 && !aug.HFlip && !aug.RandomResizedCrop {
-		for c := range l.set.Channels {
-			norm := &l.norm[c]
-			for i, v := range img[c*plane : (c+1)*plane] {
-				out[c*plane+i] = norm[v]
-			}
-		}
+		l.norm.Apply(out, img)
 		return
 	}
 	// Always draw in the same order, so turning one augmentation on or off does not change

@@ -240,7 +240,7 @@ func extractedModel(from *modelfile.Model, res *extract.Result, prov *modelfile.
 // carry over, so that every model derived from a supernet names its classes as the data
 // did and remembers the data it was trained on.
 func derive(from *modelfile.Model, kind string, a arch.Arch, p *supernet.Params, prov *modelfile.Provenance, extra map[string]string) *modelfile.Model {
-	return &modelfile.Model{Kind: kind, Arch: a, Params: p, Preprocess: from.Preprocess, Provenance: prov, Data: from.Data, Extra: copyClasses(extra, from)}
+	return &modelfile.Model{Kind: kind, Arch: a, Params: p, Preprocess: from.Preprocess, Provenance: prov, Data: from.Data, Extra: modelfile.CopyClassNames(extra, from)}
 }
 
 // extraction is an extracted model and its manifest, as saved in a model directory.

@@ -11,6 +11,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/infer"
 	"github.com/ofa-go/ofa/latency"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
@@ -131,24 +132,24 @@ func TestLifecycleBaselinesAndCompute(t *testing.T) {
 		}
 	}
 	// every model of the lifecycle names the supernet's classes, so predict prints them
-	want, err := ClassNames(sn)
+	want, err := sn.ClassNames()
 	if err != nil || want[0] == "0" {
 		t.Fatalf("the supernet's class names %q (%v)", want, err)
 	}
 	a := sn.Arch
-	blank := Input{Name: "blank", X: make([]float32, a.InChannels*a.InHeight*a.InWidth)}
+	blank := infer.Input{Name: "blank", X: make([]float32, a.InChannels*a.InHeight*a.InWidth)}
 	for _, rel := range []string{DirDense, filepath.Join(DirBudgets, "2x", "dense-pruned"), filepath.Join(DirBudgets, "2x", "dense-pruned-finetuned"),
 		filepath.Join(DirBudgets, "2x", "extracted"), filepath.Join(DirBudgets, "2x", "scratch")} {
 		m, err := modelfile.Load(filepath.Join(dir, rel, FileModel))
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := ClassNames(m)
+		got, err := m.ClassNames()
 		if err != nil || strings.Join(got, ",") != strings.Join(want, ",") {
 			t.Errorf("%s names classes %q (%v), want %q", rel, got, err, want)
 			continue
 		}
-		p, err := Predict(m, arch.Largest(m.Arch), Ops(cfg.Ops), []Input{blank}, 1)
+		p, err := infer.Predict(m, arch.Largest(m.Arch), Ops(cfg.Ops), []infer.Input{blank}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -149,8 +149,12 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	if err := ds.CheckModel("the supernet", model); err != nil {
 		return nil, err
 	}
-	if err := storeClasses(model, ds.Classes); err != nil {
-		return nil, err
+	// the data's class names, in a model that has none (a new supernet, or the resume
+	// state of a run that predates the key)
+	if !model.HasClassNames() && len(ds.Classes) == model.Arch.Classes {
+		if err := model.SetClassNames(ds.Classes); err != nil {
+			return nil, err
+		}
 	}
 	ar, space := model.Arch, *model.Space
 	if err := cfg.Train.ValidateFor("train", ar); err != nil {

@@ -530,11 +530,14 @@ func (t *Trainer) softTargets(sh *shard, g *subnetGraph) {
 	dst := sh.in.soft.Float32s()
 	tau := t.cfg.Temperature
 	for b := 0; b < len(z)/c; b++ {
-		softmaxInto(z[b*c:(b+1)*c], dst[b*c:(b+1)*c], tau)
+		Softmax(dst[b*c:(b+1)*c], z[b*c:(b+1)*c], tau)
 	}
 }
 
-func softmaxInto(z, dst []float32, tau float64) {
+// Softmax writes softmax(z/tau) to dst (as long as z), computed in float64: each
+// exponential is stored in dst's type and divided by the float64 sum. Distillation's soft
+// targets (float32) and predictions' probabilities (float64, tau 1) both come from it.
+func Softmax[T float32 | float64](dst []T, z []float32, tau float64) {
 	m := math.Inf(-1)
 	for _, v := range z {
 		m = math.Max(m, float64(v)/tau)
@@ -542,11 +545,11 @@ func softmaxInto(z, dst []float32, tau float64) {
 	var s float64
 	for j, v := range z {
 		e := math.Exp(float64(v)/tau - m)
-		dst[j] = float32(e)
+		dst[j] = T(e)
 		s += e
 	}
 	for j := range dst {
-		dst[j] = float32(float64(dst[j]) / s)
+		dst[j] = T(float64(dst[j]) / s)
 	}
 }
 

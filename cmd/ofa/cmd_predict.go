@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/ofa-go/ofa/configfile"
+	"github.com/ofa-go/ofa/infer"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/cobra"
@@ -47,15 +48,15 @@ func (a *app) predictCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			var inputs []pipeline.Input
+			var inputs []infer.Input
 			for _, f := range files {
-				in, err := pipeline.ReadInputs(m, f)
+				in, err := infer.ReadInputs(m, f)
 				if err != nil {
 					return err
 				}
 				inputs = append(inputs, in...)
 			}
-			preds, err := pipeline.Predict(m, s, pipeline.Ops(cfg.Ops), inputs, top)
+			preds, err := infer.Predict(m, s, pipeline.Ops(cfg.Ops), inputs, top)
 			if err != nil {
 				return err
 			}
@@ -66,7 +67,7 @@ func (a *app) predictCmd() *cobra.Command {
 				}
 				a.say("%s: %s", p.Input, strings.Join(parts, ", "))
 			}
-			names, err := pipeline.ClassNames(m)
+			names, err := m.ClassNames()
 			if err != nil {
 				return err
 			}

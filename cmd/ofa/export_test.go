@@ -17,14 +17,15 @@ import (
 	"testing"
 
 	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/infer"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
 )
 
 // predictOutput is the JSON object of `ofa predict --json`.
 type predictOutput struct {
-	Classes     []string              `json:"classes"`
-	Predictions []pipeline.Prediction `json:"predictions"`
+	Classes     []string           `json:"classes"`
+	Predictions []infer.Prediction `json:"predictions"`
 }
 
 func predictJSON(t *testing.T, args ...string) predictOutput {
@@ -187,7 +188,7 @@ func compareOnnxRuntime(t *testing.T, m *modelfile.Model, ortDir, onnxPath strin
 	}
 	var x []float32
 	for _, f := range files {
-		in, err := pipeline.ReadInputs(m, f)
+		in, err := infer.ReadInputs(m, f)
 		if err != nil {
 			t.Fatal(err)
 		}

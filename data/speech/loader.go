@@ -97,6 +97,7 @@ func (c LoaderConfig) Validate() error {
 type Loader struct {
 	set     *Set
 	cfg     LoaderConfig
+	norm    Norm
 	silence float32 // normalised log(LogFloor), the time-shift fill
 
 	epochs *data.Epochs
@@ -136,8 +137,27 @@ func NewLoader(set *Set, cfg LoaderConfig) (*Loader, error) {
 		return nil, fmt.Errorf("speech: %w: %s has %d examples, no full batch of %d (DropLast is set)",
 			data.ErrDataset, set.Name, set.N, cfg.BatchSize)
 	}
+	l.norm = NewNorm(cfg.Mean, cfg.Std)
 	l.silence = (float32(math.Log(LogFloor)) - cfg.Mean) / cfg.Std
 	return l, nil
+}
+
+// Norm turns log-mel features into model inputs: (feature - mean) * (1/std), in float32.
+// The loader and inference (package infer) both use it, so a clip becomes the same input
+// in training, evaluation and prediction.
+type Norm struct{ mean, inv float32 }
+
+// NewNorm is the normalisation by the training set's mean and std (std > 0).
+func NewNorm(mean, std float32) Norm { return Norm{mean: mean, inv: 1 / std} }
+
+// Of is the model input of one feature value.
+func (n Norm) Of(v float32) float32 { return (v - n.mean) * n.inv }
+
+// Apply writes the model input of features feat to dst, which must be as long.
+func (n Norm) Apply(dst, feat []float32) {
+	for i, v := range feat {
+		dst[i] = n.Of(v)
+	}
 }
 
 // BatchesPerEpoch returns ceil(N / BatchSize), or floor with DropLast.
@@ -174,12 +194,9 @@ const (
 // fill writes the normalised, augmented features of one example (Mels rows of Frames) to
 // out.
 func (l *Loader) fill(out, feat []float32, epoch, pos int) {
-	mean, inv := l.cfg.Mean, 1/l.cfg.Std
 	aug := l.cfg.Augment
 	if !aug.Enabled() {
-		for i, v := range feat {
-			out[i] = (v - mean) * inv
-		}
+		l.norm.Apply(out, feat)
 		return
 	}
 	mels, frames := l.set.Mels, l.set.Frames
@@ -192,7 +209,7 @@ func (l *Loader) fill(out, feat []float32, epoch, pos int) {
 		row, in := out[m*frames:(m+1)*frames], feat[m*frames:(m+1)*frames]
 		for t := range row {
 			if s := t - shift; s >= 0 && s < frames {
-				row[t] = (in[s] - mean) * inv
+				row[t] = l.norm.Of(in[s])
 			} else {
 				row[t] = l.silence
 			}

@@ -1,4 +1,4 @@
-package pipeline
+package infer
 
 import (
 	"bytes"
@@ -64,23 +64,21 @@ func encodePNG(t *testing.T, img image.Image) []byte {
 
 // TestPredictImages: IDX and PNG files of embedded test images become exactly the inputs
 // the evaluation loader makes, and the predictions' accuracy and loss on them equal what
-// `ofa eval` (pipeline.Evaluate) measures on the same images.
+// `ofa eval` (train.Evaluate) measures on the same images.
 func TestPredictImages(t *testing.T) {
 	const n = 70 // more than one prediction graph's batch
-	dc := DefaultConfig().Data
-	dc.Embedded, dc.TestLimit = true, n
-	ds, err := LoadData(dc)
+	_, test, err := data.LoadEmbeddedFashionMNIST()
 	if err != nil {
 		t.Fatal(err)
 	}
+	test = test.Head(n)
 	a := arch.Default()
 	a.Dim, a.HeadDim = 16, 4
 	a.Layers = arch.Uniform(2, arch.Layer{Heads: 2, MLP: 24})
-	m := tinyModel(t, a, ds.Preprocess())
-	if err := storeClasses(m, ds.Classes); err != nil {
+	m := tinyModel(t, a, modelfile.Preprocess{Mean: data.FashionMNISTMean, Std: data.FashionMNISTStd})
+	if err := m.SetClassNames(test.ClassNames); err != nil {
 		t.Fatal(err)
 	}
-	test := ds.Test.(imageSplit).images
 	dir := t.TempDir()
 	var idx bytes.Buffer
 	if err := data.WriteIDX(&idx, []int{n, 28, 28}, test.Pixels); err != nil {
@@ -93,7 +91,7 @@ func TestPredictImages(t *testing.T) {
 	if len(inputs) != n || inputs[5].Name != filepath.Join(dir, "test.idx")+"[5]" {
 		t.Fatalf("%d inputs, the 6th named %q", len(inputs), inputs[5].Name)
 	}
-	l, _, err := EvalLoader(ds.Test, n, m.Preprocess)
+	l, err := data.NewLoader(test, data.LoaderConfig{BatchSize: n, Mean: m.Preprocess.Mean, Std: m.Preprocess.Std})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +155,7 @@ func TestPredictImages(t *testing.T) {
 			t.Fatalf("prediction %d: probabilities sum to %v", i, sum)
 		}
 		best := p.Top[0]
-		if best.Class != ds.Classes[best.Label] || p.Top[0].Probability < p.Top[1].Probability || p.Top[1].Probability < p.Top[2].Probability {
+		if best.Class != test.ClassNames[best.Label] || p.Top[0].Probability < p.Top[1].Probability || p.Top[1].Probability < p.Top[2].Probability {
 			t.Fatalf("prediction %d: top %v", i, p.Top)
 		}
 		if best.Label == int(test.Labels[i]) {
@@ -165,7 +163,7 @@ func TestPredictImages(t *testing.T) {
 		}
 		loss -= math.Log(p.Probabilities[test.Labels[i]])
 	}
-	res, err := Evaluate(a, m.Params, nn.Fused{}, ds.Test, n, m.Preprocess, []train.Named{{Name: "model", Subnet: arch.Largest(a)}})
+	res, err := train.Evaluate(a, m.Params, nn.Fused{}, l, n, []train.Named{{Name: "model", Subnet: arch.Largest(a)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -276,34 +274,5 @@ func TestPredictWAV(t *testing.T) {
 	png := writeFile(t, filepath.Join(dir, "x.png"), encodePNG(t, image.NewGray(image.Rect(0, 0, fe.Frames, fe.Mels))))
 	if _, err := ReadInputs(m, png); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "WAV") {
 		t.Errorf("PNG for a speech model: %v", err)
-	}
-}
-
-// TestClassNames: the stored names, label numbers without them, errors naming the key.
-func TestClassNames(t *testing.T) {
-	a := arch.Default()
-	a.Classes = 3
-	m := &modelfile.Model{Arch: a, Extra: map[string]string{}}
-	if got, err := ClassNames(m); err != nil || !slices.Equal(got, []string{"0", "1", "2"}) {
-		t.Errorf("without metadata: %v, %v", got, err)
-	}
-	if err := storeClasses(m, []string{"cat", "dog", "eel"}); err != nil {
-		t.Fatal(err)
-	}
-	if err := storeClasses(m, []string{"x", "y", "z"}); err != nil { // kept: the model has names
-		t.Fatal(err)
-	}
-	if got, err := ClassNames(m); err != nil || !slices.Equal(got, []string{"cat", "dog", "eel"}) {
-		t.Errorf("stored: %v, %v", got, err)
-	}
-	derived := copyClasses(map[string]string{}, m)
-	if derived[modelfile.KeyClasses] != `["cat","dog","eel"]` {
-		t.Errorf("copied metadata %v", derived)
-	}
-	for _, bad := range []string{`["cat"]`, `{"0":"cat"}`} {
-		m.Extra[modelfile.KeyClasses] = bad
-		if _, err := ClassNames(m); !errors.Is(err, modelfile.ErrNotModel) || !strings.Contains(err.Error(), `"classes"`) {
-			t.Errorf("%s: %v", bad, err)
-		}
 	}
 }
