@@ -1,4 +1,4 @@
-// Package configfile loads the tool's configuration (pipeline.Config) from, in increasing
+// Package configfile loads the tool's configuration (config.Config) from, in increasing
 // precedence, the defaults, a YAML file, OFA_ environment variables and command-line flags,
 // strictly: unknown or upper-case keys, fractional numbers for whole-number keys, scalars
 // for lists and words for booleans are errors naming the key. It also stores a
@@ -19,18 +19,18 @@ import (
 	"time"
 
 	"github.com/go-viper/mapstructure/v2"
+	"github.com/ofa-go/ofa/config"
 	"github.com/ofa-go/ofa/data"
-	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/pflag"
 	"github.com/spf13/viper"
 	"go.yaml.in/yaml/v3"
 )
 
 // Config is the whole configuration.
-type Config = pipeline.Config
+type Config = config.Config
 
 // errConfig is wrapped by every configuration error.
-var errConfig = pipeline.ErrConfig
+var errConfig = config.ErrConfig
 
 // MaxBytes bounds a configuration file, checked before it is read.
 const MaxBytes = 1 << 20
@@ -58,7 +58,7 @@ type Loader struct {
 // Load builds and validates the configuration.
 func (l Loader) Load() (Config, error) {
 	v := viper.New()
-	def := pipeline.DefaultConfig()
+	def := config.Default()
 	known := knownKeys()
 	defaults := map[string]any{}
 	leafValues(reflect.ValueOf(def), "", defaults, false)
@@ -224,7 +224,7 @@ func Store(c Config) []byte {
 // knownKeys are the configuration's leaf keys.
 func knownKeys() map[string]bool {
 	known := map[string]bool{}
-	for _, k := range leafKeys(reflect.TypeOf(pipeline.DefaultConfig()), "") {
+	for _, k := range leafKeys(reflect.TypeOf(config.Default()), "") {
 		known[k] = true
 	}
 	return known

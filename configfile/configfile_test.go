@@ -4,13 +4,13 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/ofa-go/ofa/pipeline"
+	"github.com/ofa-go/ofa/config"
 )
 
 // TestStoredConfigRoundTrip: the stored form of a configuration loads back to the same
 // configuration, so a resumed run trains exactly as the interrupted one did.
 func TestStoredConfigRoundTrip(t *testing.T) {
-	c := pipeline.DefaultConfig()
+	c := config.Default()
 	c.Train.LR, c.Model.InitSeed, c.Sampler.Random = 1.234567890123e-3, 1<<40+3, 1
 	c.Extract.Remote.URL = "http://127.0.0.1:1/x"
 	got, err := Loader{Stored: Store(c), Where: "stored"}.Load()

@@ -6,9 +6,9 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/ofa-go/ofa/config"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/modelfile"
-	"github.com/ofa-go/ofa/pipeline"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -133,9 +133,9 @@ func (l Loader) ForResume(dir string) (Config, string, error) {
 		dir = os.Getenv("OFA_OUT")
 	}
 	if dir == "" {
-		dir = pipeline.DefaultConfig().Out
+		dir = config.Default().Out
 	}
-	path := filepath.Join(dir, pipeline.FileConfig)
+	path := filepath.Join(dir, config.RunFile)
 	b, err := data.ReadFileLimited(path, MaxBytes)
 	if err != nil {
 		// no lifecycle to resume: the lifecycle says so, naming the file

@@ -6,8 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ofa-go/ofa/config"
 	"github.com/ofa-go/ofa/modelfile"
-	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/pflag"
 )
 
@@ -40,11 +40,11 @@ func flags(t *testing.T, kv map[string]string) map[string]*pflag.Flag {
 // configuration file is given; a flag naming a data source replaces the stored source as a
 // whole, and the origin says whether the data section is the model's.
 func TestForModel(t *testing.T) {
-	stored := pipeline.DefaultConfig()
+	stored := config.Default()
 	stored.Data.Embedded, stored.Data.ValSize, stored.Data.Augment.CropPad, stored.Data.Augment.HFlip = true, 500, 0, false
 	stored.Finetune.Epochs = 1
 	m := storedModel(stored)
-	def := pipeline.DefaultConfig()
+	def := config.Default()
 	file := filepath.Join(t.TempDir(), "c.yaml")
 	if err := os.WriteFile(file, []byte("finetune:\n  epochs: 3\n"), 0o644); err != nil {
 		t.Fatal(err)
@@ -101,9 +101,9 @@ func TestForModel(t *testing.T) {
 // started with, so that its stored form is unchanged (the lifecycle compares them).
 func TestForResume(t *testing.T) {
 	dir := t.TempDir()
-	c := pipeline.DefaultConfig()
+	c := config.Default()
 	c.Data.Embedded, c.Train.Epochs, c.Out = true, 2, dir
-	if err := os.WriteFile(filepath.Join(dir, pipeline.FileConfig), Store(c), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, config.RunFile), Store(c), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	got, line, err := Loader{Flags: flags(t, map[string]string{"out": dir})}.ForResume(dir)
@@ -114,7 +114,7 @@ func TestForResume(t *testing.T) {
 		t.Fatalf("resumed configuration differs (%s):\n%s\nwant\n%s", line, Store(got), Store(c))
 	}
 	got, line, err = Loader{}.ForResume(t.TempDir())
-	if err != nil || string(Store(got)) != string(Store(pipeline.DefaultConfig())) || !strings.Contains(line, "missing") {
+	if err != nil || string(Store(got)) != string(Store(config.Default())) || !strings.Contains(line, "missing") {
 		t.Fatalf("nothing to resume: %s, %v", line, err)
 	}
 }

@@ -15,11 +15,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/ofa-go/ofa/pipeline"
+	"github.com/ofa-go/ofa/config"
 )
 
 // Key is one configuration key as the reference documents it: its name, type and default
-// come from the configuration types (pipeline.Config and DefaultConfig), its meaning from
+// come from the configuration types (config.Config and config.Default), its meaning from
 // the doc comment of the Go field behind it (see FieldDocs).
 type Key struct {
 	// Key is the dotted name ("train.lr").
@@ -41,7 +41,7 @@ type Key struct {
 // its type and built-in default.
 func Keys() []Key {
 	var out []Key
-	keysOf(reflect.ValueOf(pipeline.DefaultConfig()), reflect.TypeOf(pipeline.DefaultConfig()), "", &out)
+	keysOf(reflect.ValueOf(config.Default()), reflect.TypeOf(config.Default()), "", &out)
 	return out
 }
 

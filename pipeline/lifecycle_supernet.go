@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/go-viper/mapstructure/v2"
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/configfile"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
 	"github.com/ofa-go/ofa/sampler"
@@ -158,49 +158,32 @@ func storedRun(cfg Config, sn *modelfile.Model, path string) *supernetRun {
 	return run
 }
 
-// storedSections decodes the train and sampler sections of a stored configuration (YAML
-// with the configuration's keys) over their defaults, and its run section's budgets and
-// teacher (the ones a budget-aware sampler and a fixed teacher need) over run's.
+// storedSections decodes a stored configuration (YAML with the configuration's keys) with
+// the same strict loader as a configuration file (configfile: unknown keys, ill-typed and
+// invalid values are errors naming the key) and returns its train and sampler sections,
+// which it must hold, and, when it has a run section, its budgets and teacher (the ones a
+// budget-aware sampler and a fixed teacher need) over run's.
 func storedSections(doc string, run RunConfig) (train.Config, sampler.Config, RunConfig, error) {
-	tc, sc := train.Default(), sampler.DefaultConfig()
+	c, err := configfile.Loader{Stored: []byte(doc), Where: "stored configuration"}.Load()
+	if err != nil {
+		return c.Train, c.Sampler, run, err
+	}
 	var root map[string]any
 	if err := yaml.Unmarshal([]byte(doc), &root); err != nil {
-		return tc, sc, run, fmt.Errorf("stored configuration: %w", err)
+		return c.Train, c.Sampler, run, fmt.Errorf("stored configuration: %w", err)
 	}
-	for key, out := range map[string]any{"train": &tc, "sampler": &sc} {
-		sec, ok := root[key]
-		if !ok {
-			return tc, sc, run, fmt.Errorf("stored configuration: no %s section", key)
-		}
-		d, err := mapstructure.NewDecoder(&mapstructure.DecoderConfig{Result: out, TagName: "mapstructure", ErrorUnused: true})
-		if err != nil {
-			return tc, sc, run, err
-		}
-		if err := d.Decode(sec); err != nil {
-			return tc, sc, run, fmt.Errorf("stored configuration: %s: %w", key, err)
+	for _, key := range []string{"train", "sampler"} {
+		if _, ok := root[key]; !ok {
+			return c.Train, c.Sampler, run, fmt.Errorf("stored configuration: no %s section", key)
 		}
 	}
-	if sec, ok := root["run"].(map[string]any); ok {
-		var part struct {
-			Budgets []string `mapstructure:"budgets"`
-			Teacher *string  `mapstructure:"teacher"`
+	if _, ok := root["run"]; ok {
+		if len(c.Run.Budgets) > 0 {
+			run.Budgets = c.Run.Budgets
 		}
-		if err := mapstructure.Decode(sec, &part); err != nil {
-			return tc, sc, run, fmt.Errorf("stored configuration: run: %w", err)
-		}
-		if len(part.Budgets) > 0 {
-			run.Budgets = part.Budgets
-		}
-		if part.Teacher != nil {
-			run.Teacher = *part.Teacher
-		} else {
-			run.Teacher = ""
-		}
+		run.Teacher = c.Run.Teacher
 	}
-	if err := tc.Validate("train"); err != nil {
-		return tc, sc, run, fmt.Errorf("stored configuration: %w", err)
-	}
-	return tc, sc, run, sc.Validate()
+	return c.Train, c.Sampler, run, nil
 }
 
 // replay counts the forward MACs of every subnet the sampler drew over the run's steps

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/configfile"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/infer"
@@ -190,6 +192,39 @@ func TestStoredSections(t *testing.T) {
 	} {
 		if _, _, _, err := storedSections(doc, RunConfig{}); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%q: %v, want %q", doc, err, want)
+		}
+	}
+}
+
+// TestStoredSectionsDecodeLikeAFile: a stored configuration is refused exactly as the same
+// YAML in a configuration file is (one strict loader): unknown keys in any section,
+// fractional whole numbers, numbers for booleans, scalars for lists, invalid values.
+func TestStoredSectionsDecodeLikeAFile(t *testing.T) {
+	const sections = "train:\n  lr: 0.001\nsampler:\n  kind: uniform\n"
+	for _, c := range []struct{ doc, key string }{
+		{sections + "data:\n  embeded: true\n", "data.embeded"},
+		{sections + "run:\n  teacher: dense\n  latency_repeat: 5\n", "run.latency_repeat"},
+		{"train:\n  batch_size: 1.5\nsampler:\n  kind: uniform\n", "train.batch_size"},
+		{sections + "run:\n  expand: 3\n", "run.expand"},
+		{sections + "model:\n  head_choices: 4\n", "model.head_choices"},
+		{sections + "reorder:\n  every_epochs: -1\n", "reorder.every_epochs"},
+	} {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		if err := os.WriteFile(path, []byte(c.doc), 0o644); err != nil {
+			t.Fatal(err)
+		}
+		_, fileErr := configfile.Loader{File: path}.Load()
+		_, _, _, storedErr := storedSections(c.doc, RunConfig{})
+		if fileErr == nil || storedErr == nil {
+			t.Errorf("%q: file error %v, stored error %v; want both refused", c.doc, fileErr, storedErr)
+			continue
+		}
+		if !errors.Is(storedErr, ErrConfig) || !strings.Contains(fileErr.Error(), c.key) || !strings.Contains(storedErr.Error(), c.key) {
+			t.Errorf("%q: file error %q, stored error %q; want both to wrap %v and name %s", c.doc, fileErr, storedErr, ErrConfig, c.key)
+		}
+		// decoding errors read the same but for where the YAML came from
+		if !strings.Contains(fileErr.Error(), "before flags") && strings.ReplaceAll(fileErr.Error(), path, "stored configuration") != storedErr.Error() {
+			t.Errorf("%q: file error %q, stored error %q differ", c.doc, fileErr, storedErr)
 		}
 	}
 }

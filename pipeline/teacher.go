@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/config"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/sampler"
@@ -11,7 +12,7 @@ import (
 
 // TeacherDense is the run.teacher value that trains the dense model first and distils
 // every model of the run from it.
-const TeacherDense = "dense"
+const TeacherDense = config.TeacherDense
 
 // SamplerBudgets are the run's budgets (run.budgets) as the limits a "budgets" sampler
 // trains supernet a for; other sampler kinds get none. Latency limits are left out (the

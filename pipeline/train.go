@@ -13,6 +13,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/cluster"
+	"github.com/ofa-go/ofa/config"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/modelfile"
@@ -29,7 +30,7 @@ const (
 	FileSupernet = "supernet.safetensors"
 	FileResume   = "resume.safetensors"
 	FileMetrics  = "metrics.jsonl"
-	FileConfig   = "config.yaml"
+	FileConfig   = config.RunFile
 	FileModel    = "model.safetensors"
 	FileManifest = "manifest.json"
 	FileResult   = "result.json"
