@@ -5,8 +5,6 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/ofa-go/ofa/configfile"
-
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/ofa-go/ofa/train"
@@ -27,7 +25,7 @@ func (a *app) benchCmd() *cobra.Command {
   ofa bench --ops composed        # gorgonia's stock operations, for comparison`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
+			cfg, err := a.loader(fk).Load()
 			if err != nil {
 				return err
 			}

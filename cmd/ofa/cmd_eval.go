@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/ofa-go/ofa/configfile"
-
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/modelfile"
@@ -35,11 +33,7 @@ func (a *app) evalCmd() *cobra.Command {
 			if batch < 1 {
 				return fmt.Errorf("%w: --batch: got %d, want >= 1", errUsage, batch)
 			}
-			m, err := modelfile.Load(modelPath)
-			if err != nil {
-				return err
-			}
-			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(modelPath, m)
+			m, cfg, origin, err := a.modelConfig(modelPath, fk)
 			if err != nil {
 				return err
 			}
@@ -50,12 +44,10 @@ func (a *app) evalCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ds, err := pipeline.LoadData(cfg.Data)
+			ds, err := a.modelData(cfg, modelPath, m, origin)
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
-			a.say("%s", origin.Line)
 			if err := ds.CheckModel(modelPath, m); err != nil {
 				return err
 			}

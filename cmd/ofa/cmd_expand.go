@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"path/filepath"
 
-	"github.com/ofa-go/ofa/configfile"
-
 	"github.com/ofa-go/ofa/expand"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
@@ -26,11 +24,7 @@ func (a *app) expandCmd() *cobra.Command {
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --model and --out are required", errUsage)
 			}
-			m, err := modelfile.Load(modelPath)
-			if err != nil {
-				return err
-			}
-			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(modelPath, m)
+			m, cfg, origin, err := a.modelConfig(modelPath, fk)
 			if err != nil {
 				return err
 			}
@@ -39,20 +33,15 @@ func (a *app) expandCmd() *cobra.Command {
 					return fmt.Errorf("%w: --%w", errUsage, err)
 				}
 			}
-			release, err := a.claim(out)
+			release, err := a.claimModelDir(out, force)
 			if err != nil {
 				return err
 			}
 			defer release()
-			if err := refuseExistingModel(out, force); err != nil {
-				return err
-			}
-			ds, err := pipeline.LoadData(cfg.Data)
+			ds, err := a.modelData(cfg, modelPath, m, origin)
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
-			a.say("%s", origin.Line)
 			verify, err := pipeline.VerifyBatch(ds, m.Preprocess)
 			if err != nil {
 				return err

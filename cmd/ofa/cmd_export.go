@@ -24,11 +24,7 @@ func (a *app) exportCmd() *cobra.Command {
 			if format != "onnx" {
 				return fmt.Errorf("%w: --format %q: want onnx (model files are already safetensors)", errUsage, format)
 			}
-			m, err := modelfile.Load(modelPath)
-			if err != nil {
-				return err
-			}
-			s, err := oneSubnet(subnetArg, m)
+			m, s, err := modelSubnet(modelPath, subnetArg)
 			if err != nil {
 				return err
 			}

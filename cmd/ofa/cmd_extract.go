@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/ofa-go/ofa/config"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -38,7 +39,7 @@ func floatList(s string, layers int) ([]float64, error) {
 
 // checkChoices checks the ratios, thresholds and (for a budget) floors of e against the
 // architecture a, the errors the extraction would give after loading the weights.
-func checkChoices(a arch.Arch, e pipeline.ExtractConfig) error {
+func checkChoices(a arch.Arch, e config.ExtractConfig) error {
 	pair := func(heads, mlp []float64) ([]float64, []float64) {
 		if len(mlp) == 0 {
 			mlp = heads
@@ -96,7 +97,7 @@ func (a *app) extractCmd() *cobra.Command {
 				return err
 			}
 			a0 := head.Arch
-			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(supernetPath, head)
+			cfg, origin, err := a.loader(fk).ForModel(supernetPath, head)
 			if err != nil {
 				return err
 			}
@@ -124,26 +125,21 @@ func (a *app) extractCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			release, err := a.claim(out)
+			release, err := a.claimModelDir(out, force)
 			if err != nil {
 				return err
 			}
 			defer release()
-			if err := refuseExistingModel(out, force); err != nil {
-				return err
-			}
 			sel, err := pipeline.ExtractSelection(cmd.Context(), *e)
 			if errors.Is(err, pipeline.ErrConfig) {
 				return fmt.Errorf("%w: %w", errUsage, err)
 			} else if err != nil {
 				return err
 			}
-			ds, err := pipeline.LoadData(cfg.Data)
+			ds, err := a.modelData(cfg, supernetPath, m, origin)
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(supernetPath, m, origin.DataFromModel))
-			a.say("%s", origin.Line)
 			if sel.Target != nil {
 				a.say("target: %s (from %s)", sel.Target, sel.TargetFrom)
 			}

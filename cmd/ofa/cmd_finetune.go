@@ -25,16 +25,12 @@ func (a *app) finetuneCmd() *cobra.Command {
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --model and --out are required", errUsage)
 			}
-			release, err := a.claim(out, func() error { return refuseExistingModel(out, force) })
+			release, err := a.claimModelDir(out, force)
 			if err != nil {
 				return err
 			}
 			defer release()
-			m, err := modelfile.Load(modelPath)
-			if err != nil {
-				return err
-			}
-			cfg, origin, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.ForModel(modelPath, m)
+			m, cfg, origin, err := a.modelConfig(modelPath, fk)
 			if err != nil {
 				return err
 			}
@@ -44,12 +40,10 @@ func (a *app) finetuneCmd() *cobra.Command {
 					return err
 				}
 			}
-			ds, err := pipeline.LoadData(cfg.Data)
+			ds, err := a.modelData(cfg, modelPath, m, origin)
 			if err != nil {
 				return err
 			}
-			a.say("%s", ds.DataLine(modelPath, m, origin.DataFromModel))
-			a.say("%s", origin.Line)
 			res, err := pipeline.Finetune(cmd.Context(), cfg, m, teacher, ds, pipeline.FinetuneOptions{Output: a.output(), Title: "finetune", Dir: out,
 				StoredConfig: configfile.Store(cfg), World: a.world})
 			if err != nil {

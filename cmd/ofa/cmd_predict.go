@@ -5,9 +5,7 @@ import (
 	"os"
 	"strings"
 
-	"github.com/ofa-go/ofa/configfile"
 	"github.com/ofa-go/ofa/infer"
-	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/pipeline"
 	"github.com/spf13/cobra"
 )
@@ -23,7 +21,7 @@ func (a *app) predictCmd() *cobra.Command {
   ofa predict --model runs/speech/supernet.safetensors --subnet smallest --json seven.wav`,
 		Args: cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, files []string) error {
-			cfg, err := configfile.Loader{File: a.configFile, Flags: changed(fk)}.Load()
+			cfg, err := a.loader(fk).Load()
 			if err != nil {
 				return err
 			}
@@ -40,11 +38,7 @@ func (a *app) predictCmd() *cobra.Command {
 					return err
 				}
 			}
-			m, err := modelfile.Load(modelPath)
-			if err != nil {
-				return err
-			}
-			s, err := oneSubnet(subnetArg, m)
+			m, s, err := modelSubnet(modelPath, subnetArg)
 			if err != nil {
 				return err
 			}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"github.com/ofa-go/ofa/config"
 	"os"
 	"path/filepath"
 
@@ -26,8 +27,8 @@ func (a *app) runCmd() *cobra.Command {
 			if force && resume {
 				return fmt.Errorf("%w: --force starts over and --resume continues: give one", errUsage)
 			}
-			loader := configfile.Loader{File: a.configFile, Flags: changed(fk)}
-			var cfg pipeline.Config
+			loader := a.loader(fk)
+			var cfg config.Config
 			var err error
 			if resume {
 				out, _ := cmd.Flags().GetString("out")

@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"github.com/ofa-go/ofa/config"
 	"github.com/ofa-go/ofa/configfile"
 	"io/fs"
 	"os"
@@ -84,7 +85,7 @@ func (a *app) trainCmd() *cobra.Command {
   ofa train --config configs/fashion-mnist.yaml --out runs/fmnist`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			var cfg pipeline.Config
+			var cfg config.Config
 			var state *modelfile.Resume
 			var err error
 			if resume {
@@ -108,7 +109,7 @@ func (a *app) trainCmd() *cobra.Command {
 				}
 				a.say("resuming %s at step %d (configuration from the resume file)", filepath.Join(out, pipeline.FileResume), state.Step)
 			} else {
-				if cfg, err = (configfile.Loader{File: a.configFile, Flags: changed(fk)}).Load(); err != nil {
+				if cfg, err = a.loader(fk).Load(); err != nil {
 					return err
 				}
 				release, err := a.claim(cfg.Out, func() error {
@@ -192,22 +193,22 @@ func (a *app) trainCmd() *cobra.Command {
 
 // loadResume reads out's resume file and validates its stored configuration as strictly
 // as a configuration file.
-func loadResume(out string) (pipeline.Config, *modelfile.Resume, error) {
+func loadResume(out string) (config.Config, *modelfile.Resume, error) {
 	path := filepath.Join(out, pipeline.FileResume)
 	state, err := modelfile.LoadResume(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return pipeline.Config{}, nil, fmt.Errorf("%w: --resume: %s has no resume file (%s)", errUsage, out, pipeline.FileResume)
+		return config.Config{}, nil, fmt.Errorf("%w: --resume: %s has no resume file (%s)", errUsage, out, pipeline.FileResume)
 	}
 	if err != nil {
-		return pipeline.Config{}, nil, err
+		return config.Config{}, nil, err
 	}
 	if strings.TrimSpace(state.RunConfig) == "" {
 		// without it the defaults would be trained over the run (issue 29, finding 4)
-		return pipeline.Config{}, nil, fmt.Errorf("--resume: %s stores no run configuration (metadata %q is missing or empty), so it cannot say what to continue: start over with --config FILE --force", path, modelfile.KeyRunConfig)
+		return config.Config{}, nil, fmt.Errorf("--resume: %s stores no run configuration (metadata %q is missing or empty), so it cannot say what to continue: start over with --config FILE --force", path, modelfile.KeyRunConfig)
 	}
 	cfg, err := configfile.Loader{Stored: []byte(state.RunConfig), Where: path + " (stored configuration)"}.Load()
 	if err != nil {
-		return pipeline.Config{}, nil, err
+		return config.Config{}, nil, err
 	}
 	cfg.Out = out
 	return cfg, state, nil
