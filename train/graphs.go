@@ -29,13 +29,36 @@ type subnetGraph struct {
 	loss  *G.Node // nil for roleForward
 	grads G.Nodes // aligned with net.Weights
 	index []int   // position of each of net.Weights in the parameter order
-	vm    G.VM
+	vm    G.VM    // training roles
+	// fwd runs roleForward graphs: the forward runner that predictions, latency and
+	// export checks use too.
+	fwd *supernet.Runner
 }
 
 // run executes the graph once.
 func (s *subnetGraph) run() error {
+	if s.fwd != nil {
+		return s.fwd.Run()
+	}
 	s.vm.Reset()
 	return s.vm.RunAll()
+}
+
+// resize makes the graph compute subnet s (same active layers).
+func (s *subnetGraph) resize(sub arch.Subnet) error {
+	if s.fwd != nil {
+		return s.fwd.Resize(sub)
+	}
+	return s.net.Resize(sub)
+}
+
+// close releases the compiled graph.
+func (s *subnetGraph) close() {
+	if s.fwd != nil {
+		s.fwd.Close()
+		return
+	}
+	s.vm.Close()
 }
 
 // graphInputs are the tensors every graph of one model and batch size reads.
@@ -101,7 +124,7 @@ func (c *graphCache) get(s arch.Subnet, r role) (*subnetGraph, error) {
 	if e, ok := c.byKey[key]; ok {
 		c.lru.MoveToFront(e)
 		g := e.Value.(*cacheEntry).g
-		if err := g.net.Resize(s); err != nil {
+		if err := g.resize(s); err != nil {
 			return nil, err
 		}
 		return g, nil
@@ -116,59 +139,64 @@ func (c *graphCache) get(s arch.Subnet, r role) (*subnetGraph, error) {
 		last := c.lru.Back()
 		c.lru.Remove(last)
 		e := last.Value.(*cacheEntry)
-		e.g.vm.Close()
+		e.g.close()
 		delete(c.byKey, e.key)
 	}
 	return g, nil
 }
 
 func (c *graphCache) build(s arch.Subnet, r role) (*subnetGraph, error) {
+	if r == roleForward {
+		fwd, err := supernet.NewRunnerOn(c.arch, c.params, s, c.in.patches, c.ops)
+		if err != nil {
+			return nil, err
+		}
+		return &subnetGraph{net: fwd.Net, fwd: fwd}, nil
+	}
 	g := G.NewGraph()
 	net, err := supernet.Build(g, c.arch, c.params, s, c.in.patches, c.ops)
 	if err != nil {
 		return nil, err
 	}
 	sg := &subnetGraph{net: net}
-	if r != roleForward {
-		b := nn.Builder{Ops: c.ops}
-		lab := c.in.labels
-		if r == roleTeacher && c.in.teacherLabels != nil {
-			lab = c.in.teacherLabels
+	b := nn.Builder{Ops: c.ops}
+	lab := c.in.labels
+	if r == roleTeacher && c.in.teacherLabels != nil {
+		lab = c.in.teacherLabels
+	}
+	labels := G.NodeFromAny(g, lab, G.WithName("labels"))
+	scale := c.loss.scale
+	if scale == 0 {
+		scale = 1
+	}
+	ceWeight := scale
+	if r == roleStudent {
+		ceWeight = scale * (1 - c.loss.alpha)
+	}
+	sg.loss = b.SoftCrossEntropy("loss.labels", net.Logits, labels, 1, ceWeight)
+	if r == roleStudent && c.loss.alpha > 0 {
+		soft := G.NodeFromAny(g, c.in.soft, G.WithName("teacher"))
+		kd := b.SoftCrossEntropy("loss.distill", net.Logits, soft, c.loss.temperature, scale*c.loss.alpha)
+		sg.loss = b.Add("loss", sg.loss, kd)
+	}
+	if r == roleStudent && c.loss.hidden > 0 && len(c.in.hidden) > 0 {
+		ps, pt := len(net.Blocks), len(c.in.hidden)
+		for i, h := range net.Blocks {
+			j := HiddenTarget(i, ps, pt)
+			target := G.NodeFromAny(g, c.in.hidden[j], G.WithName(fmt.Sprintf("teacher.blocks.%d", j)))
+			// mean over the positions of each position's mean squared difference
+			hd := b.SquaredError(fmt.Sprintf("loss.hidden.%d", i), h, target, scale*c.loss.hidden/float64(ps))
+			sg.loss = b.Add(fmt.Sprintf("loss.with_hidden.%d", i), sg.loss, hd)
 		}
-		labels := G.NodeFromAny(g, lab, G.WithName("labels"))
-		scale := c.loss.scale
-		if scale == 0 {
-			scale = 1
-		}
-		ceWeight := scale
-		if r == roleStudent {
-			ceWeight = scale * (1 - c.loss.alpha)
-		}
-		sg.loss = b.SoftCrossEntropy("loss.labels", net.Logits, labels, 1, ceWeight)
-		if r == roleStudent && c.loss.alpha > 0 {
-			soft := G.NodeFromAny(g, c.in.soft, G.WithName("teacher"))
-			kd := b.SoftCrossEntropy("loss.distill", net.Logits, soft, c.loss.temperature, scale*c.loss.alpha)
-			sg.loss = b.Add("loss", sg.loss, kd)
-		}
-		if r == roleStudent && c.loss.hidden > 0 && len(c.in.hidden) > 0 {
-			ps, pt := len(net.Blocks), len(c.in.hidden)
-			for i, h := range net.Blocks {
-				j := HiddenTarget(i, ps, pt)
-				target := G.NodeFromAny(g, c.in.hidden[j], G.WithName(fmt.Sprintf("teacher.blocks.%d", j)))
-				// mean over the positions of each position's mean squared difference
-				hd := b.SquaredError(fmt.Sprintf("loss.hidden.%d", i), h, target, scale*c.loss.hidden/float64(ps))
-				sg.loss = b.Add(fmt.Sprintf("loss.with_hidden.%d", i), sg.loss, hd)
-			}
-		}
-		if err := b.Err(); err != nil {
-			return nil, fmt.Errorf("train: loss of subnet %s: %w", s.Key(), err)
-		}
-		if sg.grads, err = G.Grad(sg.loss, net.Weights...); err != nil {
-			return nil, fmt.Errorf("train: gradients of subnet %s: %w", s.Key(), err)
-		}
-		for _, name := range net.WeightNames {
-			sg.index = append(sg.index, c.order[name])
-		}
+	}
+	if err := b.Err(); err != nil {
+		return nil, fmt.Errorf("train: loss of subnet %s: %w", s.Key(), err)
+	}
+	if sg.grads, err = G.Grad(sg.loss, net.Weights...); err != nil {
+		return nil, fmt.Errorf("train: gradients of subnet %s: %w", s.Key(), err)
+	}
+	for _, name := range net.WeightNames {
+		sg.index = append(sg.index, c.order[name])
 	}
 	sg.vm = G.NewTapeMachine(g)
 	return sg, nil
@@ -184,7 +212,7 @@ func HiddenTarget(i, ps, pt int) int {
 // close releases every cached graph.
 func (c *graphCache) close() {
 	for e := c.lru.Front(); e != nil; e = e.Next() {
-		e.Value.(*cacheEntry).g.vm.Close()
+		e.Value.(*cacheEntry).g.close()
 	}
 	c.lru.Init()
 	c.byKey = map[string]*list.Element{}
