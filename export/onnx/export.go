@@ -17,6 +17,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/export/onnx/onnxpb"
+	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/supernet"
 	"google.golang.org/protobuf/proto"
 )
@@ -111,9 +112,8 @@ func Model(a arch.Arch, p *supernet.Params, s arch.Subnet, opts Options) (*onnxp
 		return nil, fmt.Errorf("%w: Options.Preprocess is not JSON: %q", ErrExport, opts.Preprocess)
 	}
 	if opts.Classes != "" {
-		var names []string
-		if err := json.Unmarshal([]byte(opts.Classes), &names); err != nil || len(names) != a.Classes {
-			return nil, fmt.Errorf("%w: Options.Classes %q: want a JSON list of %d class names", ErrExport, opts.Classes, a.Classes)
+		if _, err := modelfile.DecodeClasses(opts.Classes, a.Classes); err != nil {
+			return nil, fmt.Errorf("%w: Options.Classes %q: want a JSON list of %d class names (%v)", ErrExport, opts.Classes, a.Classes, err)
 		}
 	}
 	g, err := buildGraph(a, p, s)
