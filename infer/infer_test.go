@@ -276,3 +276,31 @@ func TestPredictWAV(t *testing.T) {
 		t.Errorf("PNG for a speech model: %v", err)
 	}
 }
+
+// TestInputKinds: each kind of file is recognised by its first bytes whatever its name (a
+// WebP image is not taken for a WAV clip), a file of the other task's kind is refused
+// naming both, and each task's message lists the kinds its models take.
+func TestInputKinds(t *testing.T) {
+	dir := t.TempDir()
+	image := &modelfile.Model{Arch: arch.Arch{Task: arch.TaskImage}}
+	speechModel := &modelfile.Model{Arch: arch.Arch{Task: arch.TaskSpeech}}
+	webp := append([]byte("RIFF\x10\x00\x00\x00WEBPVP8 "), make([]byte, 8)...)
+	wav := append([]byte("RIFF\x10\x00\x00\x00WAVEfmt "), make([]byte, 8)...)
+	for _, c := range []struct {
+		name string
+		m    *modelfile.Model
+		body []byte
+		want string
+	}{
+		{"webp.bin", speechModel, webp, "an image file, but this is a speech model: it takes WAV files (RIFF/WAVE)"},
+		{"wav.png", image, wav, "a WAV file, but this is an image model: it takes image files (PNG, JPEG, GIF, BMP, TIFF, WebP) or IDX files (gzipped or not)"},
+		{"idx.wav", speechModel, []byte{0, 0, 0x08, 1, 0, 0, 0, 1, 0}, "an IDX file, but this is a speech model"},
+		{"empty.png", image, nil, "an image model takes image files (PNG, JPEG, GIF, BMP, TIFF, WebP) or IDX files (gzipped or not), this file starts with"},
+		{"text.wav", speechModel, []byte("hello"), "a speech model takes WAV files (RIFF/WAVE), this file starts with 68 65 6c 6c 6f"},
+	} {
+		_, err := ReadInputs(c.m, writeFile(t, filepath.Join(dir, c.name), c.body))
+		if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.name) {
+			t.Errorf("%s: error %v, want %v naming the file and %q", c.name, err, ErrInput, c.want)
+		}
+	}
+}
