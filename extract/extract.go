@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
@@ -105,6 +106,12 @@ type Selection struct {
 	TargetFrom string
 	// Subnet fixes the sizes directly (used to extract baselines of the same sizes).
 	Subnet *arch.Subnet
+	// Trained, with a Target, are subnets the supernet was trained as at this budget (a
+	// "budgets" sampler's fixed subnets, sampler.budget_fixed): each one that fits the
+	// budget and the floors joins the first generation of the search, so the extraction
+	// compares them on validation with what it finds itself. Under the plain order (none)
+	// their units are exactly the trained ones. Ignored without a search.
+	Trained []arch.Subnet
 }
 
 // Mode names the selection.
@@ -183,6 +190,10 @@ type Manifest struct {
 	Layers         []KeptLayer  `json:"layers"`
 	Search         []Generation `json:"search,omitempty"`
 	ValAccuracy    *float64     `json:"val_accuracy,omitempty"`
+	// Trained are the subnets the supernet was trained as at this budget that the search
+	// started from (Selection.Trained), and ChoseTrained says the chosen sizes are one of them.
+	Trained      []arch.Subnet `json:"trained_subnets,omitempty"`
+	ChoseTrained bool          `json:"chose_trained,omitempty"`
 	// Evaluations counts the validation evaluations of subnets (search and order
 	// comparison) and EvaluatedMACs sums their forward MACs per validation example.
 	Evaluations   int            `json:"evaluations"`
@@ -268,6 +279,7 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 			return nil, err
 		}
 	}
+	sel.Trained = usableTrained(a, cm, b, cfg, sel, in.Fitness != nil, &m)
 	best := cfg.Order == OrderBest
 	names := []string{cfg.Order}
 	if best {
@@ -336,6 +348,7 @@ func Extract(in Input, cfg Config, sel Selection) (*Result, error) {
 	if m.Verification, err = Verify(a, rp, sub, ea, ep, in.VerifyBatch); err != nil {
 		return nil, err
 	}
+	m.ChoseTrained = slices.ContainsFunc(m.Trained, sub.Equal)
 	m.Achieved = cm.Of(sub)
 	m.ParamsReduction = float64(m.Supernet.Params) / float64(m.Achieved.Params)
 	if m.Budget != nil {
@@ -418,11 +431,48 @@ func (t *trial) choose(in Input, cfg Config, sel Selection, cm CostModel, b Budg
 		}
 		fit, done := t.fitness(in, count)
 		defer done()
-		best, hist, err := Evolve(cm, t.rs, b, cfg.Floors, t.depth, cfg.Search, []arch.Subnet{t.sub}, fit)
+		start := append([]arch.Subnet{t.sub}, sel.Trained...)
+		best, hist, err := Evolve(cm, t.rs, b, cfg.Floors, t.depth, cfg.Search, start, fit)
 		if err != nil {
 			return err
 		}
 		t.sub, t.acc, t.hist, t.evaluated = best.Subnet, best.Accuracy, hist, true
 	}
 	return err
+}
+
+// usableTrained is the part of sel.Trained the search can start from: subnets of a that
+// fit budget b and the floors, each once; the others, and all of them when no search runs,
+// are left out with a warning in m. The usable ones are recorded in m.
+func usableTrained(a arch.Arch, cm CostModel, b Budget, cfg Config, sel Selection, fitness bool, m *Manifest) []arch.Subnet {
+	if len(sel.Trained) == 0 {
+		return nil
+	}
+	if sel.Target == nil || cfg.Search.Generations == 0 || !fitness {
+		m.Warnings = append(m.Warnings, fmt.Sprintf("the supernet's %d trained budget subnet(s) were not compared: "+
+			"that needs a target and a search (extract.search.generations > 0) on validation data", len(sel.Trained)))
+		return nil
+	}
+	var out []arch.Subnet
+	for _, s := range sel.Trained {
+		why := ""
+		switch {
+		case s.Validate(a) != nil:
+			why = s.Validate(a).Error()
+		case !b.Fits(cm.Of(s)):
+			c := cm.Of(s)
+			why = fmt.Sprintf("costs %d params and %d MACs, over the budget %s", c.Params, c.MACs, b)
+		case !cfg.Floors.Allow(s):
+			why = "below the floors (extract.floors)"
+		case slices.ContainsFunc(out, s.Equal):
+			continue
+		}
+		if why != "" {
+			m.Warnings = append(m.Warnings, fmt.Sprintf("trained budget subnet %s left out of the search: %s", s.Key(), why))
+			continue
+		}
+		out = append(out, s.Clone())
+	}
+	m.Trained = out
+	return out
 }

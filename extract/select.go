@@ -207,6 +207,19 @@ type Floors struct {
 // DefaultFloors keep at least one layer with one head and 8 neurons.
 func DefaultFloors() Floors { return Floors{MinHeads: 1, MinMLP: 8, MinDepth: 1} }
 
+// Allow says whether subnet s keeps at least the floors' depth, heads and neurons.
+func (f Floors) Allow(s arch.Subnet) bool {
+	if s.Depth() < f.MinDepth {
+		return false
+	}
+	for _, l := range s.Layers {
+		if l.Heads < f.MinHeads || l.MLP < f.MinMLP {
+			return false
+		}
+	}
+	return true
+}
+
 // Validate checks the floors against the architecture.
 func (f Floors) Validate(a arch.Arch) error {
 	for l, ly := range a.Layers {

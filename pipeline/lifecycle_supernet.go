@@ -10,6 +10,8 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/configfile"
+	"github.com/ofa-go/ofa/extract"
+	"github.com/ofa-go/ofa/extract/budget"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
 	"github.com/ofa-go/ofa/sampler"
@@ -117,6 +119,28 @@ type supernetRun struct {
 	seconds        float64
 	timed          bool
 	source         string // where the figures come from
+	// fixed are the subnets a "budgets" sampler with budget_fixed trained at every step,
+	// one per budget limit (nil for other samplers)
+	fixed []fixedSubnet
+}
+
+// fixedSubnet is the subnet a supernet trained at every step for one budget limit.
+type fixedSubnet struct {
+	limit  sampler.Limit
+	subnet arch.Subnet
+}
+
+// trainedFor returns the subnets the supernet was trained as for the limits that target
+// t resolves to on supernet a (none when its sampler trained no fixed subnets).
+func (r *supernetRun) trainedFor(t budget.Target, a arch.Arch) []arch.Subnet {
+	b := extract.Resolve(t, a)
+	var out []arch.Subnet
+	for _, f := range r.fixed {
+		if f.limit.Params == b.Params && f.limit.MACs == b.MACs {
+			out = append(out, f.subnet)
+		}
+	}
+	return out
 }
 
 // storedRun reads what a supernet trained elsewhere cost from the resume file beside it
@@ -189,6 +213,7 @@ func storedSections(doc string, run RunConfig) (train.Config, sampler.Config, Ru
 // replay counts the forward MACs of every subnet the sampler drew over the run's steps
 // (a budget-aware sampler with rc's budgets).
 func (r *supernetRun) replay(sc sampler.Config, rc RunConfig, a arch.Arch, space *arch.Space) {
+	r.fixed = fixedSubnets(sc, rc, a, space)
 	if !r.known || r.steps == 0 {
 		return
 	}
@@ -245,4 +270,25 @@ func (r *supernetRun) notes() []string {
 		n += "; its wall time was not measured in this run"
 	}
 	return []string{n}
+}
+
+// fixedSubnets are the subnets that a sampler of configuration sc with rc's budgets
+// trains at every step for each budget (sampler.budget_fixed), else nil.
+func fixedSubnets(sc sampler.Config, rc RunConfig, a arch.Arch, space *arch.Space) []fixedSubnet {
+	if space == nil || sc.Kind != sampler.KindBudgets || !sc.BudgetFixed {
+		return nil
+	}
+	b, err := samplerBudgets(sc, rc, a)
+	if err != nil {
+		return nil
+	}
+	smp, err := sampler.NewForBudgets(sc, *space, 0, b)
+	if err != nil {
+		return nil
+	}
+	var out []fixedSubnet
+	for k, s := range sampler.FixedSubnets(smp) {
+		out = append(out, fixedSubnet{limit: b.Limits[k], subnet: s})
+	}
+	return out
 }

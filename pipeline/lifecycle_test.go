@@ -249,12 +249,13 @@ func TestLatencyNote(t *testing.T) {
 // trains the largest subnet and a subnet at the budget each step, distilled from the dense
 // model (its forward pass counted), the scratch baseline distils from the same teacher,
 // every row built on the teacher counts it, and the report states the compute totals.
+// With budget_fixed the extraction's search starts from the subnet trained at the budget.
 func TestLifecycleBudgetsAndDenseTeacher(t *testing.T) {
 	dir := t.TempDir()
 	cfg := tinyLifecycle(dir)
-	cfg.Sampler = sampler.Config{Kind: sampler.KindBudgets, WarmFraction: 0.25}
+	cfg.Sampler = sampler.Config{Kind: sampler.KindBudgets, WarmFraction: 0.25, BudgetFixed: true}
 	cfg.Run.Teacher, cfg.Run.Baselines, cfg.Run.Scratch = TeacherDense, false, false
-	stored := strings.Replace(tinyStored, "kind: sandwich", "kind: budgets", 1) + "run:\n  budgets: [2x]\n  teacher: dense\n"
+	stored := strings.Replace(tinyStored, "kind: sandwich", "kind: budgets\n  budget_fixed: true", 1) + "run:\n  budgets: [2x]\n  teacher: dense\n"
 	rep, err := Lifecycle(context.Background(), cfg, LifecycleOptions{Dir: dir, StoredConfig: []byte(stored)})
 	if err != nil {
 		t.Fatal(err)
@@ -280,6 +281,13 @@ func TestLifecycleBudgetsAndDenseTeacher(t *testing.T) {
 		for _, s := range subs {
 			fwd += float64(sn.Arch.SubnetCost(s).MACs)
 		}
+	}
+	var mf extract.Manifest
+	if err := readJSON(filepath.Join(dir, DirBudgets, "2x", "extracted", FileManifest), &mf); err != nil {
+		t.Fatal(err)
+	}
+	if fixed := sampler.FixedSubnets(smp); len(fixed) != 1 || len(mf.Trained) != 1 || !mf.Trained[0].Equal(fixed[0]) {
+		t.Fatalf("the extraction's search started from %v, want the fixed budget subnet %v", mf.Trained, fixed)
 	}
 	dense := float64(sn.Arch.ModelCost().MACs)
 	rows := map[string]report.Row{}

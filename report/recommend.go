@@ -106,9 +106,12 @@ type Recommendation struct {
 	Params   int64   `json:"unique_params"`
 	Model    string  `json:"model,omitempty"`
 	// Baseline is the most accurate baseline row that fits the budget and is not the same
-	// model file as a pipeline row; BaselineAccuracy is its accuracy.
+	// model file as a pipeline row; BaselineAccuracy, BaselineParams and BaselineModel are
+	// its accuracy, unique parameters and model file.
 	Baseline         string  `json:"baseline,omitempty"`
 	BaselineAccuracy float64 `json:"baseline_test_accuracy,omitempty"`
+	BaselineParams   int64   `json:"baseline_unique_params,omitempty"`
+	BaselineModel    string  `json:"baseline_model,omitempty"`
 	// BaselineWins says the baseline is more accurate than Ship; Margin is Baseline's
 	// accuracy minus Ship's (fraction), and Noise the standard error of that difference
 	// on the test split (binomial and unpaired, so an upper estimate for two models scored
@@ -162,6 +165,7 @@ func (r *Report) Recommend() []Recommendation {
 		}
 		if base != nil {
 			rec.Baseline, rec.BaselineAccuracy, rec.BaselineMACs = base.Variant, base.Accuracy, base.TrainMACs()
+			rec.BaselineParams, rec.BaselineModel = base.Params, base.Model
 			if ship != nil {
 				rec.Margin = base.Accuracy - ship.Accuracy
 				rec.BaselineWins = rec.Margin > 0
@@ -175,6 +179,28 @@ func (r *Report) Recommend() []Recommendation {
 	return out
 }
 
+// Choice is the model to ship at a recommendation's budget: the pipeline's (Ship) unless a
+// baseline with a model file beat it beyond the noise, then that baseline's.
+type Choice struct {
+	Variant  string  `json:"variant"`
+	Accuracy float64 `json:"test_accuracy"`
+	Params   int64   `json:"unique_params"`
+	Model    string  `json:"model,omitempty"`
+	// Baseline says the choice is a baseline's model, not the pipeline's.
+	Baseline bool `json:"baseline,omitempty"`
+}
+
+// Best is the model to ship at the budget (see Choice); the zero Choice when no row fits.
+func (rec Recommendation) Best() Choice {
+	if rec.Baseline != "" && rec.BaselineModel != "" && (rec.Ship == "" || (rec.BaselineWins && !rec.withinNoise())) {
+		return Choice{Variant: rec.Baseline, Accuracy: rec.BaselineAccuracy, Params: rec.BaselineParams, Model: rec.BaselineModel, Baseline: true}
+	}
+	if rec.Ship == "" {
+		return Choice{}
+	}
+	return Choice{Variant: rec.Ship, Accuracy: rec.Accuracy, Params: rec.Params, Model: rec.Model}
+}
+
 // recommendationMarkdown is the report's closing section.
 func (r *Report) recommendationMarkdown() string {
 	recs := r.Recommend()
@@ -184,24 +210,34 @@ func (r *Report) recommendationMarkdown() string {
 	var b strings.Builder
 	b.WriteString("\n## Recommendation\n\n")
 	b.WriteString("A budget is a ceiling: only rows within it count (unique params and MACs as counted, latency as measured here). " +
-		"For each budget: the most accurate model the pipeline made within it, and the most accurate baseline within it. " +
+		"For each budget: the model to ship, which is the pipeline's most accurate model within it unless a baseline beat it by more than the noise, " +
+		"then that baseline's; the pipeline's model and the most accurate baseline within the budget are both shown. " +
 		"Both are chosen by the test accuracy of this one run")
 	if r.TestExamples > 0 {
 		fmt.Fprintf(&b, " (%d test examples: a difference within twice its standard error, shown as ±, is called noise; the error is binomial and unpaired, an upper estimate)", r.TestExamples)
 	}
 	b.WriteString("; confirm a close call with more seeds before relying on it.\n\n")
-	b.WriteString("| budget | ship | test accuracy | unique params | model file | best baseline | its test accuracy | verdict |\n")
-	b.WriteString("| --- | --- | ---: | ---: | --- | --- | ---: | --- |\n")
+	b.WriteString("| budget | ship | test accuracy | unique params | model file | the pipeline's model | its test accuracy | best baseline | its test accuracy | verdict |\n")
+	b.WriteString("| --- | --- | ---: | ---: | --- | --- | ---: | --- | ---: | --- |\n")
 	for _, rec := range recs {
-		if rec.Ship == "" {
-			fmt.Fprintf(&b, "| %s | no pipeline model fits | | | | %s | %s | |\n", rec.Budget, rec.Baseline, pct(rec.BaselineAccuracy, rec.Baseline != ""))
-			continue
+		best := rec.Best()
+		ship := best.Variant
+		if best.Baseline {
+			ship = "**" + ship + "** (a baseline)"
+		}
+		shipCells := fmt.Sprintf("%s | %.2f%% | %d | %s", ship, 100*best.Accuracy, best.Params, best.Model)
+		if best.Variant == "" {
+			shipCells = "nothing fits | | |"
+		}
+		pipe := rec.Ship
+		if pipe == "" {
+			pipe = "no pipeline model fits"
 		}
 		verdict := rec.Verdict()
 		if rec.BaselineWins && !rec.withinNoise() {
 			verdict = "**" + verdict + "**"
 		}
-		fmt.Fprintf(&b, "| %s | %s | %.2f%% | %d | %s | %s | %s | %s |\n", rec.Budget, rec.Ship, 100*rec.Accuracy, rec.Params, rec.Model,
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", rec.Budget, shipCells, pipe, pct(rec.Accuracy, rec.Ship != ""),
 			rec.Baseline, pct(rec.BaselineAccuracy, rec.Baseline != ""), verdict)
 	}
 	return b.String()

@@ -42,9 +42,10 @@ func TestAnnotate(t *testing.T) {
 	}
 }
 
-// TestRecommend: the most accurate pipeline row within the budget is shipped; a more
-// accurate baseline within it is reported as having beaten the pipeline, rows over the
-// budget and repeats of a pipeline model are not baselines.
+// TestRecommend: the most accurate pipeline row within the budget is the pipeline's
+// choice; a more accurate baseline within it is reported as having beaten the pipeline,
+// and is the model to ship when it did so beyond the noise; rows over the budget and
+// repeats of a pipeline model are not baselines.
 func TestRecommend(t *testing.T) {
 	r := flagsReport()
 	recs := r.Recommend()
@@ -55,6 +56,9 @@ func TestRecommend(t *testing.T) {
 	if rec.Ship != "extracted+finetune" || rec.Baseline != "dense -> prune (Taylor) -> fine-tune" || !rec.BaselineWins || rec.Noise <= 0 {
 		t.Fatalf("recommendation %+v", rec)
 	}
+	if b := rec.Best(); !b.Baseline || b.Variant != rec.Baseline || b.Model != "budgets/4x/dense/model.safetensors" || b.Params != 150 {
+		t.Fatalf("the model to ship %+v, want the dense -> prune baseline that beat the pipeline by 15 points", b)
+	}
 	// without the dense row, scratch (0.85) beats the pipeline (0.80) by more than the noise
 	r.Rows = append(r.Rows[:5], r.Rows[6:]...)
 	dir := t.TempDir()
@@ -62,7 +66,8 @@ func TestRecommend(t *testing.T) {
 		t.Fatal(err)
 	}
 	md, _ := os.ReadFile(filepath.Join(dir, "report.md"))
-	if !strings.Contains(string(md), "| 4x | extracted+finetune | 80.00% | 240 |") || !strings.Contains(string(md), "**the baseline beat the pipeline by 5.00") {
+	if !strings.Contains(string(md), "| 4x | **scratch, equal steps** (a baseline) | 85.00% | 240 | budgets/4x/scratch-equal-steps/model.safetensors | extracted+finetune | 80.00% |") ||
+		!strings.Contains(string(md), "**the baseline beat the pipeline by 5.00") {
 		t.Fatalf("report.md lacks the recommendation:\n%s", md)
 	}
 	if i := strings.Index(string(md), "## Recommendation"); i < 0 || strings.Contains(string(md)[i:], "\n## Plots") {
@@ -70,8 +75,13 @@ func TestRecommend(t *testing.T) {
 	}
 	// the pipeline ahead by less than twice the standard error is called noise
 	r.Rows[4].Accuracy = 0.795
-	if rec := r.Recommend()[0]; rec.BaselineWins || rec.Baseline != "scratch, equal steps" {
+	if rec := r.Recommend()[0]; rec.BaselineWins || rec.Baseline != "scratch, equal steps" || rec.Best().Variant != "extracted+finetune" {
 		t.Fatalf("recommendation %+v", rec)
+	}
+	// a baseline ahead within the noise does not displace the pipeline's model
+	r.Rows[4].Accuracy = 0.805
+	if rec := r.Recommend()[0]; !rec.BaselineWins || !rec.withinNoise() || rec.Best().Variant != "extracted+finetune" {
+		t.Fatalf("recommendation %+v: a baseline within noise was shipped", rec)
 	}
 }
 

@@ -172,3 +172,17 @@ func fill(a arch.Arch, s arch.Subnet, l Limit) float64 {
 	}
 	return f
 }
+
+// FixedSubnets returns, in the budgets' order, the subnet that s trains at every step for
+// each budget when s is (or warms up into) a "budgets" sampler with Fixed; else nil. These
+// are the subnets an extraction at those budgets should compare (extract.Selection.Trained).
+func FixedSubnets(s Sampler) []arch.Subnet {
+	if w, ok := s.(Warm); ok {
+		s = w.Next
+	}
+	b, ok := s.(BudgetAware)
+	if !ok || !b.Fixed {
+		return nil
+	}
+	return b.Sample(0)[1 : 1+len(b.Budgets.Limits)]
+}

@@ -80,6 +80,19 @@ func TestBudgetAwareDeterministicAndFixed(t *testing.T) {
 			t.Fatalf("step %d: budget_fixed drew %s, want step 0's %s", step, keys(f.Sample(step)), keys(s1.Sample(0)))
 		}
 	}
+	// FixedSubnets names them, through the warm phase, in the budgets' order
+	cfg.WarmFraction = 0.5
+	w, err := NewForBudgets(cfg, sp, 10, budgetsFor(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fixed := FixedSubnets(w)
+	if len(fixed) != 3 || keys(fixed) != keys(f.Sample(0)[1:]) || keys(w.Sample(9)[1:]) != keys(fixed) {
+		t.Fatalf("FixedSubnets %s, want the budget draws %s", keys(fixed), keys(f.Sample(0)[1:]))
+	}
+	if FixedSubnets(s1) != nil || FixedSubnets(Sandwich{Space: sp}) != nil {
+		t.Error("FixedSubnets of a sampler without fixed budget subnets is not nil")
+	}
 	// random draws keep their stream when budgets are added in front of them
 	cfg = Config{Kind: KindBudgets, Seed: 9, Random: 2}
 	r, _ := NewForBudgets(cfg, sp, 10, budgetsFor(a))

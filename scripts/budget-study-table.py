@@ -12,7 +12,7 @@ import glob, json, os, re, statistics as st, sys
 
 out = sys.argv[1]
 VARIANTS = [("both", "budgets sampler + dense teacher (new)"), ("budgets", "budgets sampler alone"),
-            ("teacher", "dense teacher alone"), ("fixed", "fixed budget subnets + dense teacher"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
+            ("teacher", "dense teacher alone"), ("fixed", "fixed budget subnets + dense teacher, search starts from them"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
 BUDGETS = ["2x", "4x", "8x"]
 
 
@@ -47,16 +47,38 @@ def si(x):
     return f"{x:.3g}"
 
 
+def teacher_macs(d):
+    """The training MACs of the dense teacher a run given the "both" run's teacher by path
+    distils from (its report counts only the teacher's forward passes); 0 for runs that
+    train their own (their rows count it)."""
+    if os.path.basename(d).startswith("both-"):
+        return 0
+    both = os.path.join(out, "both-" + os.path.basename(d).split("-")[-1], "report.json")
+    if not os.path.isfile(both):
+        return 0
+    for row in json.load(open(both))["rows"]:
+        for s in row.get("compute") or []:
+            if s.get("name") == "dense":
+                return s.get("macs", 0)
+    return 0
+
+
 def rows_of(rs, variant, budget):
     out = []
-    for _, r in rs:
-        out += [x for x in r["rows"] if x["variant"] == variant and x["budget"] == budget]
+    for d, r in rs:
+        for x in r["rows"]:
+            if x["variant"] == variant and x["budget"] == budget:
+                x = dict(x, teacher_macs=teacher_macs(d))
+                p = os.path.join(d, "budgets", budget, "extracted", "manifest.json")
+                if os.path.isfile(p):
+                    x["chose_trained"] = json.load(open(p)).get("chose_trained", False)
+                out.append(x)
     return out
 
 
 print("### Every budget: extracted + fine-tune against the baselines (same teacher)\n")
-print("| budget | variant | model | unique params | test accuracy (%) | training MACs | wall (s) |")
-print("| --- | --- | --- | ---: | ---: | ---: | ---: |")
+print("| budget | variant | model | unique params | test accuracy (%) | training MACs | wall (s) | chose a trained subnet |")
+print("| --- | --- | --- | ---: | ---: | ---: | ---: | ---: |")
 for b in BUDGETS:
     for v, label in VARIANTS:
         rs = reports(v)
@@ -67,23 +89,30 @@ for b in BUDGETS:
             rr = rows_of(rs, m, b)
             if not rr:
                 continue
+            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v == "fixed" and m == "extracted+finetune" else ""
             print(f"| {b} | {label} | {m} | {st.mean(x['unique_params'] for x in rr):,.0f} | {ms([x['test_accuracy'] for x in rr])} | "
-                  f"{si(st.mean(macs(x) for x in rr))} | {st.mean(wall(x) for x in rr):,.0f} |")
+                  f"{si(st.mean(macs(x) + x['teacher_macs'] for x in rr))} | {st.mean(wall(x) for x in rr):,.0f} | {chose} |")
 
 print("\n### Differences per seed (extracted + fine-tune minus the baseline of the same run)\n")
-print("| budget | − scratch, equal steps | − dense → prune → fine-tune |")
-print("| --- | ---: | ---: |")
+print("| budget | variant | − scratch, equal steps | − dense → prune → fine-tune |")
+print("| --- | --- | ---: | ---: |")
 for b in BUDGETS:
-    cells = []
-    for base in ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]:
-        d = []
-        for _, r in reports("both"):
-            x = [y["test_accuracy"] for y in r["rows"] if y["budget"] == b and y["variant"] == "extracted+finetune"]
-            z = [y["test_accuracy"] for y in r["rows"] if y["budget"] == b and y["variant"] == base]
-            if x and z:
-                d.append(x[0] - z[0])
-        cells.append(ms(d, fmt="{:+.2f}"))
-    print(f"| {b} | " + " | ".join(cells) + " |")
+    for v, label in VARIANTS:
+        if v not in ("both", "fixed"):
+            continue
+        cells = []
+        for base in ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]:
+            d = []
+            for dd, r in reports(v):
+                both = os.path.join(out, "both-" + os.path.basename(dd).split("-")[-1], "report.json")
+                if not os.path.isfile(both):
+                    continue
+                x = [y["test_accuracy"] for y in r["rows"] if y["budget"] == b and y["variant"] == "extracted+finetune"]
+                z = [y["test_accuracy"] for y in json.load(open(both))["rows"] if y["budget"] == b and y["variant"] == base]
+                if x and z:
+                    d.append(x[0] - z[0])
+            cells.append(ms(d, fmt="{:+.2f}"))
+        print(f"| {b} | {label} | " + " | ".join(cells) + " |")
 
 print("\n### The supernet's subnets against the dense model trained alone (equal training MACs)\n")
 print("| variant | largest | middle | smallest | dense model alone | largest − dense |")
@@ -109,10 +138,40 @@ for v, label in VARIANTS:
 print("\n### Compute for the three budgets (new default, mean over seeds)\n")
 print("| | shared (once) | per budget | total training MACs | wall (s) | break-even budgets |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
-tots = [r["compute_total"] for _, r in reports("both") if r.get("compute_total")]
-if tots:
-    for side, name in (("pipeline", "pipeline (dense teacher + supernet + 3 × extraction and fine-tune)"),
-                       ("alternative", "3 × scratch, equal steps (+ the same dense teacher)")):
+for v, label in VARIANTS:
+    if v not in ("both", "fixed"):
+        continue
+    tots = []
+    for d, r in reports(v):
+        t = r.get("compute_total")
+        if not t:  # a run without the scratch rows: the pipeline's side from its rows
+            shared, per, secs = {}, [], 0.0
+            for x in r["rows"]:
+                if x["variant"] != "extracted+finetune":
+                    continue
+                own = 0.0
+                for s in x.get("compute") or []:
+                    if s.get("shared"):
+                        shared[s["name"]] = s
+                    else:
+                        own += s.get("macs", 0)
+                        secs += s.get("seconds", 0)
+                per.append(own)
+            if not per:
+                continue
+            sh = sum(s.get("macs", 0) for s in shared.values())
+            t = {"pipeline_shared_macs": sh, "pipeline_per_budget_macs": st.mean(per), "pipeline_train_macs": sh + sum(per),
+                 "pipeline_wall_seconds": secs + sum(s.get("seconds", 0) for s in shared.values()), "break_even_budgets": 0}
+        t = dict(t)
+        for k in ("pipeline_shared_macs", "pipeline_train_macs"):  # the teacher given by path
+            t[k] += teacher_macs(d)
+        tots.append(t)
+    if not tots:
+        continue
+    sides = [("pipeline", f"{label}: pipeline (dense teacher + supernet + 3 × extraction and fine-tune)")]
+    if v == "both":
+        sides.append(("alternative", "3 × scratch, equal steps (+ the same dense teacher)"))
+    for side, name in sides:
         m = lambda k: st.mean(t[f"{side}_{k}"] for t in tots)
-        be = ", ".join(str(t["break_even_budgets"] or "never") for t in tots) if side == "pipeline" else ""
+        be = ", ".join(str(t["break_even_budgets"] or "never") for t in tots) if side == "pipeline" and v == "both" else ""
         print(f"| {name} | {si(m('shared_macs'))} | {si(m('per_budget_macs'))} | {si(m('train_macs'))} | {m('wall_seconds'):,.0f} | {be} |")

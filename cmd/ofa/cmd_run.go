@@ -67,9 +67,19 @@ func (a *app) runCmd() *cobra.Command {
 					a.say("        note: %s", f)
 				}
 			}
-			a.say("== recommendation (the most accurate model within each budget; the report says how to read it)")
+			a.say("== recommendation (within each budget, the pipeline's most accurate model unless a baseline beat it beyond noise; the report says how to read it)")
 			for _, rec := range rep.Recommendations {
-				a.say("  %-5s ship %s (%.2f%%, %s); best baseline %s: %s", rec.Budget, rec.Ship, 100*rec.Accuracy, rec.Model, rec.Baseline, rec.Verdict())
+				best := rec.Best()
+				if best.Variant == "" {
+					a.say("  %-5s nothing fits the budget", rec.Budget)
+					continue
+				}
+				if best.Baseline {
+					a.say("  %-5s ship the baseline %s (%.2f%%, %s): it beat the pipeline's %s (%.2f%%); %s", rec.Budget, best.Variant, 100*best.Accuracy,
+						best.Model, rec.Ship, 100*rec.Accuracy, rec.Verdict())
+					continue
+				}
+				a.say("  %-5s ship %s (%.2f%%, %s); best baseline %s: %s", rec.Budget, best.Variant, 100*best.Accuracy, best.Model, rec.Baseline, rec.Verdict())
 			}
 			a.emit(map[string]any{"command": "run", "out": cfg.Out, "report": report, "reference": rep.Reference, "rows": rep.Rows,
 				"recommendations": rep.Recommendations})
