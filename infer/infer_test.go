@@ -304,3 +304,55 @@ func TestInputKinds(t *testing.T) {
 		}
 	}
 }
+
+// TestPerChannelInputs: a 3-channel model with a mean and std per channel reads an IDX file
+// of colour images into exactly the inputs the image loader makes with the same
+// statistics (both through data.PixelNorm), and an RGB PNG of one of them into the same.
+func TestPerChannelInputs(t *testing.T) {
+	const n, side = 3, 8
+	px := make([]uint8, n*3*side*side)
+	for i := range px {
+		px[i] = uint8(37*i + i/7)
+	}
+	mean, std := []float32{0.4, 0.5, 0.6}, []float32{0.2, 0.25, 0.3}
+	a := arch.Default()
+	a.InChannels, a.InHeight, a.InWidth, a.PatchHeight, a.PatchWidth = 3, side, side, 4, 4
+	m := tinyModel(t, a, modelfile.ImagePreprocess(mean, std))
+	dir := t.TempDir()
+	var idx bytes.Buffer
+	if err := data.WriteIDX(&idx, []int{n, 3, side, side}, px); err != nil {
+		t.Fatal(err)
+	}
+	inputs, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "rgb.idx"), idx.Bytes()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := &data.Images{Name: "rgb", N: n, Channels: 3, Height: side, Width: side, Classes: 1, Pixels: px, Labels: make([]uint8, n)}
+	l, err := data.NewLoader(set, data.LoaderConfig{BatchSize: n, Mean: 0.5, Std: 0.25, ChannelMean: mean, ChannelStd: std})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b data.Batch
+	l.Batch(0, 0, &b)
+	size := 3 * side * side
+	for i, in := range inputs {
+		if !slices.Equal(in.X, b.X[i*size:(i+1)*size]) {
+			t.Fatalf("IDX image %d differs from the loader's input", i)
+		}
+	}
+	rgb := image.NewRGBA(image.Rect(0, 0, side, side))
+	img := set.Image(1)
+	for y := range side {
+		for x := range side {
+			p := y*side + x
+			rgb.SetRGBA(x, y, color.RGBA{R: img[p], G: img[side*side+p], B: img[2*side*side+p], A: 255})
+		}
+	}
+	got, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "rgb.png"), encodePNG(t, rgb)))
+	if err != nil || len(got) != 1 || !slices.Equal(got[0].X, inputs[1].X) {
+		t.Fatalf("the RGB PNG's input differs from the IDX image's (%v)", err)
+	}
+	if slices.Equal(inputs[0].X[:side*side], inputs[0].X[side*side:2*side*side]) {
+		t.Fatal("two channels have the same input; the test would prove nothing")
+	}
+}
