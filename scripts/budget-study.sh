@@ -14,7 +14,9 @@
 #   sandwich the previous default: sandwich rule with one random subnet, in-place
 #   teacher  the previous default's sampler with the fixed dense teacher of "both"
 #   fixed    (not in the default list) "both" with sampler.budget_fixed (one fixed subnet
-#            per budget, PreNAS), the teacher of "both" given by path, no baselines
+#            per budget, PreNAS, which the extraction's search starts from), the teacher of
+#            "both" given by path, with its own baselines (scratch and dense -> prune of its
+#            own extracted sizes, from the same teacher)
 # The schedule: SUPERNET_STEPS supernet steps (default 1000, about 1.2 epochs of the 55,000
 # training images), FT_STEPS fine-tuning steps (default 400); the scratch rows train for
 # their sum, the dense model for the supernet run's training MACs. Every seed changes the
@@ -41,7 +43,7 @@ for v in $VARIANTS; do
     both)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_RUN_TEACHER=dense) ;;
     budgets)  vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 "${light[@]}") ;;
     sandwich) vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 "${light[@]}") ;;
-    fixed)    vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
+    fixed)    vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     teacher)  vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
