@@ -130,6 +130,15 @@ type fixedSubnet struct {
 	subnet arch.Subnet
 }
 
+// TrainedSubnets are the subnets supernet sn was trained as at target t when cfg's sampler
+// is a "budgets" sampler with budget_fixed over cfg's run budgets (for a supernet file,
+// the configuration it stores): an extraction's search starts from them
+// (extract.Selection.Trained). None for other samplers or targets.
+func TrainedSubnets(cfg Config, sn *modelfile.Model, t budget.Target) []arch.Subnet {
+	r := supernetRun{fixed: fixedSubnets(cfg.Sampler, cfg.Run, sn.Arch, sn.Space)}
+	return r.trainedFor(t, sn.Arch)
+}
+
 // trainedFor returns the subnets the supernet was trained as for the limits that target
 // t resolves to on supernet a (none when its sampler trained no fixed subnets).
 func (r *supernetRun) trainedFor(t budget.Target, a arch.Arch) []arch.Subnet {

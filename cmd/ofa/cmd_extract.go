@@ -142,6 +142,9 @@ func (a *app) extractCmd() *cobra.Command {
 			}
 			if sel.Target != nil {
 				a.say("target: %s (from %s)", sel.Target, sel.TargetFrom)
+				if sel.Trained = pipeline.TrainedSubnets(cfg, m, *sel.Target); len(sel.Trained) > 0 {
+					a.say("the supernet was trained as %d subnet(s) at this budget (sampler.budget_fixed); the search starts from them", len(sel.Trained))
+				}
 			}
 			var table *latency.Table
 			if e.LatencyTable != "" {

@@ -330,3 +330,25 @@ func emptyWAV() []byte {
 	le.PutUint32(b[4:], uint32(len(b)-8))
 	return b
 }
+
+// TestExtractStartsFromTrainedSubnets: a supernet trained with fixed budget subnets
+// (sampler.budget_fixed) is extracted at one of its budgets with the search started from
+// the subnet it trained there, which the manifest records; at another budget there is none.
+func TestExtractStartsFromTrainedSubnets(t *testing.T) {
+	sn, cfg := trainTiny(t, tinyExtract+"sampler:\n  kind: budgets\n  budget_fixed: true\n  warm_fraction: 0.25\nrun:\n  budgets: [2x]\n")
+	for _, c := range []struct {
+		target  string
+		trained int
+	}{{"2x", 1}, {"3x", 0}} {
+		out := filepath.Join(t.TempDir(), c.target)
+		code, stdout, stderr := ofa(t, "extract", "--config", cfg, "--supernet", sn, "--target", c.target, "--out", out, "--json")
+		if code != 0 {
+			t.Fatalf("extract %s: %s", c.target, stderr)
+		}
+		man := lastJSON(t, stdout)["manifest"].(map[string]any)
+		got, _ := man["trained_subnets"].([]any)
+		if len(got) != c.trained || strings.Contains(stdout+stderr, "the search starts from them") != (c.trained > 0) {
+			t.Fatalf("extract %s: trained subnets %v, want %d, and the output saying so:\n%s%s", c.target, got, c.trained, stdout, stderr)
+		}
+	}
+}
