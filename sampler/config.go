@@ -51,7 +51,8 @@ type Config struct {
 	// widths (see BudgetAware.MLPStep); 0 means DefaultBudgetMLPStep.
 	BudgetMLPStep int `mapstructure:"budget_mlp_step" json:"budget_mlp_step,omitempty"`
 	// BudgetFixed, for kind "budgets", trains one fixed subnet per budget (PreNAS's
-	// preferred architectures) instead of a fresh draw at each step.
+	// preferred architectures) instead of a fresh draw at each step; the extraction's
+	// search at that budget then starts from it.
 	BudgetFixed bool `mapstructure:"budget_fixed" json:"budget_fixed,omitempty"`
 }
 
