@@ -83,7 +83,7 @@ for b in BUDGETS:
     for v, label in VARIANTS:
         rs = reports(v)
         models = ["extracted+finetune"]
-        if v == "both":
+        if v in ("both", "fixed"):
             models += ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]
         for m in models:
             rr = rows_of(rs, m, b)
@@ -104,11 +104,8 @@ for b in BUDGETS:
         for base in ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]:
             d = []
             for dd, r in reports(v):
-                both = os.path.join(out, "both-" + os.path.basename(dd).split("-")[-1], "report.json")
-                if not os.path.isfile(both):
-                    continue
                 x = [y["test_accuracy"] for y in r["rows"] if y["budget"] == b and y["variant"] == "extracted+finetune"]
-                z = [y["test_accuracy"] for y in json.load(open(both))["rows"] if y["budget"] == b and y["variant"] == base]
+                z = [y["test_accuracy"] for y in r["rows"] if y["budget"] == b and y["variant"] == base]
                 if x and z:
                     d.append(x[0] - z[0])
             cells.append(ms(d, fmt="{:+.2f}"))
@@ -163,15 +160,16 @@ for v, label in VARIANTS:
             t = {"pipeline_shared_macs": sh, "pipeline_per_budget_macs": st.mean(per), "pipeline_train_macs": sh + sum(per),
                  "pipeline_wall_seconds": secs + sum(s.get("seconds", 0) for s in shared.values()), "break_even_budgets": 0}
         t = dict(t)
-        for k in ("pipeline_shared_macs", "pipeline_train_macs"):  # the teacher given by path
-            t[k] += teacher_macs(d)
+        for k in ("pipeline_shared_macs", "pipeline_train_macs", "alternative_shared_macs", "alternative_train_macs"):
+            if k in t:  # the teacher given by path, shared by both sides
+                t[k] += teacher_macs(d)
         tots.append(t)
     if not tots:
         continue
     sides = [("pipeline", f"{label}: pipeline (dense teacher + supernet + 3 × extraction and fine-tune)")]
-    if v == "both":
-        sides.append(("alternative", "3 × scratch, equal steps (+ the same dense teacher)"))
+    if all("alternative_train_macs" in t for t in tots):
+        sides.append(("alternative", f"{label}: 3 × scratch, equal steps (+ the same dense teacher)"))
     for side, name in sides:
         m = lambda k: st.mean(t[f"{side}_{k}"] for t in tots)
-        be = ", ".join(str(t["break_even_budgets"] or "never") for t in tots) if side == "pipeline" and v == "both" else ""
+        be = ", ".join(str(t["break_even_budgets"] or "never") for t in tots) if side == "pipeline" and len(sides) > 1 else ""
         print(f"| {name} | {si(m('shared_macs'))} | {si(m('per_budget_macs'))} | {si(m('train_macs'))} | {m('wall_seconds'):,.0f} | {be} |")
