@@ -12,7 +12,8 @@ import glob, json, os, re, statistics as st, sys
 
 out = sys.argv[1]
 VARIANTS = [("both", "budgets sampler + dense teacher (new)"), ("budgets", "budgets sampler alone"),
-            ("teacher", "dense teacher alone"), ("fixed", "fixed budget subnets + dense teacher, search starts from them"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
+            ("teacher", "dense teacher alone"), ("fixed", "fixed budget subnets + dense teacher, search starts from them"),
+            ("fixedalone", "fixed budget subnets alone (in-place), search starts from them"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
 BUDGETS = ["2x", "4x", "8x"]
 
 
@@ -51,7 +52,7 @@ def teacher_macs(d):
     """The training MACs of the dense teacher a run given the "both" run's teacher by path
     distils from (its report counts only the teacher's forward passes); 0 for runs that
     train their own (their rows count it)."""
-    if os.path.basename(d).startswith("both-"):
+    if os.path.basename(d).split("-")[0] not in ("fixed", "teacher"):
         return 0
     both = os.path.join(out, "both-" + os.path.basename(d).split("-")[-1], "report.json")
     if not os.path.isfile(both):
@@ -89,7 +90,7 @@ for b in BUDGETS:
             rr = rows_of(rs, m, b)
             if not rr:
                 continue
-            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v == "fixed" and m == "extracted+finetune" else ""
+            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v.startswith("fixed") and m == "extracted+finetune" else ""
             print(f"| {b} | {label} | {m} | {st.mean(x['unique_params'] for x in rr):,.0f} | {ms([x['test_accuracy'] for x in rr])} | "
                   f"{si(st.mean(macs(x) + x['teacher_macs'] for x in rr))} | {st.mean(wall(x) for x in rr):,.0f} | {chose} |")
 

@@ -12,6 +12,8 @@
 #            dense -> prune -> fine-tune baselines, all distilled from the same dense teacher
 #   budgets  sampler.kind budgets alone (in-place distillation)
 #   sandwich the previous default: sandwich rule with one random subnet, in-place
+#   fixedalone (not in the default list) sampler.budget_fixed with in-place distillation
+#            (no teacher), no baselines
 #   teacher  the previous default's sampler with the fixed dense teacher of "both"
 #   fixed    (not in the default list) "both" with sampler.budget_fixed (one fixed subnet
 #            per budget, PreNAS, which the extraction's search starts from), the teacher of
@@ -44,6 +46,7 @@ for v in $VARIANTS; do
     budgets)  vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 "${light[@]}") ;;
     sandwich) vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 "${light[@]}") ;;
     fixed)    vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
+    fixedalone) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true "${light[@]}") ;;
     teacher)  vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
   esac
