@@ -339,6 +339,9 @@ func (c Config) Validate() error {
 	if err := c.Sampler.Validate(); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}
+	if c.Sampler.BudgetOnly && c.Run.Teacher == "" {
+		return fmt.Errorf("%w: sampler.budget_only trains no largest subnet to distil from: set run.teacher (dense, or a teacher's model file)", ErrConfig)
+	}
 	if err := c.Train.Validate("train"); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
 	}

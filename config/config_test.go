@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ofa-go/ofa/arch"
+	"github.com/ofa-go/ofa/sampler"
 )
 
 // TestAutoPatch: the default patch divides the input and leaves at least
@@ -44,5 +45,19 @@ func TestPatchAgainstData(t *testing.T) {
 	if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "model.patch_size 7") || !strings.Contains(err.Error(), "32x32") ||
 		!strings.Contains(err.Error(), "8x8") {
 		t.Fatalf("patch 7 on 32x32 data: %v", err)
+	}
+}
+
+// TestBudgetOnlyNeedsATeacher: training only the budgets' subnets leaves no largest subnet
+// to distil from, so the configuration needs run.teacher.
+func TestBudgetOnlyNeedsATeacher(t *testing.T) {
+	c := Default()
+	c.Sampler.Kind, c.Sampler.BudgetOnly = sampler.KindBudgets, true
+	if err := c.Validate(); !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), "sampler.budget_only") {
+		t.Fatalf("budget_only without a teacher: got %v, want an error naming sampler.budget_only", err)
+	}
+	c.Run.Teacher = TeacherDense
+	if err := c.Validate(); err != nil {
+		t.Fatalf("budget_only with run.teacher dense: %v", err)
 	}
 }

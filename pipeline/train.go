@@ -195,6 +195,9 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		}
 		setup.Teacher = &train.Teacher{Arch: t.Arch, Params: t.Float32Params(), Subnet: arch.Largest(t.Arch)}
 	}
+	if cfg.Sampler.BudgetOnly && setup.Teacher == nil {
+		return nil, fmt.Errorf("%w: sampler.budget_only trains no largest subnet to distil from: it needs a fixed teacher (run.teacher: dense in `ofa run`, or a teacher's model file)", ErrConfig)
+	}
 	tr, err := train.New(setup)
 	if err != nil {
 		return nil, err

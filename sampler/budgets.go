@@ -51,17 +51,23 @@ type BudgetAware struct {
 	MLPStep int
 	// Fixed trains the same subnet per budget at every step (the draws of step 0).
 	Fixed bool
+	// NoLargest leaves the largest subnet out: a step trains the budgets' subnets (and the
+	// random draws) only, for a run with a fixed external teacher.
+	NoLargest bool
 }
 
 // budgetTries bounds the redraws of a budget subnet that fell below its band.
 const budgetTries = 16
 
-// Sample returns the largest subnet, one subnet per budget, then Random uniform draws.
+// Sample returns the largest subnet (unless NoLargest), one subnet per budget, then Random
+// uniform draws.
 func (b BudgetAware) Sample(step int) []arch.Subnet {
 	checkStep(step)
 	checkCount("BudgetAware.Random", b.Random, 0, MaxDraws/2-1)
 	out := make([]arch.Subnet, 0, 1+len(b.Budgets.Limits)+b.Random)
-	out = append(out, b.Space.Largest())
+	if !b.NoLargest {
+		out = append(out, b.Space.Largest())
+	}
 	at := step
 	if b.Fixed {
 		at = 0
@@ -184,5 +190,9 @@ func FixedSubnets(s Sampler) []arch.Subnet {
 	if !ok || !b.Fixed {
 		return nil
 	}
-	return b.Sample(0)[1 : 1+len(b.Budgets.Limits)]
+	first := 1
+	if b.NoLargest {
+		first = 0
+	}
+	return b.Sample(0)[first : first+len(b.Budgets.Limits)]
 }

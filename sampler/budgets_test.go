@@ -90,6 +90,17 @@ func TestBudgetAwareDeterministicAndFixed(t *testing.T) {
 	if len(fixed) != 3 || keys(fixed) != keys(f.Sample(0)[1:]) || keys(w.Sample(9)[1:]) != keys(fixed) {
 		t.Fatalf("FixedSubnets %s, want the budget draws %s", keys(fixed), keys(f.Sample(0)[1:]))
 	}
+	// budget_only: the same budget subnets without the largest in front of them
+	cfg.BudgetOnly = true
+	o, err := NewForBudgets(cfg, sp, 10, budgetsFor(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys(o.Sample(9)) != keys(fixed) || keys(FixedSubnets(o)) != keys(fixed) || keys(o.Sample(0)) != keys([]arch.Subnet{sp.Largest()}) {
+		t.Fatalf("budget_only: step 9 %s, fixed %s, warm step 0 %s; want %s without the largest, the largest while warm",
+			keys(o.Sample(9)), keys(FixedSubnets(o)), keys(o.Sample(0)), keys(fixed))
+	}
+	cfg.BudgetOnly = false
 	if FixedSubnets(s1) != nil || FixedSubnets(Sandwich{Space: sp}) != nil {
 		t.Error("FixedSubnets of a sampler without fixed budget subnets is not nil")
 	}
@@ -147,6 +158,9 @@ func TestBudgetAwareErrors(t *testing.T) {
 	}
 	if err := (Config{Kind: KindSandwich, BudgetFixed: true}).Validate(); !errors.Is(err, ErrConfig) {
 		t.Errorf("budget_fixed with kind sandwich: got %v, want ErrConfig", err)
+	}
+	if err := (Config{Kind: KindUniform, BudgetOnly: true}).Validate(); !errors.Is(err, ErrConfig) {
+		t.Errorf("budget_only with kind uniform: got %v, want ErrConfig", err)
 	}
 	if _, err := New(Config{Kind: KindBudgets}, sp); !errors.Is(err, ErrConfig) {
 		t.Errorf("New with kind budgets: got %v, want ErrConfig", err)

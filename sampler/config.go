@@ -54,6 +54,11 @@ type Config struct {
 	// preferred architectures) instead of a fresh draw at each step; the extraction's
 	// search at that budget then starts from it.
 	BudgetFixed bool `mapstructure:"budget_fixed" json:"budget_fixed,omitempty"`
+	// BudgetOnly, for kind "budgets", trains after the warm phase only the budgets'
+	// subnets, not the largest (PreNAS trains only its preferred architectures): a step
+	// then costs about what the budgets' models trained alone cost. The subnets need a
+	// fixed teacher to distil from (run.teacher), since the largest is not there.
+	BudgetOnly bool `mapstructure:"budget_only" json:"budget_only,omitempty"`
 }
 
 // DefaultBudgetBand and DefaultBudgetMLPStep are the budget sampler's defaults: a budget's
@@ -96,8 +101,8 @@ func (c Config) Validate() error {
 	if c.BudgetMLPStep < 0 {
 		return bad("budget_mlp_step", "got %d, want >= 1 (0: %d)", c.BudgetMLPStep, DefaultBudgetMLPStep)
 	}
-	if c.Kind != KindBudgets && (c.BudgetBand != 0 || c.BudgetMLPStep != 0 || c.BudgetFixed) {
-		return bad("budget_band", "budget_band, budget_mlp_step and budget_fixed are for kind %q only, got kind %q", KindBudgets, c.Kind)
+	if c.Kind != KindBudgets && (c.BudgetBand != 0 || c.BudgetMLPStep != 0 || c.BudgetFixed || c.BudgetOnly) {
+		return bad("budget_band", "budget_band, budget_mlp_step, budget_fixed and budget_only are for kind %q only, got kind %q", KindBudgets, c.Kind)
 	}
 	if c.Random < 0 || c.Random > MaxRandom {
 		return bad("random", "got %d, want 0..%d (each random subnet adds a forward and a backward pass to every step)", c.Random, MaxRandom)
@@ -235,7 +240,7 @@ func newBudgetAware(cfg Config, space arch.Space, b Budgets) (Sampler, error) {
 	}
 	return BudgetAware{Space: space.Clone(), Seed: cfg.Seed, Random: cfg.Random, Reuse: cfg.Reuse,
 		Budgets: Budgets{Arch: b.Arch, Limits: append([]Limit(nil), b.Limits...)},
-		Band:    cfg.BudgetBand, MLPStep: step, Fixed: cfg.BudgetFixed}, nil
+		Band:    cfg.BudgetBand, MLPStep: step, Fixed: cfg.BudgetFixed, NoLargest: cfg.BudgetOnly}, nil
 }
 
 // WarmSteps is the length of a warm phase of fraction f of a run of totalSteps steps.

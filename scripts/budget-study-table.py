@@ -13,6 +13,7 @@ import glob, json, os, re, statistics as st, sys
 out = sys.argv[1]
 VARIANTS = [("both", "budgets sampler + dense teacher (new)"), ("budgets", "budgets sampler alone"),
             ("teacher", "dense teacher alone"), ("fixed", "fixed budget subnets + dense teacher, search starts from them"),
+            ("only", "fixed budget subnets only (no largest) + dense teacher"),
             ("fixedalone", "fixed budget subnets alone (in-place), search starts from them"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
 BUDGETS = ["2x", "4x", "8x"]
 
@@ -52,7 +53,7 @@ def teacher_macs(d):
     """The training MACs of the dense teacher a run given the "both" run's teacher by path
     distils from (its report counts only the teacher's forward passes); 0 for runs that
     train their own (their rows count it)."""
-    if os.path.basename(d).split("-")[0] not in ("fixed", "teacher"):
+    if os.path.basename(d).split("-")[0] not in ("fixed", "teacher", "only"):
         return 0
     both = os.path.join(out, "both-" + os.path.basename(d).split("-")[-1], "report.json")
     if not os.path.isfile(both):
@@ -84,7 +85,7 @@ for b in BUDGETS:
     for v, label in VARIANTS:
         rs = reports(v)
         models = ["extracted+finetune"]
-        if v in ("both", "fixed"):
+        if v in ("both", "fixed", "only"):
             models += ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]
         for m in models:
             rr = rows_of(rs, m, b)
@@ -99,7 +100,7 @@ print("| budget | variant | − scratch, equal steps | − dense → prune → f
 print("| --- | --- | ---: | ---: |")
 for b in BUDGETS:
     for v, label in VARIANTS:
-        if v not in ("both", "fixed"):
+        if v not in ("both", "fixed", "only"):
             continue
         cells = []
         for base in ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]:
@@ -137,7 +138,7 @@ print("\n### Compute for the three budgets (new default, mean over seeds)\n")
 print("| | shared (once) | per budget | total training MACs | wall (s) | break-even budgets |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for v, label in VARIANTS:
-    if v not in ("both", "fixed"):
+    if v not in ("both", "fixed", "only"):
         continue
     tots = []
     for d, r in reports(v):

@@ -12,6 +12,9 @@
 #            dense -> prune -> fine-tune baselines, all distilled from the same dense teacher
 #   budgets  sampler.kind budgets alone (in-place distillation)
 #   sandwich the previous default: sandwich rule with one random subnet, in-place
+#   only     (not in the default list) "fixed" with sampler.budget_only: after the warm
+#            phase only the budget subnets are trained (no largest), from the teacher of
+#            "both", with its own baselines
 #   fixedalone (not in the default list) sampler.budget_fixed with in-place distillation
 #            (no teacher), no baselines
 #   teacher  the previous default's sampler with the fixed dense teacher of "both"
@@ -46,6 +49,7 @@ for v in $VARIANTS; do
     budgets)  vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 "${light[@]}") ;;
     sandwich) vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 "${light[@]}") ;;
     fixed)    vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
+    only)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_BUDGET_ONLY=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixedalone) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true "${light[@]}") ;;
     teacher)  vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
