@@ -84,7 +84,7 @@ skip_reason() {
   case $c in
     *"apt-get install"* | *"sudo "*) echo "installs system packages (needs root): run it yourself" ;;
     *".ci/run"*) [ -n "${README_RUN_ALL:-}" ] || echo "the whole test suite (README_RUN_ALL=1 runs it)" ;;
-    *etcd*) have etcd || echo "etcd is not installed" ;;
+    *etcd*) { have etcd && have etcdctl; } || echo "etcd (etcd-server and etcd-client) is not installed" ;;
     *bench/compare.sh*) python3 -c 'import torch' 2>/dev/null || echo "PyTorch (python3-torch) is not installed" ;;
     *make-spoken-digits* | *spoken-digits* | *runs/speech*) have espeak-ng || echo "espeak-ng is not installed (the spoken-digit generator needs it)" ;;
     *"-tags onnxruntime"* | *ofa-ort*) [ -n "${OFA_ONNXRUNTIME_LIB:-}" ] || [ -d export/onnx/testdata/ort ] ||
