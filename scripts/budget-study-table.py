@@ -91,7 +91,7 @@ for b in BUDGETS:
             rr = rows_of(rs, m, b)
             if not rr:
                 continue
-            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v.startswith("fixed") and m == "extracted+finetune" else ""
+            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v in ("fixed", "fixedalone", "only") and m == "extracted+finetune" else ""
             print(f"| {b} | {label} | {m} | {st.mean(x['unique_params'] for x in rr):,.0f} | {ms([x['test_accuracy'] for x in rr])} | "
                   f"{si(st.mean(macs(x) + x['teacher_macs'] for x in rr))} | {st.mean(wall(x) for x in rr):,.0f} | {chose} |")
 
