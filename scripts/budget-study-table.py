@@ -14,6 +14,7 @@ out = sys.argv[1]
 VARIANTS = [("both", "budgets sampler + dense teacher (new)"), ("budgets", "budgets sampler alone"),
             ("teacher", "dense teacher alone"), ("fixed", "fixed budget subnets + dense teacher, search starts from them"),
             ("only", "fixed budget subnets only (no largest) + dense teacher"),
+            ("fixeddense", "fixed budget subnets + dense teacher (trained in the run)"),
             ("fixedalone", "fixed budget subnets alone (in-place), search starts from them"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
 BUDGETS = ["2x", "4x", "8x"]
 
@@ -85,13 +86,13 @@ for b in BUDGETS:
     for v, label in VARIANTS:
         rs = reports(v)
         models = ["extracted+finetune"]
-        if v in ("both", "fixed", "only"):
+        if v in ("both", "fixed", "only", "fixeddense"):
             models += ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]
         for m in models:
             rr = rows_of(rs, m, b)
             if not rr:
                 continue
-            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v in ("fixed", "fixedalone", "only") and m == "extracted+finetune" else ""
+            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v in ("fixed", "fixedalone", "only", "fixeddense") and m == "extracted+finetune" else ""
             print(f"| {b} | {label} | {m} | {st.mean(x['unique_params'] for x in rr):,.0f} | {ms([x['test_accuracy'] for x in rr])} | "
                   f"{si(st.mean(macs(x) + x['teacher_macs'] for x in rr))} | {st.mean(wall(x) for x in rr):,.0f} | {chose} |")
 
@@ -100,7 +101,7 @@ print("| budget | variant | − scratch, equal steps | − dense → prune → f
 print("| --- | --- | ---: | ---: |")
 for b in BUDGETS:
     for v, label in VARIANTS:
-        if v not in ("both", "fixed", "only"):
+        if v not in ("both", "fixed", "only", "fixeddense"):
             continue
         cells = []
         for base in ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]:
@@ -138,7 +139,7 @@ print("\n### Compute for the three budgets (new default, mean over seeds)\n")
 print("| | shared (once) | per budget | total training MACs | wall (s) | break-even budgets |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for v, label in VARIANTS:
-    if v not in ("both", "fixed", "only"):
+    if v not in ("both", "fixed", "only", "fixeddense"):
         continue
     tots = []
     for d, r in reports(v):

@@ -15,6 +15,9 @@
 #   only     (not in the default list) "fixed" with sampler.budget_only: after the warm
 #            phase only the budget subnets are trained (no largest), from the teacher of
 #            "both", with its own baselines
+#   fixeddense (not in the default list) "fixed" training its own dense teacher
+#            (run.teacher dense: configs/fashion-mnist-budgets.yaml's recipe), with its
+#            own baselines; needs no "both" run
 #   fixedalone (not in the default list) sampler.budget_fixed with in-place distillation
 #            (no teacher), no baselines
 #   teacher  the previous default's sampler with the fixed dense teacher of "both"
@@ -50,6 +53,7 @@ for v in $VARIANTS; do
     sandwich) vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 "${light[@]}") ;;
     fixed)    vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     only)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_BUDGET_ONLY=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
+    fixeddense) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER=dense) ;;
     fixedalone) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true "${light[@]}") ;;
     teacher)  vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
     *) echo "unknown variant $v" >&2; exit 2 ;;
