@@ -101,7 +101,7 @@ print("| budget | variant | − scratch, equal steps | − dense → prune → f
 print("| --- | --- | ---: | ---: |")
 for b in BUDGETS:
     for v, label in VARIANTS:
-        if v not in ("both", "fixed", "only", "fixeddense"):
+        if v not in ("both", "fixed", "only", "fixeddense") or not reports(v):
             continue
         cells = []
         for base in ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]:
