@@ -149,8 +149,8 @@ func readAnyImageSet(fsys fs.FS, where, prefix, name string) (*Images, error) {
 	case len(dims) == 4 && (dims[1] == 1 || dims[1] == 3):
 		c, dims = dims[1], []int{dims[0], dims[2], dims[3]}
 	default:
-		return nil, fmt.Errorf("data: %s: %w: images have dimensions %v, want count x height x width or count x channels (1 or 3) x height x width",
-			imgFile, ErrDataset, imgs.Dims)
+		return nil, fmt.Errorf("data: %s: %w: images have %d dimensions %v, want count x height x width or count x channels (1 or 3) x height x width",
+			imgFile, ErrDataset, len(imgs.Dims), imgs.Dims)
 	}
 	labels, labelFile, err := readIDXFile(fsys, where, prefix+"-labels-idx1-ubyte")
 	if err != nil {

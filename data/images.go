@@ -248,35 +248,20 @@ func loadFashionMNISTFS(fsys fs.FS, where string) (train, test *Images, err erro
 	return train, test, nil
 }
 
-// readImageSet reads <prefix>-images-idx3-ubyte and <prefix>-labels-idx1-ubyte (or .gz) and
-// checks that they describe the same examples.
+// readImageSet reads <prefix>-images-idx3-ubyte and <prefix>-labels-idx1-ubyte (or .gz) of
+// Fashion-MNIST: the IDX pair of readAnyImageSet, which must hold grey images of its 10
+// classes.
 func readImageSet(fsys fs.FS, where, prefix, name string) (*Images, error) {
-	imgs, imgFile, err := readIDXFile(fsys, where, prefix+"-images-idx3-ubyte")
+	set, err := readAnyImageSet(fsys, where, prefix, name)
 	if err != nil {
 		return nil, err
 	}
-	if len(imgs.Dims) != 3 {
-		return nil, fmt.Errorf("data: %s: %w: images have %d dimensions %v, want 3 (count x height x width)",
-			imgFile, ErrDataset, len(imgs.Dims), imgs.Dims)
+	if set.Channels != 1 {
+		return nil, fmt.Errorf("data: %s: %w: %s images have %d channels, want 1 (Fashion-MNIST is grey)", where, ErrDataset, prefix, set.Channels)
 	}
-	labels, labelFile, err := readIDXFile(fsys, where, prefix+"-labels-idx1-ubyte")
-	if err != nil {
-		return nil, err
-	}
-	if len(labels.Dims) != 1 {
-		return nil, fmt.Errorf("data: %s: %w: labels have %d dimensions %v, want 1 (count)",
-			labelFile, ErrDataset, len(labels.Dims), labels.Dims)
-	}
-	if imgs.Dims[0] != labels.Dims[0] {
-		return nil, fmt.Errorf("data: %w: %s holds %d images but %s holds %d labels",
-			ErrDataset, imgFile, imgs.Dims[0], labelFile, labels.Dims[0])
-	}
-	set := &Images{
-		Name: name, N: imgs.Dims[0], Channels: 1, Height: imgs.Dims[1], Width: imgs.Dims[2],
-		Classes: 10, Pixels: imgs.Data, Labels: labels.Data, ClassNames: fashionMNISTClasses(),
-	}
+	set.Classes, set.ClassNames = 10, fashionMNISTClasses()
 	if err := set.Validate(); err != nil {
-		return nil, fmt.Errorf("%w (labels from %s)", err, labelFile)
+		return nil, fmt.Errorf("%w (labels from %s)", err, filepath.Join(where, prefix+"-labels-idx1-ubyte"))
 	}
 	return set, nil
 }
