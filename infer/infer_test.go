@@ -7,9 +7,7 @@ import (
 	"image"
 	"image/color"
 	"image/jpeg"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +16,7 @@ import (
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/data/speech"
+	"github.com/ofa-go/ofa/internal/testfile"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/supernet"
@@ -42,26 +41,6 @@ func tinyModel(t *testing.T, a arch.Arch, pre modelfile.Preprocess) *modelfile.M
 	return &modelfile.Model{Kind: modelfile.KindExtracted, Arch: a, Params: p, Preprocess: pre, Extra: map[string]string{}}
 }
 
-func writeFile(t *testing.T, path string, b []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func encodePNG(t *testing.T, img image.Image) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
-}
-
 // TestPredictImages: IDX and PNG files of embedded test images become exactly the inputs
 // the evaluation loader makes, and the predictions' accuracy and loss on them equal what
 // `ofa eval` (train.Evaluate) measures on the same images.
@@ -84,7 +63,7 @@ func TestPredictImages(t *testing.T) {
 	if err := data.WriteIDX(&idx, []int{n, 28, 28}, test.Pixels); err != nil {
 		t.Fatal(err)
 	}
-	inputs, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "test.idx"), idx.Bytes()))
+	inputs, err := ReadInputs(m, testfile.Write(t, filepath.Join(dir, "test.idx"), idx.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -125,11 +104,11 @@ func TestPredictImages(t *testing.T) {
 	if err := jpeg.Encode(&jb, gray, &jpeg.Options{Quality: 100}); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "gray.jpg"), jb.Bytes())); err != nil || len(got) != 1 || len(got[0].X) != size {
+	if got, err := ReadInputs(m, testfile.Write(t, filepath.Join(dir, "gray.jpg"), jb.Bytes())); err != nil || len(got) != 1 || len(got[0].X) != size {
 		t.Errorf("JPEG input: %v", err)
 	}
 	for name, img := range map[string]image.Image{"gray.png": gray, "rgb.png": rgb, "wide.png": wide} {
-		got, err := ReadInputs(m, writeFile(t, filepath.Join(dir, name), encodePNG(t, img)))
+		got, err := ReadInputs(m, testfile.Write(t, filepath.Join(dir, name), testfile.PNG(t, img)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,7 +160,7 @@ func TestPredictImages(t *testing.T) {
 	if err := speech.WriteWAV(&w, &speech.Audio{Rate: 8000, Samples: make([]float32, 800)}, 16); err != nil {
 		t.Fatal(err)
 	}
-	writeFile(t, wav, w.Bytes())
+	testfile.Write(t, wav, w.Bytes())
 	var idx4 bytes.Buffer
 	if err := data.WriteIDX(&idx4, []int{1, 3, 28, 28}, make([]uint8, 3*28*28)); err != nil {
 		t.Fatal(err)
@@ -191,12 +170,12 @@ func TestPredictImages(t *testing.T) {
 		body []byte
 		want string
 	}{
-		{"cut.png", encodePNG(t, small)[:60], "bad image file"},
+		{"cut.png", testfile.PNG(t, small)[:60], "bad image file"},
 		{"clip.wav", w.Bytes(), "a WAV file, but this is an image model"},
 		{"notes.txt", []byte("hello"), "takes image files (PNG, JPEG"},
 		{"rgb.idx", idx4.Bytes(), "3x28x28"},
 	} {
-		_, err := ReadInputs(m, writeFile(t, filepath.Join(dir, c.name), c.body))
+		_, err := ReadInputs(m, testfile.Write(t, filepath.Join(dir, c.name), c.body))
 		if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.name) {
 			t.Errorf("%s: error %v, want %v naming the file and %q", c.name, err, ErrInput, c.want)
 		}
@@ -225,10 +204,10 @@ func TestPredictWAV(t *testing.T) {
 		if err := speech.WriteWAV(&w, clip, 16); err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dir, class, "synth_nohash_0.wav"), w.Bytes())
+		testfile.Write(t, filepath.Join(dir, class, "synth_nohash_0.wav"), w.Bytes())
 	}
-	writeFile(t, filepath.Join(dir, speech.ValidationList), nil)
-	writeFile(t, filepath.Join(dir, speech.TestingList), nil)
+	testfile.Write(t, filepath.Join(dir, speech.ValidationList), nil)
+	testfile.Write(t, filepath.Join(dir, speech.TestingList), nil)
 	set, _, _, err := speech.LoadCommands(dir, fe, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -271,7 +250,7 @@ func TestPredictWAV(t *testing.T) {
 		t.Fatal("the two clips have the same features; the test would prove nothing")
 	}
 	// a PNG for a speech model is refused
-	png := writeFile(t, filepath.Join(dir, "x.png"), encodePNG(t, image.NewGray(image.Rect(0, 0, fe.Frames, fe.Mels))))
+	png := testfile.Write(t, filepath.Join(dir, "x.png"), testfile.PNG(t, image.NewGray(image.Rect(0, 0, fe.Frames, fe.Mels))))
 	if _, err := ReadInputs(m, png); !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), "WAV") {
 		t.Errorf("PNG for a speech model: %v", err)
 	}
@@ -298,7 +277,7 @@ func TestInputKinds(t *testing.T) {
 		{"empty.png", image, nil, "an image model takes image files (PNG, JPEG, GIF, BMP, TIFF, WebP) or IDX files (gzipped or not), this file starts with"},
 		{"text.wav", speechModel, []byte("hello"), "a speech model takes WAV files (RIFF/WAVE), this file starts with 68 65 6c 6c 6f"},
 	} {
-		_, err := ReadInputs(c.m, writeFile(t, filepath.Join(dir, c.name), c.body))
+		_, err := ReadInputs(c.m, testfile.Write(t, filepath.Join(dir, c.name), c.body))
 		if !errors.Is(err, ErrInput) || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.name) {
 			t.Errorf("%s: error %v, want %v naming the file and %q", c.name, err, ErrInput, c.want)
 		}
@@ -323,7 +302,7 @@ func TestPerChannelInputs(t *testing.T) {
 	if err := data.WriteIDX(&idx, []int{n, 3, side, side}, px); err != nil {
 		t.Fatal(err)
 	}
-	inputs, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "rgb.idx"), idx.Bytes()))
+	inputs, err := ReadInputs(m, testfile.Write(t, filepath.Join(dir, "rgb.idx"), idx.Bytes()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -348,7 +327,7 @@ func TestPerChannelInputs(t *testing.T) {
 			rgb.SetRGBA(x, y, color.RGBA{R: img[p], G: img[side*side+p], B: img[2*side*side+p], A: 255})
 		}
 	}
-	got, err := ReadInputs(m, writeFile(t, filepath.Join(dir, "rgb.png"), encodePNG(t, rgb)))
+	got, err := ReadInputs(m, testfile.Write(t, filepath.Join(dir, "rgb.png"), testfile.PNG(t, rgb)))
 	if err != nil || len(got) != 1 || !slices.Equal(got[0].X, inputs[1].X) {
 		t.Fatalf("the RGB PNG's input differs from the IDX image's (%v)", err)
 	}

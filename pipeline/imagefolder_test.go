@@ -1,10 +1,8 @@
 package pipeline
 
 import (
-	"bytes"
 	"fmt"
 	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"slices"
@@ -13,6 +11,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/data"
+	"github.com/ofa-go/ofa/internal/testfile"
 )
 
 // TestImageFolderMatchesIDX: the embedded Fashion-MNIST written out as a PNG image folder
@@ -37,7 +36,7 @@ func TestImageFolderMatchesIDX(t *testing.T) {
 		for i := range set.N {
 			img := image.NewGray(image.Rect(0, 0, set.Width, set.Height))
 			copy(img.Pix, set.Image(i))
-			writeFile(t, filepath.Join(root, split, folder(want.Classes[set.Labels[i]]), fmt.Sprintf("%05d.png", i)), encodePNG(t, img))
+			testfile.Write(t, filepath.Join(root, split, folder(want.Classes[set.Labels[i]]), fmt.Sprintf("%05d.png", i)), testfile.PNG(t, img))
 		}
 	}
 	got, err := LoadData(DataConfig{Dir: root, OrderByName: true, Mean: []float32{data.FashionMNISTMean},
@@ -78,24 +77,4 @@ func TestImageFolderMatchesIDX(t *testing.T) {
 			}
 		}
 	}
-}
-
-func writeFile(t *testing.T, path string, b []byte) string {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-func encodePNG(t *testing.T, img image.Image) []byte {
-	t.Helper()
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, img); err != nil {
-		t.Fatal(err)
-	}
-	return buf.Bytes()
 }

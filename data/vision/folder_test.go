@@ -14,6 +14,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/ofa-go/ofa/internal/testfile"
 )
 
 // pixel is the test images' deterministic content.
@@ -40,21 +42,7 @@ func writePNG(t testing.TB, path string, i, w, h int, gray bool) {
 		}
 		img = c
 	}
-	var b bytes.Buffer
-	if err := png.Encode(&b, img); err != nil {
-		t.Fatal(err)
-	}
-	writeFile(t, path, b.Bytes())
-}
-
-func writeFile(t testing.TB, path string, b []byte) {
-	t.Helper()
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, b, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	testfile.Write(t, path, testfile.PNG(t, img))
 }
 
 // tinyFolder writes splits with per images of each of the classes, w x h.
@@ -181,16 +169,16 @@ func TestLoadFolderBadData(t *testing.T) {
 		}, "train/a/a.png", true},
 		{"corrupt jpeg", func(r string) {
 			b := jb.Bytes()
-			writeFile(t, filepath.Join(r, "train/a/z.jpg"), append(slices.Clone(b[:len(b)-40]), make([]byte, 20)...))
+			testfile.Write(t, filepath.Join(r, "train/a/z.jpg"), append(slices.Clone(b[:len(b)-40]), make([]byte, 20)...))
 		}, "train/a/z.jpg", true},
-		{"huge header", func(r string) { writeFile(t, filepath.Join(r, "train/b/h.png"), huge()) }, "more than the limit", true},
-		{"not an image", func(r string) { writeFile(t, filepath.Join(r, "train/a/x.png"), []byte("hello")) }, "not an image in a known format", true},
-		{"non-image file", func(r string) { writeFile(t, filepath.Join(r, "train/a/notes.txt"), []byte("x")) }, "not an image file", true},
+		{"huge header", func(r string) { testfile.Write(t, filepath.Join(r, "train/b/h.png"), huge()) }, "more than the limit", true},
+		{"not an image", func(r string) { testfile.Write(t, filepath.Join(r, "train/a/x.png"), []byte("hello")) }, "not an image in a known format", true},
+		{"non-image file", func(r string) { testfile.Write(t, filepath.Join(r, "train/a/notes.txt"), []byte("x")) }, "not an image file", true},
 		{"unreadable", func(r string) { os.Chmod(filepath.Join(r, "train/a/b.png"), 0) }, "train/a/b.png", true},
 		{"empty class", func(r string) { os.MkdirAll(filepath.Join(r, "train/c"), 0o755) }, "empty class folder", false},
 		{"classes differ", func(r string) { os.Rename(filepath.Join(r, "test/b"), filepath.Join(r, "test/q")) }, "differ from train's", false},
 		{"symlink loop", func(r string) { os.Symlink(filepath.Join(r, "train/a"), filepath.Join(r, "train/a/loop")) }, "symbolic link loop", false},
-		{"class list", func(r string) { writeFile(t, filepath.Join(r, "classes.txt"), []byte("a\nz\n")) }, "classes.txt", false},
+		{"class list", func(r string) { testfile.Write(t, filepath.Join(r, "classes.txt"), []byte("a\nz\n")) }, "classes.txt", false},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			root := tinyFolder(t, []string{"train", "test"}, []string{"a", "b"}, 3, 4, 4, true)
