@@ -456,9 +456,10 @@ func usableTrained(a arch.Arch, cm CostModel, b Budget, cfg Config, sel Selectio
 	var out []arch.Subnet
 	for _, s := range sel.Trained {
 		why := ""
+		verr := s.Validate(a)
 		switch {
-		case s.Validate(a) != nil:
-			why = s.Validate(a).Error()
+		case verr != nil:
+			why = verr.Error()
 		case !b.Fits(cm.Of(s)):
 			c := cm.Of(s)
 			why = fmt.Sprintf("costs %d params and %d MACs, over the budget %s", c.Params, c.MACs, b)

@@ -70,7 +70,7 @@ func (b *budgetRun) extracted(sub string, t budget.Target, from string) (*extrac
 		x.test, err = b.ex.TestAccuracy(x.model.Arch, x.model.Params)
 		return x, err
 	}, func() (*extraction, error) {
-		sel := extract.Selection{Target: &t, TargetFrom: from, Trained: b.supernet.trainedFor(t, b.ex.Supernet().Arch)}
+		sel := extract.Selection{Target: &t, TargetFrom: from, Trained: trainedFor(b.supernet.fixed, t, b.ex.Supernet().Arch)}
 		res, err := Extract(b.cfg, b.ex, sel, ExtractOptions{Dir: dir, Provenance: b.prov})
 		if err != nil {
 			return nil, err

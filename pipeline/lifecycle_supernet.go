@@ -135,16 +135,15 @@ type fixedSubnet struct {
 // the configuration it stores): an extraction's search starts from them
 // (extract.Selection.Trained). None for other samplers or targets.
 func TrainedSubnets(cfg Config, sn *modelfile.Model, t budget.Target) []arch.Subnet {
-	r := supernetRun{fixed: fixedSubnets(cfg.Sampler, cfg.Run, sn.Arch, sn.Space)}
-	return r.trainedFor(t, sn.Arch)
+	return trainedFor(fixedSubnets(cfg.Sampler, cfg.Run, sn.Arch, sn.Space), t, sn.Arch)
 }
 
-// trainedFor returns the subnets the supernet was trained as for the limits that target
-// t resolves to on supernet a (none when its sampler trained no fixed subnets).
-func (r *supernetRun) trainedFor(t budget.Target, a arch.Arch) []arch.Subnet {
+// trainedFor returns the fixed subnets trained for the limits that target t resolves to
+// on supernet a.
+func trainedFor(fixed []fixedSubnet, t budget.Target, a arch.Arch) []arch.Subnet {
 	b := extract.Resolve(t, a)
 	var out []arch.Subnet
-	for _, f := range r.fixed {
+	for _, f := range fixed {
 		if f.limit.Params == b.Params && f.limit.MACs == b.MACs {
 			out = append(out, f.subnet)
 		}
