@@ -1,6 +1,7 @@
 package modelfile
 
 import (
+	"encoding/json"
 	"fmt"
 	"strconv"
 	"strings"
@@ -16,6 +17,9 @@ const (
 	KeyStep      = "step"
 	KeyOptimT    = "optim_t"
 	KeyRunConfig = "run_config"
+	// KeyFinetune holds a fine-tuning run's progress (FinetuneProgress as JSON); only
+	// the resume files of fine-tuning runs have it.
+	KeyFinetune  = "finetune"
 	optimMPrefix = "optim.m."
 	optimVPrefix = "optim.v."
 )
@@ -29,6 +33,23 @@ type Resume struct {
 	OptimT    int
 	M, V      map[string][]float32
 	RunConfig string
+	// Finetune is a fine-tuning run's progress (nil for a supernet's training run).
+	Finetune *FinetuneProgress
+}
+
+// FinetuneProgress is what a fine-tuning run needs besides the weights and the optimizer
+// to continue where it stopped: the training section it runs with (a resume state of
+// another fine-tuning is refused), the best validation accuracy so far and its step (the
+// best model itself is the run directory's model file), and the wall time spent so far.
+type FinetuneProgress struct {
+	// Config is the run's training section as JSON (train.Config).
+	Config json.RawMessage `json:"config"`
+	// BestAccuracy and BestStep are the best validation accuracy so far and its step;
+	// BestStep 0 means no evaluation yet.
+	BestAccuracy float64 `json:"best_accuracy"`
+	BestStep     int     `json:"best_step"`
+	// Seconds is the wall time of the steps done, over every invocation.
+	Seconds float64 `json:"seconds"`
 }
 
 // SaveResume writes r to path atomically.
@@ -41,6 +62,13 @@ func SaveResume(path string, r *Resume) error {
 	f.Metadata[KeyStep] = strconv.Itoa(r.Step)
 	f.Metadata[KeyOptimT] = strconv.Itoa(r.OptimT)
 	f.Metadata[KeyRunConfig] = r.RunConfig
+	if r.Finetune != nil {
+		b, err := json.Marshal(r.Finetune)
+		if err != nil {
+			return fmt.Errorf("modelfile: %s: %w", path, err)
+		}
+		f.Metadata[KeyFinetune] = string(b)
+	}
 	p := r.Model.Params
 	for _, name := range p.Names() {
 		shape := append([]int(nil), p.Get(name).Shape()...)
@@ -91,10 +119,20 @@ func ResumeFromFile(f *checkpoint.File) (*Resume, error) {
 		// one optimizer update per step: more updates than steps is a damaged or edited file
 		return nil, bad("metadata %q is %d, more optimizer updates than the %d steps of %q", KeyOptimT, r.OptimT, r.Step, KeyStep)
 	}
+	if js, ok := f.Metadata[KeyFinetune]; ok {
+		var p FinetuneProgress
+		if err := json.Unmarshal([]byte(js), &p); err != nil {
+			return nil, bad("metadata %q is not a fine-tuning progress record: %v", KeyFinetune, err)
+		}
+		if p.BestStep < 0 || p.BestStep > r.Step || !(p.BestAccuracy >= 0 && p.BestAccuracy <= 1) || !(p.Seconds >= 0) || len(p.Config) == 0 {
+			return nil, bad("metadata %q is %s: want a best step in [0, %d], an accuracy in [0, 1], seconds >= 0 and a config", KeyFinetune, js, r.Step)
+		}
+		r.Finetune = &p
+	}
 	model := &checkpoint.File{Metadata: map[string]string{}}
 	for k, v := range f.Metadata {
 		switch k {
-		case KeyStep, KeyOptimT, KeyRunConfig:
+		case KeyStep, KeyOptimT, KeyRunConfig, KeyFinetune:
 		case KeyFormat:
 			model.Metadata[k] = FormatModel
 		default:

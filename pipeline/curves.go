@@ -22,9 +22,19 @@ const (
 // not only the steps after the resume, and a lifecycle that reuses a finished supernet
 // still reports them (issue 29, finding 6).
 func metricsCurves(path string) (loss, acc report.Curve, err error) {
-	f, err := os.Open(path)
+	h, err := metricsCurveHook(path)
 	if err != nil {
 		return loss, acc, err
+	}
+	return h.lossCurve(curveLoss), h.accCurve(curveAccuracy, "largest"), nil
+}
+
+// metricsCurveHook replays a run's metrics file into a curve hook, as if it had watched
+// the run.
+func metricsCurveHook(path string) (*curveHook, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	h := &curveHook{}
@@ -35,25 +45,25 @@ func metricsCurves(path string) (loss, acc report.Curve, err error) {
 			Type string `json:"type"`
 		}
 		if err := json.Unmarshal(sc.Bytes(), &rec); err != nil {
-			return loss, acc, fmt.Errorf("%s:%d: %w", path, line, err)
+			return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 		}
 		switch rec.Type {
 		case "step":
 			var s train.StepStats
 			if err := json.Unmarshal(sc.Bytes(), &s); err != nil {
-				return loss, acc, fmt.Errorf("%s:%d: %w", path, line, err)
+				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 			}
 			h.OnStep(nil, s)
 		case "eval":
 			var e train.EvalStats
 			if err := json.Unmarshal(sc.Bytes(), &e); err != nil {
-				return loss, acc, fmt.Errorf("%s:%d: %w", path, line, err)
+				return nil, fmt.Errorf("%s:%d: %w", path, line, err)
 			}
 			h.OnEval(nil, e)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return loss, acc, fmt.Errorf("%s: %w", path, err)
+		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	return h.lossCurve(curveLoss), h.accCurve(curveAccuracy, "largest"), nil
+	return h, nil
 }

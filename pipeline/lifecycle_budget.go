@@ -87,7 +87,7 @@ func (b *budgetRun) finetuned(ctx context.Context, variant, sub, title, stage st
 	dir := filepath.Join(b.dir, sub)
 	r, err := resumeOrMake(b.opts.Resume, dir, func() (*FinetuneResult, error) { return loadFinetunedSteps(dir, c.Finetune.Steps) },
 		func() (*FinetuneResult, error) {
-			return Finetune(ctx, c, m, teacher, b.ds, FinetuneOptions{Output: b.opts.Output, Title: b.name + " " + title, Dir: dir})
+			return Finetune(ctx, c, m, teacher, b.ds, FinetuneOptions{Output: b.opts.Output, Title: b.name + " " + title, Dir: dir, Resume: b.opts.Resume})
 		})
 	if err != nil {
 		return nil, report.Stage{}, err

@@ -56,7 +56,7 @@ func lifecycleDense(ctx context.Context, cfg Config, ds *Dataset, sn *modelfile.
 		dc := cfg
 		dc.Finetune = run.train
 		dc.Finetune.Steps, dc.Finetune.EvalBatch = steps, cfg.Finetune.EvalBatch
-		return Finetune(ctx, dc, fresh, nil, ds, FinetuneOptions{Output: opts.Output, Title: "dense", Dir: dir, World: opts.World})
+		return Finetune(ctx, dc, fresh, nil, ds, FinetuneOptions{Output: opts.Output, Title: "dense", Dir: dir, World: opts.World, Resume: opts.Resume})
 	})
 	if err != nil {
 		return nil, err

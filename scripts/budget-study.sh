@@ -20,6 +20,10 @@
 #            own baselines; needs no "both" run
 #   fixedalone (not in the default list) sampler.budget_fixed with in-place distillation
 #            (no teacher), no baselines
+#   fixednowarm (not in the default list) "fixed" without the warm phase
+#            (sampler.warm_fraction 0): the budget subnets train from the first step
+#   fixedsoft (not in the default list) "fixed" with soft labels only (train.alpha 1, so
+#            also for the scratch rows, which train with the supernet's train section)
 #   teacher  the previous default's sampler with the fixed dense teacher of "both"
 #   fixed    (not in the default list) "both" with sampler.budget_fixed (one fixed subnet
 #            per budget, PreNAS, which the extraction's search starts from), the teacher of
@@ -53,6 +57,8 @@ for v in $VARIANTS; do
     sandwich) vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 "${light[@]}") ;;
     fixed)    vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     only)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_BUDGET_ONLY=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
+    fixednowarm) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_WARM_FRACTION=0 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
+    fixedsoft) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_TRAIN_ALPHA=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixeddense) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER=dense) ;;
     fixedalone) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true "${light[@]}") ;;
     teacher)  vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;

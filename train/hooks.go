@@ -274,6 +274,12 @@ type BestHook struct {
 	seen     bool
 }
 
+// Resume continues a run that stopped: the best accuracy so far was best, at step (0: no
+// evaluation yet).
+func (h *BestHook) Resume(best float64, step int) {
+	h.seen, h.Best, h.BestStep = step > 0, best, step
+}
+
 // OnStep implements Hook.
 func (h *BestHook) OnStep(*Trainer, StepStats) error { return nil }
 

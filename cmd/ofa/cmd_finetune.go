@@ -13,19 +13,28 @@ import (
 
 func (a *app) finetuneCmd() *cobra.Command {
 	var modelPath, teacherPath, out string
-	var force bool
+	var force, resume bool
 	fk := flagKeys{}
 	cmd := &cobra.Command{
 		Use:   "finetune",
 		Short: "Fine-tune an extracted or expanded model with labels and distillation from its supernet",
 		Example: `  ofa finetune --config configs/demo.yaml --model runs/demo-x4e/model.safetensors --teacher runs/demo/supernet/supernet.safetensors --out runs/demo-x4e-ft
-  ofa finetune --model M --teacher S --epochs 10 --out F --json`,
+  ofa finetune --model M --teacher S --epochs 10 --out F --json
+  ofa finetune --model M --teacher S --epochs 10 --out F --resume   # continue after a crash or Ctrl-C`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if modelPath == "" || out == "" {
 				return fmt.Errorf("%w: --model and --out are required", errUsage)
 			}
-			release, err := a.claimModelDir(out, force)
+			if resume && force {
+				return fmt.Errorf("%w: --resume continues the fine-tuning in --out, --force starts it over: give one", errUsage)
+			}
+			release, err := a.claim(out, func() error {
+				if resume {
+					return refuseFinishedModel(out)
+				}
+				return refuseExistingModel(out, force)
+			})
 			if err != nil {
 				return err
 			}
@@ -45,7 +54,7 @@ func (a *app) finetuneCmd() *cobra.Command {
 				return err
 			}
 			res, err := pipeline.Finetune(cmd.Context(), cfg, m, teacher, ds, pipeline.FinetuneOptions{Output: a.output(), Title: "finetune", Dir: out,
-				StoredConfig: configfile.Store(cfg), World: a.world})
+				StoredConfig: configfile.Store(cfg), World: a.world, Resume: resume})
 			if err != nil {
 				return err
 			}
@@ -64,6 +73,7 @@ func (a *app) finetuneCmd() *cobra.Command {
 	fs.StringVar(&teacherPath, "teacher", "", "supernet to distil from (its largest subnet); without it, labels only")
 	fs.StringVar(&out, "out", "", "output directory (model.safetensors is the best by validation accuracy)")
 	fs.BoolVar(&force, "force", false, "replace an existing model in --out")
+	fs.BoolVar(&resume, "resume", false, "continue the fine-tuning that stopped in --out, with the same model, teacher and settings")
 	fs.Int("epochs", 0, "epochs")
 	fs.Int("steps", 0, "steps, overriding epochs")
 	fs.Float64("lr", 0, "peak learning rate")

@@ -200,8 +200,9 @@ func sameLifecycle(t *testing.T, ref, got string) {
 // TestRunKilledAndResumed kills `ofa run` with SIGKILL in each phase of the lifecycle, one
 // after the other (the fresh run is killed while training the supernet, the run resuming
 // it is killed later in training, and so on: every resumed run is killed in the next
-// phase), then lets `ofa run --resume` finish and checks that it reproduces what an
-// uninterrupted run with the same configuration reports, model for model.
+// phase; the fine-tuning continues from its resume state), then lets `ofa run --resume`
+// finish and checks that it reproduces what an uninterrupted run with the same
+// configuration reports, model for model.
 func TestRunKilledAndResumed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("kills and resumes whole lifecycles")
@@ -237,7 +238,8 @@ func TestRunKilledAndResumed(t *testing.T) {
 			return exists(in(pipeline.FileLatency)) && (exists(in(x, modelfile.MarkerIncomplete)) || !exists(in(x, pipeline.FileModel)))
 		}},
 		{"fine-tuning", "2x finetune 8/20 (", "reusing " + in(pipeline.FileLatency), func() bool {
-			return exists(in(ft, modelfile.MarkerIncomplete)) && exists(in(ft, pipeline.FileModel))
+			// the fine-tuning evaluates every 5 steps: its resume state is at step 5
+			return exists(in(ft, modelfile.MarkerIncomplete)) && exists(in(ft, pipeline.FileModel)) && exists(in(ft, pipeline.FileResume))
 		}},
 	}
 	for i, ph := range phases {
@@ -264,6 +266,12 @@ func TestRunKilledAndResumed(t *testing.T) {
 	out := startOFA(t, "", "run", "--config", cfg, "--out", dir, "--resume").mustSucceed()
 	if !strings.Contains(out, "reusing "+in(pipeline.FileLatency)) {
 		t.Errorf("the last resumed run does not reuse the latency table:\n%s", out)
+	}
+	if !strings.Contains(out, "finetune: continuing at step 5 of 20") {
+		t.Errorf("the last resumed run does not continue the killed fine-tuning from its resume state:\n%s", out)
+	}
+	if exists(in(ft, pipeline.FileResume)) {
+		t.Errorf("the finished fine-tuning keeps its resume state")
 	}
 	if exists(stale) || !strings.Contains(out, "removed "+stale) {
 		t.Errorf("the stale temporary file %s was not removed (and named) by the resumed run", stale)
@@ -553,6 +561,47 @@ func TestKilledWritersLeaveNoHalfResult(t *testing.T) {
 				t.Fatalf("a second %s without --force: code %d, %s", c.name, code, stderr)
 			}
 		})
+	}
+}
+
+// TestFinetuneKilledAndResumed kills `ofa finetune` with SIGKILL half way, after its
+// resume state at step 15, and continues it with --resume: the model equals an
+// uninterrupted run's, bit for bit. --resume over a finished model, or with --force, is a
+// usage error.
+func TestFinetuneKilledAndResumed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("kills an ofa process")
+	}
+	sn, cfg := trainTiny(t, crashConfig)
+	dir := t.TempDir()
+	x := filepath.Join(dir, "x")
+	if code, _, stderr := ofa(t, "extract", "--config", cfg, "--supernet", sn, "--target", "2x", "--out", x); code != 0 {
+		t.Fatalf("extract: %s", stderr)
+	}
+	args := []string{"finetune", "--config", cfg, "--model", filepath.Join(x, pipeline.FileModel), "--teacher", sn}
+	ref, out := filepath.Join(dir, "ref"), filepath.Join(dir, "out")
+	startOFA(t, "", append(slices.Clone(args), "--out", ref)...).mustSucceed()
+
+	c := startOFA(t, "finetune 18/30 (", append(slices.Clone(args), "--out", out)...)
+	if _, killed := c.wait(); !killed {
+		t.Fatalf("the fine-tuning was not killed:\n%s", c.output())
+	}
+	if !exists(filepath.Join(out, pipeline.FileResume)) || !exists(filepath.Join(out, modelfile.MarkerIncomplete)) {
+		t.Fatalf("the killed fine-tuning left no resume state in a directory marked incomplete")
+	}
+	res := startOFA(t, "", append(slices.Clone(args), "--out", out, "--resume")...).mustSucceed()
+	if !strings.Contains(res, "continuing at step 15 of 30") {
+		t.Errorf("the resumed fine-tuning does not say where it continues:\n%s", res)
+	}
+	sameWeights(t, filepath.Join(ref, pipeline.FileModel), filepath.Join(out, pipeline.FileModel))
+	if exists(filepath.Join(out, pipeline.FileResume)) {
+		t.Error("the finished fine-tuning keeps its resume state")
+	}
+	for _, extra := range [][]string{{"--resume"}, {"--resume", "--force"}} {
+		code, _, stderr := ofa(t, append(append(slices.Clone(args), "--out", out), extra...)...)
+		if code != exitUsage || !strings.Contains(stderr, "--force") {
+			t.Errorf("finetune %v over a finished model: code %d, %s", extra, code, stderr)
+		}
 	}
 }
 

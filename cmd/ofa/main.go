@@ -204,6 +204,19 @@ func refuseExistingModel(out string, force bool) error {
 	return fmt.Errorf("%w: %s already holds a model: use --force to replace it", errUsage, out)
 }
 
+// refuseFinishedModel refuses to continue a fine-tuning in out whose model is finished
+// (its directory is no longer marked incomplete).
+func refuseFinishedModel(out string) error {
+	path := filepath.Join(out, pipeline.FileModel)
+	if _, err := os.Stat(path); err != nil {
+		return nil
+	}
+	if modelfile.CheckComplete(path) == nil {
+		return fmt.Errorf("%w: %s holds a finished model: nothing to resume (--force starts over)", errUsage, out)
+	}
+	return nil
+}
+
 // progress returns a callback that shows done/total as a bar on a terminal and, when
 // standard error is a file or pipe (logs, CI), as a plain line at every quarter.
 func (a *app) progress(title string) func(done, total int) {

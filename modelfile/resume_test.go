@@ -1,0 +1,72 @@
+package modelfile
+
+import (
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ofa-go/ofa/checkpoint"
+)
+
+// testResume is a resume state of testModel at step 7 with zero moments.
+func testResume(t *testing.T) *Resume {
+	t.Helper()
+	m := testModel(t)
+	r := &Resume{Model: m, Step: 7, OptimT: 7, M: map[string][]float32{}, V: map[string][]float32{}, RunConfig: "train: {}\n"}
+	for _, n := range m.Params.Names() {
+		k := len(m.Params.Float32(n))
+		r.M[n], r.V[n] = make([]float32, k), make([]float32, k)
+	}
+	return r
+}
+
+// TestFinetuneProgressRoundTrip: a fine-tuning run's progress survives a save and a load,
+// stays out of the model's metadata, and a supernet's resume state has none.
+func TestFinetuneProgressRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	r := testResume(t)
+	plain := filepath.Join(dir, "plain.safetensors")
+	if err := SaveResume(plain, r); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := LoadResume(plain); err != nil || got.Finetune != nil {
+		t.Fatalf("a resume state without progress: %+v, %v", got, err)
+	}
+	r.Finetune = &FinetuneProgress{Config: []byte(`{"steps":20}`), BestAccuracy: 0.75, BestStep: 5, Seconds: 1.5}
+	path := filepath.Join(dir, "ft.safetensors")
+	if err := SaveResume(path, r); err != nil {
+		t.Fatal(err)
+	}
+	got, err := LoadResume(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got.Finetune, r.Finetune) {
+		t.Fatalf("progress %+v, want %+v", got.Finetune, r.Finetune)
+	}
+	if _, ok := got.Model.Extra[KeyFinetune]; ok {
+		t.Fatal("the progress record leaked into the model's metadata")
+	}
+}
+
+// TestFinetuneProgressRejected: a progress record that is not JSON or is out of range
+// makes the resume file invalid, naming the key.
+func TestFinetuneProgressRejected(t *testing.T) {
+	for _, raw := range []string{`{`, `{"config":{},"best_step":8}`, `{"config":{},"best_accuracy":1.5}`,
+		`{"config":{},"best_step":-1}`, `{"config":{},"seconds":-2}`, `{"best_step":1}`} {
+		r := testResume(t)
+		path := filepath.Join(t.TempDir(), "r.safetensors")
+		if err := SaveResume(path, r); err != nil {
+			t.Fatal(err)
+		}
+		f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Metadata[KeyFinetune] = raw
+		if _, err := ResumeFromFile(f); err == nil || !strings.Contains(err.Error(), `"finetune"`) {
+			t.Errorf("progress %s: got %v, want an error naming the key", raw, err)
+		}
+	}
+}
