@@ -2,8 +2,10 @@ package configfile
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
+	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/config"
 )
 
@@ -13,6 +15,9 @@ func TestStoredConfigRoundTrip(t *testing.T) {
 	c := config.Default()
 	c.Train.LR, c.Model.InitSeed, c.Sampler.Random = 1.234567890123e-3, 1<<40+3, 1
 	c.Extract.Remote.URL = "http://127.0.0.1:1/x"
+	c.Sampler.Kind, c.Sampler.BudgetSubnets = "budgets", []arch.Subnet{
+		{Layers: []arch.SubLayer{{Layer: 0, Heads: 2, MLP: 96}, {Layer: 2, Heads: 1, MLP: 40}}},
+		{Layers: []arch.SubLayer{{Layer: 1, Heads: 1, MLP: 8}}}}
 	got, err := Loader{Stored: Store(c), Where: "stored"}.Load()
 	if err != nil {
 		t.Fatal(err)
@@ -20,5 +25,22 @@ func TestStoredConfigRoundTrip(t *testing.T) {
 	// nil and empty lists store alike; compare everything else field by field
 	if string(Store(got)) != string(Store(c)) || fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", c) {
 		t.Fatalf("round trip changed the configuration:\n got %+v\nwant %+v", got, c)
+	}
+}
+
+// TestBudgetSubnetsFromYAML: sampler.budget_subnets reads as a YAML list of subnets; a
+// misspelt key inside one is refused, naming it.
+func TestBudgetSubnetsFromYAML(t *testing.T) {
+	good := "sampler:\n  kind: budgets\n  budget_subnets:\n    - layers: [{layer: 0, heads: 2, mlp: 96}, {layer: 2, heads: 1, mlp: 40}]\n    - {layers: [{layer: 1, heads: 1, mlp: 8}]}\n"
+	c, err := Loader{Stored: []byte(good), Where: "test"}.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Sampler.BudgetSubnets; len(got) != 2 || got[0].Key() != "0:h2m96,2:h1m40" || got[1].Key() != "1:h1m8" {
+		t.Fatalf("budget_subnets %v", got)
+	}
+	bad := "sampler:\n  kind: budgets\n  budget_subnets:\n    - layers: [{layer: 0, heads: 2, mpl: 96}]\n"
+	if _, err := (Loader{Stored: []byte(bad), Where: "test"}).Load(); err == nil || !strings.Contains(err.Error(), "mpl") {
+		t.Fatalf("a misspelt key in a budget subnet: %v, want an error naming it", err)
 	}
 }

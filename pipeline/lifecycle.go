@@ -23,6 +23,7 @@ import (
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/nn"
 	"github.com/ofa-go/ofa/report"
+	"github.com/ofa-go/ofa/sampler"
 )
 
 // Files and directories of a lifecycle's output directory.
@@ -88,7 +89,7 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 	opts.log("== data: %s", ds.Source)
 	// the checks that need the architecture, before any work
 	if cfg.Run.Supernet == "" {
-		ar, _, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
+		ar, space, err := cfg.Model.Arch(ds.Task, ds.Channels, ds.Height, ds.Width, len(ds.Classes))
 		if err != nil {
 			return nil, err
 		}
@@ -99,6 +100,14 @@ func Lifecycle(ctx context.Context, cfg Config, opts LifecycleOptions) (*report.
 			return nil, err
 		}
 		if err := feasible(ar, targets, cfg.Extract.Floors); err != nil {
+			return nil, err
+		}
+		// the sampler, whose budget subnets must fit the run's budgets
+		b, err := SamplerBudgets(cfg, ar)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := sampler.NewForBudgets(cfg.Sampler, space, 0, b); err != nil {
 			return nil, err
 		}
 	}

@@ -281,9 +281,9 @@ func (r *supernetRun) notes() []string {
 }
 
 // fixedSubnets are the subnets that a sampler of configuration sc with rc's budgets
-// trains at every step for each budget (sampler.budget_fixed), else nil.
+// trains at every step for each budget (sampler.budget_fixed or budget_subnets), else nil.
 func fixedSubnets(sc sampler.Config, rc RunConfig, a arch.Arch, space *arch.Space) []fixedSubnet {
-	if space == nil || sc.Kind != sampler.KindBudgets || !sc.BudgetFixed {
+	if space == nil || sc.Kind != sampler.KindBudgets || !sc.FixedBudgets() {
 		return nil
 	}
 	b, err := samplerBudgets(sc, rc, a)

@@ -33,7 +33,8 @@ const scaleSteps = 24
 // largest subnet, then for each budget one subnet at that budget (BudgetDraw), then Random
 // subnets drawn uniformly from Space. A budget's subnets are the ones its extraction will
 // look for, so they are trained as such instead of only through the weights they share.
-// With Fixed the budget subnets are the same at every step (the draws of step 0).
+// With Fixed the budget subnets are the same at every step (the draws of step 0, or
+// Chosen).
 type BudgetAware struct {
 	Space  arch.Space
 	Seed   uint64
@@ -54,6 +55,9 @@ type BudgetAware struct {
 	// NoLargest leaves the largest subnet out: a step trains the budgets' subnets (and the
 	// random draws) only, for a run with a fixed external teacher.
 	NoLargest bool
+	// Chosen, when set (one per budget, in order), are the budgets' subnets at every step
+	// instead of draws (Config.BudgetSubnets).
+	Chosen []arch.Subnet
 }
 
 // budgetTries bounds the redraws of a budget subnet that fell below its band.
@@ -73,6 +77,10 @@ func (b BudgetAware) Sample(step int) []arch.Subnet {
 		at = 0
 	}
 	for k, l := range b.Budgets.Limits {
+		if b.Chosen != nil {
+			out = append(out, b.Chosen[k].Clone())
+			continue
+		}
 		out = append(out, BudgetDraw(b.Space, b.Budgets.Arch, l, b.Band, b.MLPStep, newRand(b.Seed, at, budgetIndex(k))))
 	}
 	for i := 1; i <= b.Random; i++ {

@@ -2,6 +2,7 @@ package sampler
 
 import (
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/ofa-go/ofa/arch"
@@ -164,5 +165,68 @@ func TestBudgetAwareErrors(t *testing.T) {
 	}
 	if _, err := New(Config{Kind: KindBudgets}, sp); !errors.Is(err, ErrConfig) {
 		t.Errorf("New with kind budgets: got %v, want ErrConfig", err)
+	}
+}
+
+// TestBudgetSubnetsChosen: the subnets of budget_subnets are the budgets' subnets at every
+// step after the warm phase and are what FixedSubnets names; a wrong count, a subnet over
+// its budget, one the architecture does not have, a repeated layer or another kind is
+// refused, naming the entry.
+func TestBudgetSubnetsChosen(t *testing.T) {
+	sp := arch.DefaultSpace()
+	a := maxArch(t, sp)
+	b := budgetsFor(a)
+	sub := func(hm ...int) arch.Subnet {
+		s := arch.Subnet{}
+		for i := 0; i < len(hm); i += 2 {
+			s.Layers = append(s.Layers, arch.SubLayer{Layer: i / 2, Heads: hm[i], MLP: hm[i+1]})
+		}
+		return s
+	}
+	chosen := []arch.Subnet{sub(2, 128, 2, 128, 2, 128), sub(2, 64, 1, 64), sub(1, 32, 1, 16)}
+	for k, s := range chosen {
+		if f := fill(a, s, b.Limits[k]); f > 1 {
+			t.Fatalf("test subnet %s uses %.2f of budget %d", s.Key(), f, k)
+		}
+	}
+	cfg := Config{Kind: KindBudgets, Seed: 3, WarmFraction: 0.2, BudgetSubnets: chosen}
+	if !cfg.FixedBudgets() {
+		t.Fatal("budget_subnets does not imply fixed budget subnets")
+	}
+	s, err := NewForBudgets(cfg, sp, 10, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if keys(s.Sample(0)) != keys([]arch.Subnet{sp.Largest()}) {
+		t.Fatalf("warm step 0: %s, want the largest alone", keys(s.Sample(0)))
+	}
+	for step := 2; step < 10; step++ {
+		if got := s.Sample(step); keys(got[1:]) != keys(chosen) || !got[0].Equal(sp.Largest()) {
+			t.Fatalf("step %d: %s, want the largest then %s", step, keys(got), keys(chosen))
+		}
+	}
+	if keys(FixedSubnets(s)) != keys(chosen) {
+		t.Fatalf("FixedSubnets %s, want %s", keys(FixedSubnets(s)), keys(chosen))
+	}
+
+	over := append([]arch.Subnet(nil), chosen...)
+	over[2] = chosen[0]
+	for _, c := range []struct {
+		name, want string
+		cfg        Config
+	}{
+		{"two for three budgets", "got 2 subnets for 3 budgets", Config{Kind: KindBudgets, BudgetSubnets: chosen[:2]}},
+		{"over its budget", "sampler.budget_subnets[2]", Config{Kind: KindBudgets, BudgetSubnets: over}},
+		{"a layer the supernet lacks", "sampler.budget_subnets[0]", Config{Kind: KindBudgets,
+			BudgetSubnets: []arch.Subnet{sub(2, 128, 1, 16, 1, 16, 1, 16, 1, 16), chosen[1], chosen[2]}}},
+		{"no layers", "sampler.budget_subnets[1]", Config{Kind: KindBudgets, BudgetSubnets: []arch.Subnet{chosen[0], {}, chosen[2]}}},
+		{"a repeat", "sampler.budget_subnets[0].layers[0].repeat", Config{Kind: KindBudgets,
+			BudgetSubnets: []arch.Subnet{{Layers: []arch.SubLayer{{Layer: 0, Heads: 1, MLP: 8, Repeat: 2}}}, chosen[1], chosen[2]}}},
+		{"kind sandwich", "budget_subnets are for kind", Config{Kind: KindSandwich, BudgetSubnets: chosen}},
+	} {
+		_, err := NewForBudgets(c.cfg, sp, 10, b)
+		if !errors.Is(err, ErrConfig) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: got %v, want ErrConfig naming %q", c.name, err, c.want)
+		}
 	}
 }

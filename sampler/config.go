@@ -52,14 +52,25 @@ type Config struct {
 	BudgetMLPStep int `mapstructure:"budget_mlp_step" json:"budget_mlp_step,omitempty"`
 	// BudgetFixed, for kind "budgets", trains one fixed subnet per budget (PreNAS's
 	// preferred architectures) instead of a fresh draw at each step; the extraction's
-	// search at that budget then starts from it.
+	// search at that budget then starts from it. BudgetSubnets implies it.
 	BudgetFixed bool `mapstructure:"budget_fixed" json:"budget_fixed,omitempty"`
 	// BudgetOnly, for kind "budgets", trains after the warm phase only the budgets'
 	// subnets, not the largest (PreNAS trains only its preferred architectures): a step
 	// then costs about what the budgets' models trained alone cost. The subnets need a
 	// fixed teacher to distil from (run.teacher), since the largest is not there.
 	BudgetOnly bool `mapstructure:"budget_only" json:"budget_only,omitempty"`
+	// BudgetSubnets, for kind "budgets", names the subnet trained for each budget of
+	// run.budgets, in that order, instead of a random draw (PreNAS's preferred
+	// architectures, chosen before training: for example the sizes an earlier run's
+	// extraction found, or the architecture you deploy), each as {layers: [{layer, heads,
+	// mlp}, ...]} with the supernet's layer numbers. Implies BudgetFixed; each
+	// must fit its budget. Empty: drawn.
+	BudgetSubnets []arch.Subnet `mapstructure:"budget_subnets" json:"budget_subnets,omitempty"`
 }
+
+// FixedBudgets says whether a "budgets" sampler of c trains the same subnet for a budget
+// at every step (budget_fixed, or the subnets of budget_subnets).
+func (c Config) FixedBudgets() bool { return c.BudgetFixed || len(c.BudgetSubnets) > 0 }
 
 // DefaultBudgetBand and DefaultBudgetMLPStep are the budget sampler's defaults: a budget's
 // subnet uses 90-100% of its limit, and MLP widths come in steps of 8 neurons (the
@@ -101,8 +112,18 @@ func (c Config) Validate() error {
 	if c.BudgetMLPStep < 0 {
 		return bad("budget_mlp_step", "got %d, want >= 1 (0: %d)", c.BudgetMLPStep, DefaultBudgetMLPStep)
 	}
-	if c.Kind != KindBudgets && (c.BudgetBand != 0 || c.BudgetMLPStep != 0 || c.BudgetFixed || c.BudgetOnly) {
-		return bad("budget_band", "budget_band, budget_mlp_step, budget_fixed and budget_only are for kind %q only, got kind %q", KindBudgets, c.Kind)
+	if c.Kind != KindBudgets && (c.BudgetBand != 0 || c.BudgetMLPStep != 0 || c.BudgetFixed || c.BudgetOnly || len(c.BudgetSubnets) > 0) {
+		return bad("budget_band", "budget_band, budget_mlp_step, budget_fixed, budget_only and budget_subnets are for kind %q only, got kind %q", KindBudgets, c.Kind)
+	}
+	for i, s := range c.BudgetSubnets {
+		if len(s.Layers) == 0 {
+			return bad(fmt.Sprintf("budget_subnets[%d]", i), "got no layers, want a subnet {layers: [{layer, heads, mlp}, ...]}")
+		}
+		for j, l := range s.Layers {
+			if l.Repeat > 1 {
+				return bad(fmt.Sprintf("budget_subnets[%d].layers[%d].repeat", i, j), "got %d: a budget's subnet runs each layer once", l.Repeat)
+			}
+		}
 	}
 	if c.Random < 0 || c.Random > MaxRandom {
 		return bad("random", "got %d, want 0..%d (each random subnet adds a forward and a backward pass to every step)", c.Random, MaxRandom)
@@ -238,9 +259,28 @@ func newBudgetAware(cfg Config, space arch.Space, b Budgets) (Sampler, error) {
 	if step == 0 {
 		step = DefaultBudgetMLPStep
 	}
+	var chosen []arch.Subnet
+	if n := len(cfg.BudgetSubnets); n > 0 {
+		if n != len(b.Limits) {
+			return nil, fmt.Errorf("%w: sampler.budget_subnets: got %d subnets for %d budgets (run.budgets), want one per budget in its order",
+				ErrConfig, n, len(b.Limits))
+		}
+		for k, s := range cfg.BudgetSubnets {
+			field := fmt.Sprintf("sampler.budget_subnets[%d]", k)
+			if err := s.Validate(b.Arch); err != nil {
+				return nil, fmt.Errorf("%w: %s (%s): %w", ErrConfig, field, s.Key(), err)
+			}
+			if f := fill(b.Arch, s, b.Limits[k]); f > 1 {
+				c := b.Arch.SubnetCost(s)
+				return nil, fmt.Errorf("%w: %s (%s): %d params and %d MACs per example exceed its budget %+v (%.0f%% of it)",
+					ErrConfig, field, s.Key(), c.Params, c.MACs, b.Limits[k], 100*f)
+			}
+			chosen = append(chosen, s.Clone())
+		}
+	}
 	return BudgetAware{Space: space.Clone(), Seed: cfg.Seed, Random: cfg.Random, Reuse: cfg.Reuse,
 		Budgets: Budgets{Arch: b.Arch, Limits: append([]Limit(nil), b.Limits...)},
-		Band:    cfg.BudgetBand, MLPStep: step, Fixed: cfg.BudgetFixed, NoLargest: cfg.BudgetOnly}, nil
+		Band:    cfg.BudgetBand, MLPStep: step, Fixed: cfg.FixedBudgets(), NoLargest: cfg.BudgetOnly, Chosen: chosen}, nil
 }
 
 // WarmSteps is the length of a warm phase of fraction f of a run of totalSteps steps.

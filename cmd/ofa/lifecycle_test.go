@@ -3,13 +3,15 @@ package main
 import (
 	"encoding/binary"
 	"encoding/json"
-	"github.com/ofa-go/ofa/pipeline"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/ofa-go/ofa/pipeline"
 )
 
 // trainTiny trains the tiny supernet once per test and returns its path and config file.
@@ -329,6 +331,29 @@ func emptyWAV() []byte {
 	b = append(b, "data\x00\x00\x00\x00"...)
 	le.PutUint32(b[4:], uint32(len(b)-8))
 	return b
+}
+
+// TestTrainedBudgetSubnetsNamed: with sampler.budget_subnets the supernet trains the named
+// subnet at the budget, and the extraction at that budget starts its search from it; one
+// over its budget is refused before training, naming it.
+func TestTrainedBudgetSubnetsNamed(t *testing.T) {
+	const named = "sampler:\n  kind: budgets\n  warm_fraction: 0.25\n  budget_subnets:\n    - layers: [{layer: 0, heads: 1, mlp: 16}, {layer: 1, heads: 1, mlp: 24}]\nrun:\n  budgets: [2x]\n"
+	sn, cfg := trainTiny(t, tinyExtract+named)
+	out := filepath.Join(t.TempDir(), "x")
+	code, stdout, stderr := ofa(t, "extract", "--config", cfg, "--supernet", sn, "--target", "2x", "--out", out, "--json")
+	if code != 0 {
+		t.Fatalf("extract: %s", stderr)
+	}
+	got, _ := lastJSON(t, stdout)["manifest"].(map[string]any)["trained_subnets"].([]any)
+	want := map[string]any{"layers": []any{map[string]any{"layer": 0.0, "heads": 1.0, "mlp": 16.0}, map[string]any{"layer": 1.0, "heads": 1.0, "mlp": 24.0}}}
+	if len(got) != 1 || !reflect.DeepEqual(got[0], want) {
+		t.Fatalf("trained subnets %v, want the named %v", got, want)
+	}
+	over := strings.Replace(named, "heads: 1, mlp: 16}, {layer: 1, heads: 1, mlp: 24}", "heads: 2, mlp: 64}, {layer: 1, heads: 2, mlp: 64}", 1)
+	code, _, stderr = ofa(t, "train", "--config", writeConfig(t, tinyConfig+over), "--out", filepath.Join(t.TempDir(), "o"))
+	if code == 0 || !strings.Contains(stderr, "sampler.budget_subnets[0]") || !strings.Contains(stderr, "exceed its budget") {
+		t.Fatalf("a budget subnet over its budget: code %d, %s", code, stderr)
+	}
 }
 
 // TestExtractStartsFromTrainedSubnets: a supernet trained with fixed budget subnets
