@@ -24,6 +24,11 @@
 #            (sampler.warm_fraction 0): the budget subnets train from the first step
 #   fixedsoft (not in the default list) "fixed" with soft labels only (train.alpha 1, so
 #            also for the scratch rows, which train with the supernet's train section)
+#   fixedsearched (not in the default list) "fixed" whose budget subnets are named
+#            (sampler.budget_subnets): the sizes the "both" run of the same seed extracted,
+#            written into OUTDIR/searched-sSEED.yaml by scripts/budget-subnets-from.py; an
+#            oracle for choosing the fixed subnets by a search (that search's compute is
+#            the "both" run's, not counted here)
 #   teacher  the previous default's sampler with the fixed dense teacher of "both"
 #   fixed    (not in the default list) "both" with sampler.budget_fixed (one fixed subnet
 #            per budget, PreNAS, which the extraction's search starts from), the teacher of
@@ -50,6 +55,7 @@ common=(OFA_TRAIN_STEPS=$SUPERNET_STEPS OFA_TRAIN_WARMUP_STEPS=200 OFA_FINETUNE_
 light=(OFA_RUN_SCRATCH_EQUAL_STEPS=false OFA_RUN_DENSE_PRUNE=false)
 for v in $VARIANTS; do
   dir="$OUT/$v-s$SEED"
+  config=configs/fashion-mnist.yaml
   if [ -f "$dir/report.json" ]; then echo "== $dir: done"; continue; fi
   case $v in
     both)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_RUN_TEACHER=dense) ;;
@@ -59,6 +65,10 @@ for v in $VARIANTS; do
     only)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_BUDGET_ONLY=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixednowarm) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_WARM_FRACTION=0 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixedsoft) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_TRAIN_ALPHA=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
+    fixedsearched)
+      config="$OUT/searched-s$SEED.yaml"
+      python3 scripts/budget-subnets-from.py "$OUT/both-s$SEED" configs/fashion-mnist.yaml "$config"
+      vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixeddense) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_RUN_TEACHER=dense) ;;
     fixedalone) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true "${light[@]}") ;;
     teacher)  vars=(OFA_SAMPLER_KIND=sandwich OFA_SAMPLER_RANDOM=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors" "${light[@]}") ;;
@@ -66,6 +76,6 @@ for v in $VARIANTS; do
   esac
   echo "== $dir: ${vars[*]}"
   start=$(date +%s)
-  env "${common[@]}" "${vars[@]}" $OFA run --config configs/fashion-mnist.yaml --out "$dir" --force > "$dir.log" 2>&1
+  env "${common[@]}" "${vars[@]}" $OFA run --config "$config" --out "$dir" --force > "$dir.log" 2>&1
   echo "== $dir: $(( $(date +%s) - start )) s"
 done
