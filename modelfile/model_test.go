@@ -12,7 +12,7 @@ import (
 	"gorgonia.org/tensor"
 )
 
-func testModel(t *testing.T) *Model {
+func testModel(t testing.TB) *Model {
 	a := arch.Default()
 	a.Layers = arch.Uniform(2, arch.Layer{Heads: 2, MLP: 16})
 	p, err := supernet.NewParams(a, tensor.Float32, 1)

@@ -1,6 +1,7 @@
 package modelfile
 
 import (
+	"maps"
 	"path/filepath"
 	"reflect"
 	"strings"
@@ -10,7 +11,7 @@ import (
 )
 
 // testResume is a resume state of testModel at step 7 with zero moments.
-func testResume(t *testing.T) *Resume {
+func testResume(t testing.TB) *Resume {
 	t.Helper()
 	m := testModel(t)
 	r := &Resume{Model: m, Step: 7, OptimT: 7, M: map[string][]float32{}, V: map[string][]float32{}, RunConfig: "train: {}\n"}
@@ -69,4 +70,33 @@ func TestFinetuneProgressRejected(t *testing.T) {
 			t.Errorf("progress %s: got %v, want an error naming the key", raw, err)
 		}
 	}
+}
+
+// FuzzFinetuneProgress: any text as a resume file's fine-tuning progress is either refused
+// with an error or read within its ranges; it never panics.
+func FuzzFinetuneProgress(f *testing.F) {
+	for _, s := range []string{`{"config":{"steps":3},"best_accuracy":0.5,"best_step":7,"seconds":1}`, `{}`, `[`, `{"config":null}`,
+		`{"config":1,"best_step":1e9}`, `{"config":{},"best_accuracy":"NaN"}`} {
+		f.Add(s)
+	}
+	path := filepath.Join(f.TempDir(), "r.safetensors")
+	if err := SaveResume(path, testResume(f)); err != nil {
+		f.Fatal(err)
+	}
+	base, err := checkpoint.ReadFile(path, checkpoint.Limits{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		file := &checkpoint.File{Metadata: maps.Clone(base.Metadata), Tensors: base.Tensors}
+		file.Metadata[KeyFinetune] = raw
+		got, err := ResumeFromFile(file)
+		if err != nil {
+			return
+		}
+		p := got.Finetune
+		if p == nil || p.BestStep < 0 || p.BestStep > got.Step || p.BestAccuracy < 0 || p.BestAccuracy > 1 || p.Seconds < 0 || len(p.Config) == 0 {
+			t.Fatalf("accepted %q as %+v", raw, p)
+		}
+	})
 }
