@@ -16,6 +16,7 @@ VARIANTS = [("both", "budgets sampler + dense teacher (new)"), ("budgets", "budg
             ("only", "fixed budget subnets only (no largest) + dense teacher"),
             ("fixednowarm", "fixed budget subnets + dense teacher, no warm phase"),
             ("fixedsoft", "fixed budget subnets + dense teacher, soft labels only (train.alpha 1)"),
+            ("fixedproj", "fixed budget subnets + dense teacher, gradient projection against the largest"),
             ("fixedsearched", "named budget subnets (the sizes the \"both\" run extracted) + dense teacher"),
             ("fixeddense", "fixed budget subnets + dense teacher (trained in the run)"),
             ("fixedalone", "fixed budget subnets alone (in-place), search starts from them"), ("sandwich", "previous default (sandwich + 1 random, in-place)")]
@@ -57,7 +58,7 @@ def teacher_macs(d):
     """The training MACs of the dense teacher a run given the "both" run's teacher by path
     distils from (its report counts only the teacher's forward passes); 0 for runs that
     train their own (their rows count it)."""
-    if os.path.basename(d).split("-")[0] not in ("fixed", "teacher", "only", "fixednowarm", "fixedsoft", "fixedsearched"):
+    if os.path.basename(d).split("-")[0] not in ("fixed", "teacher", "only", "fixednowarm", "fixedsoft", "fixedproj", "fixedsearched"):
         return 0
     both = os.path.join(out, "both-" + os.path.basename(d).split("-")[-1], "report.json")
     if not os.path.isfile(both):
@@ -89,13 +90,13 @@ for b in BUDGETS:
     for v, label in VARIANTS:
         rs = reports(v)
         models = ["extracted+finetune"]
-        if v in ("both", "fixed", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedsearched"):
+        if v in ("both", "fixed", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedproj", "fixedsearched"):
             models += ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]
         for m in models:
             rr = rows_of(rs, m, b)
             if not rr:
                 continue
-            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v in ("fixed", "fixedalone", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedsearched") and m == "extracted+finetune" else ""
+            chose = f"{sum(bool(x.get('chose_trained')) for x in rr)} of {len(rr)}" if v in ("fixed", "fixedalone", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedproj", "fixedsearched") and m == "extracted+finetune" else ""
             print(f"| {b} | {label} | {m} | {st.mean(x['unique_params'] for x in rr):,.0f} | {ms([x['test_accuracy'] for x in rr])} | "
                   f"{si(st.mean(macs(x) + x['teacher_macs'] for x in rr))} | {st.mean(wall(x) for x in rr):,.0f} | {chose} |")
 
@@ -104,7 +105,7 @@ print("| budget | variant | − scratch, equal steps | − dense → prune → f
 print("| --- | --- | ---: | ---: |")
 for b in BUDGETS:
     for v, label in VARIANTS:
-        if v not in ("both", "fixed", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedsearched") or not reports(v):
+        if v not in ("both", "fixed", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedproj", "fixedsearched") or not reports(v):
             continue
         cells = []
         for base in ["scratch, equal steps", "dense -> prune (Taylor) -> fine-tune"]:
@@ -142,7 +143,7 @@ print("\n### Compute for the three budgets (new default, mean over seeds)\n")
 print("| | shared (once) | per budget | total training MACs | wall (s) | break-even budgets |")
 print("| --- | ---: | ---: | ---: | ---: | ---: |")
 for v, label in VARIANTS:
-    if v not in ("both", "fixed", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedsearched"):
+    if v not in ("both", "fixed", "only", "fixeddense", "fixednowarm", "fixedsoft", "fixedproj", "fixedsearched"):
         continue
     tots = []
     for d, r in reports(v):

@@ -24,6 +24,9 @@
 #            (sampler.warm_fraction 0): the budget subnets train from the first step
 #   fixedsoft (not in the default list) "fixed" with soft labels only (train.alpha 1, so
 #            also for the scratch rows, which train with the supernet's train section)
+#   fixedproj (not in the default list) "fixed" with gradient projection
+#            (train.project_conflicts): a budget subnet's gradient loses its component
+#            against the largest subnet's
 #   fixedsearched (not in the default list) "fixed" whose budget subnets are named
 #            (sampler.budget_subnets): the sizes the "both" run of the same seed extracted,
 #            written into OUTDIR/searched-sSEED.yaml by scripts/budget-subnets-from.py; an
@@ -65,6 +68,7 @@ for v in $VARIANTS; do
     only)     vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_BUDGET_ONLY=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixednowarm) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_SAMPLER_WARM_FRACTION=0 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixedsoft) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_TRAIN_ALPHA=1 OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
+    fixedproj) vars=(OFA_SAMPLER_KIND=budgets OFA_SAMPLER_RANDOM=0 OFA_SAMPLER_BUDGET_FIXED=true OFA_TRAIN_PROJECT_CONFLICTS=true OFA_RUN_TEACHER="$OUT/both-s$SEED/dense/model.safetensors") ;;
     fixedsearched)
       config="$OUT/searched-s$SEED.yaml"
       python3 scripts/budget-subnets-from.py "$OUT/both-s$SEED" configs/fashion-mnist.yaml "$config"

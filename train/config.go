@@ -40,9 +40,10 @@ type Config struct {
 	// see the labels, so LabelSmoothing already acts on the largest alone.
 	LargestLabelSmoothing float64 `mapstructure:"largest_label_smoothing" json:"largest_label_smoothing,omitempty"`
 	// ProjectConflicts removes from each other subnet's gradient its component along the
-	// in-place teacher's gradient when the two point against each other (negative dot
+	// first subnet's gradient (the largest: the in-place teacher, or with an external
+	// teacher the largest student) when the two point against each other (negative dot
 	// product), as NASViT's gradient projection does, so smaller subnets cannot undo the
-	// largest subnet's step. Only for in-place distillation (no external teacher).
+	// largest subnet's step.
 	ProjectConflicts bool `mapstructure:"project_conflicts" json:"project_conflicts,omitempty"`
 	// Temperature and Alpha configure distillation: students minimise
 	// (1-Alpha)·CE(labels) + Alpha·τ²·KL(teacher_τ || student_τ).

@@ -4,6 +4,8 @@ import (
 	"math"
 	"strings"
 	"testing"
+
+	"github.com/ofa-go/ofa/arch"
 )
 
 func TestRecipeConfigValidate(t *testing.T) {
@@ -108,4 +110,37 @@ func TestProjectConflictsTrains(t *testing.T) {
 	if runs[0].Params().Get("head.weight").Float32s()[0] == plain.Params().Get("head.weight").Float32s()[0] {
 		t.Errorf("%d projections, yet the weights equal those of plain training", projected)
 	}
+	// with an external teacher the largest subnet, a student too, is the reference:
+	// projection is on, and the weights differ from training without it exactly when it
+	// projected (conflicts are rarer when every subnet distils from one teacher)
+	teacher := runs[0].Params().Clone()
+	withTeacher := func(project bool) (*Trainer, int) {
+		f.cfg.ProjectConflicts = project
+		setup := f.setup(t, f.params(t))
+		setup.Teacher = &Teacher{Arch: f.a, Params: teacher, Subnet: arch.Largest(f.a)}
+		tr, err := New(setup)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(tr.Close)
+		n := 0
+		for range 20 {
+			st, err := tr.TrainStep()
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += st.Projected
+		}
+		return tr, n
+	}
+	on, n := withTeacher(true)
+	off, _ := withTeacher(false)
+	if on.teacherGrads == nil {
+		t.Fatal("project_conflicts with an external teacher keeps no reference gradient")
+	}
+	same := on.Params().Get("head.weight").Float32s()[0] == off.Params().Get("head.weight").Float32s()[0]
+	if same != (n == 0) {
+		t.Errorf("with an external teacher: %d projections, weights equal to training without projection: %v", n, same)
+	}
+	t.Logf("with an external teacher: %d projections in 20 steps", n)
 }

@@ -82,7 +82,7 @@ type Trainer struct {
 	batch  data.Batch
 	values [][]float32 // parameter values, in parameter order
 	grads  [][]float32 // summed gradients of the current step
-	// with train.project_conflicts: the teacher's gradient and one student's, per step
+	// with train.project_conflicts: the first subnet's gradient and one other's, per step
 	teacherGrads, studentGrads [][]float32
 	eval                       *evaluator
 	// work done by this trainer (not before a resume): subnets trained, summed over steps,
@@ -141,7 +141,7 @@ func New(s Setup) (*Trainer, error) {
 		t.grads = append(t.grads, make([]float32, len(v)))
 		sizes = append(sizes, len(v))
 		decay = append(decay, specs[name].Decay)
-		if cfg.ProjectConflicts && s.Teacher == nil {
+		if cfg.ProjectConflicts {
 			t.teacherGrads = append(t.teacherGrads, make([]float32, len(v)))
 			t.studentGrads = append(t.studentGrads, make([]float32, len(v)))
 		}
