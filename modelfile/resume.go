@@ -3,6 +3,7 @@ package modelfile
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -17,6 +18,9 @@ const (
 	KeyStep      = "step"
 	KeyOptimT    = "optim_t"
 	KeyRunConfig = "run_config"
+	// KeySeconds is the wall time of the steps done, over every invocation (files
+	// written before the key lack it).
+	KeySeconds = "seconds"
 	// KeyFinetune holds a fine-tuning run's progress (FinetuneProgress as JSON); only
 	// the resume files of fine-tuning runs have it.
 	KeyFinetune  = "finetune"
@@ -33,14 +37,18 @@ type Resume struct {
 	OptimT    int
 	M, V      map[string][]float32
 	RunConfig string
+	// Seconds is the wall time of the Step steps done, over every invocation; Timed says
+	// whether the file records it.
+	Seconds float64
+	Timed   bool
 	// Finetune is a fine-tuning run's progress (nil for a supernet's training run).
 	Finetune *FinetuneProgress
 }
 
 // FinetuneProgress is what a fine-tuning run needs besides the weights and the optimizer
 // to continue where it stopped: the training section it runs with (a resume state of
-// another fine-tuning is refused), the best validation accuracy so far and its step (the
-// best model itself is the run directory's model file), and the wall time spent so far.
+// another fine-tuning is refused) and the best validation accuracy so far and its step
+// (the best model itself is the run directory's model file).
 type FinetuneProgress struct {
 	// Config is the run's training section as JSON (train.Config).
 	Config json.RawMessage `json:"config"`
@@ -48,8 +56,6 @@ type FinetuneProgress struct {
 	// BestStep 0 means no evaluation yet.
 	BestAccuracy float64 `json:"best_accuracy"`
 	BestStep     int     `json:"best_step"`
-	// Seconds is the wall time of the steps done, over every invocation.
-	Seconds float64 `json:"seconds"`
 }
 
 // SaveResume writes r to path atomically.
@@ -62,6 +68,9 @@ func SaveResume(path string, r *Resume) error {
 	f.Metadata[KeyStep] = strconv.Itoa(r.Step)
 	f.Metadata[KeyOptimT] = strconv.Itoa(r.OptimT)
 	f.Metadata[KeyRunConfig] = r.RunConfig
+	if r.Timed {
+		f.Metadata[KeySeconds] = strconv.FormatFloat(r.Seconds, 'g', -1, 64)
+	}
 	if r.Finetune != nil {
 		b, err := json.Marshal(r.Finetune)
 		if err != nil {
@@ -119,20 +128,26 @@ func ResumeFromFile(f *checkpoint.File) (*Resume, error) {
 		// one optimizer update per step: more updates than steps is a damaged or edited file
 		return nil, bad("metadata %q is %d, more optimizer updates than the %d steps of %q", KeyOptimT, r.OptimT, r.Step, KeyStep)
 	}
+	if v, ok := f.Metadata[KeySeconds]; ok {
+		if r.Seconds, err = strconv.ParseFloat(v, 64); err != nil || !(r.Seconds >= 0) || math.IsInf(r.Seconds, 0) {
+			return nil, bad("metadata %q is %q, want a wall time in seconds >= 0", KeySeconds, v)
+		}
+		r.Timed = true
+	}
 	if js, ok := f.Metadata[KeyFinetune]; ok {
 		var p FinetuneProgress
 		if err := json.Unmarshal([]byte(js), &p); err != nil {
 			return nil, bad("metadata %q is not a fine-tuning progress record: %v", KeyFinetune, err)
 		}
-		if p.BestStep < 0 || p.BestStep > r.Step || !(p.BestAccuracy >= 0 && p.BestAccuracy <= 1) || !(p.Seconds >= 0) || len(p.Config) == 0 {
-			return nil, bad("metadata %q is %s: want a best step in [0, %d], an accuracy in [0, 1], seconds >= 0 and a config", KeyFinetune, js, r.Step)
+		if p.BestStep < 0 || p.BestStep > r.Step || !(p.BestAccuracy >= 0 && p.BestAccuracy <= 1) || len(p.Config) == 0 {
+			return nil, bad("metadata %q is %s: want a best step in [0, %d], an accuracy in [0, 1] and a config", KeyFinetune, js, r.Step)
 		}
 		r.Finetune = &p
 	}
 	model := &checkpoint.File{Metadata: map[string]string{}}
 	for k, v := range f.Metadata {
 		switch k {
-		case KeyStep, KeyOptimT, KeyRunConfig, KeyFinetune:
+		case KeyStep, KeyOptimT, KeyRunConfig, KeySeconds, KeyFinetune:
 		case KeyFormat:
 			model.Metadata[k] = FormatModel
 		default:

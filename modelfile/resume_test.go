@@ -22,8 +22,9 @@ func testResume(t testing.TB) *Resume {
 	return r
 }
 
-// TestFinetuneProgressRoundTrip: a fine-tuning run's progress survives a save and a load,
-// stays out of the model's metadata, and a supernet's resume state has none.
+// TestFinetuneProgressRoundTrip: a fine-tuning run's progress and a run's wall time
+// survive a save and a load and stay out of the model's metadata; a resume state without
+// them (a supernet's, or one written before the wall time was kept) has none.
 func TestFinetuneProgressRoundTrip(t *testing.T) {
 	dir := t.TempDir()
 	r := testResume(t)
@@ -31,10 +32,11 @@ func TestFinetuneProgressRoundTrip(t *testing.T) {
 	if err := SaveResume(plain, r); err != nil {
 		t.Fatal(err)
 	}
-	if got, err := LoadResume(plain); err != nil || got.Finetune != nil {
-		t.Fatalf("a resume state without progress: %+v, %v", got, err)
+	if got, err := LoadResume(plain); err != nil || got.Finetune != nil || got.Timed {
+		t.Fatalf("a resume state without progress or wall time: %+v, %v", got, err)
 	}
-	r.Finetune = &FinetuneProgress{Config: []byte(`{"steps":20}`), BestAccuracy: 0.75, BestStep: 5, Seconds: 1.5}
+	r.Finetune = &FinetuneProgress{Config: []byte(`{"steps":20}`), BestAccuracy: 0.75, BestStep: 5}
+	r.Seconds, r.Timed = 1.5, true
 	path := filepath.Join(dir, "ft.safetensors")
 	if err := SaveResume(path, r); err != nil {
 		t.Fatal(err)
@@ -43,19 +45,22 @@ func TestFinetuneProgressRoundTrip(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !reflect.DeepEqual(got.Finetune, r.Finetune) {
-		t.Fatalf("progress %+v, want %+v", got.Finetune, r.Finetune)
+	if !reflect.DeepEqual(got.Finetune, r.Finetune) || got.Seconds != 1.5 || !got.Timed {
+		t.Fatalf("progress %+v, %gs (timed %v), want %+v, 1.5s", got.Finetune, got.Seconds, got.Timed, r.Finetune)
 	}
-	if _, ok := got.Model.Extra[KeyFinetune]; ok {
-		t.Fatal("the progress record leaked into the model's metadata")
+	for _, k := range []string{KeyFinetune, KeySeconds} {
+		if _, ok := got.Model.Extra[k]; ok {
+			t.Fatalf("%q leaked into the model's metadata", k)
+		}
 	}
 }
 
-// TestFinetuneProgressRejected: a progress record that is not JSON or is out of range
-// makes the resume file invalid, naming the key.
+// TestFinetuneProgressRejected: a progress record that is not JSON or is out of range, or
+// a wall time that is not a number of seconds >= 0, makes the resume file invalid, naming
+// the key.
 func TestFinetuneProgressRejected(t *testing.T) {
 	for _, raw := range []string{`{`, `{"config":{},"best_step":8}`, `{"config":{},"best_accuracy":1.5}`,
-		`{"config":{},"best_step":-1}`, `{"config":{},"seconds":-2}`, `{"best_step":1}`} {
+		`{"config":{},"best_step":-1}`, `{"best_step":1}`} {
 		r := testResume(t)
 		path := filepath.Join(t.TempDir(), "r.safetensors")
 		if err := SaveResume(path, r); err != nil {
@@ -68,6 +73,21 @@ func TestFinetuneProgressRejected(t *testing.T) {
 		f.Metadata[KeyFinetune] = raw
 		if _, err := ResumeFromFile(f); err == nil || !strings.Contains(err.Error(), `"finetune"`) {
 			t.Errorf("progress %s: got %v, want an error naming the key", raw, err)
+		}
+	}
+	for _, raw := range []string{"-1", "NaN", "+Inf", "soon", ""} {
+		r := testResume(t)
+		path := filepath.Join(t.TempDir(), "r.safetensors")
+		if err := SaveResume(path, r); err != nil {
+			t.Fatal(err)
+		}
+		f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		f.Metadata[KeySeconds] = raw
+		if _, err := ResumeFromFile(f); err == nil || !strings.Contains(err.Error(), `"seconds"`) {
+			t.Errorf("seconds %q: got %v, want an error naming the key", raw, err)
 		}
 	}
 }
@@ -95,7 +115,7 @@ func FuzzFinetuneProgress(f *testing.F) {
 			return
 		}
 		p := got.Finetune
-		if p == nil || p.BestStep < 0 || p.BestStep > got.Step || p.BestAccuracy < 0 || p.BestAccuracy > 1 || p.Seconds < 0 || len(p.Config) == 0 {
+		if p == nil || p.BestStep < 0 || p.BestStep > got.Step || p.BestAccuracy < 0 || p.BestAccuracy > 1 || len(p.Config) == 0 {
 			t.Fatalf("accepted %q as %+v", raw, p)
 		}
 	})

@@ -141,7 +141,10 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 			return nil, fmt.Errorf("%s: %w", resumePath, err)
 		}
 		bestHook.Resume(state.Finetune.BestAccuracy, state.Finetune.BestStep)
-		prior = state.Finetune.Seconds
+		prior = state.Seconds
+		if !state.Timed {
+			opts.log("%s: the resume state does not record the earlier wall time: the result counts this invocation's only", opts.Title)
+		}
 		opts.log("%s: continuing at step %d of %d (best validation accuracy so far %.2f%% at step %d)",
 			opts.Title, state.Step, tr.TotalSteps(), 100*state.Finetune.BestAccuracy, state.Finetune.BestStep)
 	}
@@ -175,8 +178,8 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 			live := *student
 			live.Params = t.Params()
 			return modelfile.SaveResume(resumePath, &modelfile.Resume{Model: &live, Step: st.Step, OptimT: st.OptimT, M: st.M, V: st.V,
-				RunConfig: runConfig, Finetune: &modelfile.FinetuneProgress{Config: fcJSON,
-					BestAccuracy: bestHook.Best, BestStep: bestHook.BestStep, Seconds: prior + time.Since(start).Seconds()}})
+				RunConfig: runConfig, Seconds: prior + time.Since(start).Seconds(), Timed: true,
+				Finetune: &modelfile.FinetuneProgress{Config: fcJSON, BestAccuracy: bestHook.Best, BestStep: bestHook.BestStep}})
 		}
 		hooks = append(hooks, metrics, ckpt)
 	}

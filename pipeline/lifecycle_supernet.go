@@ -79,8 +79,8 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 	}
 	rep.Losses = append(rep.Losses, res.Losses)
 	rep.Accuracies = append(rep.Accuracies, res.Accuracies)
-	run := &supernetRun{known: true, steps: res.Steps, batch: cfg.Train.BatchSize, train: cfg.Train, seconds: res.Seconds,
-		timed: to.Resume == nil, source: "trained in this run", teacherMACs: teacherMACs(teacher)}
+	run := &supernetRun{known: true, steps: res.Steps, batch: cfg.Train.BatchSize, train: cfg.Train, seconds: res.RunSeconds,
+		timed: res.RunTimed, source: "trained in this run", teacherMACs: teacherMACs(teacher)}
 	run.replay(cfg.Sampler, cfg.Run, res.Model.Arch, res.Model.Space)
 	return res.Model, res.Path, run, nil
 }
@@ -163,6 +163,10 @@ func storedRun(cfg Config, sn *modelfile.Model, path string) *supernetRun {
 		return run
 	}
 	run.known, run.steps, run.source = true, r.Step, "step count from "+rpath
+	if r.Timed {
+		run.seconds, run.timed = r.Seconds, true
+		run.source = "step count and wall time from " + rpath
+	}
 	doc := r.RunConfig
 	if doc == "" && sn.Provenance != nil {
 		doc = sn.Provenance.Config

@@ -92,6 +92,11 @@ type TrainResult struct {
 	Steps         int
 	Seconds       float64
 	SamplesPerSec float64
+	// RunSeconds is the wall time of the whole run, over every invocation; RunTimed says
+	// whether it is known (a run resumed from a state that does not record the earlier
+	// invocations' time counts only its own).
+	RunSeconds float64
+	RunTimed   bool
 	// SubnetsTrained and TrainMACs count the work of this invocation: subnet passes and
 	// their forward MACs.
 	SubnetsTrained int
@@ -243,10 +248,16 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 	if metrics != nil {
 		defer metrics.Close()
 	}
+	// the wall time of earlier invocations, when the resume state records it
+	prior, timed := 0.0, true
+	if r := opts.Resume; r != nil {
+		prior, timed = r.Seconds, r.Timed
+	}
+	began := time.Now()
 	save := func(t *train.Trainer) error {
 		st := t.State()
 		return modelfile.SaveResume(resumePath, &modelfile.Resume{Model: model, Step: st.Step, OptimT: st.OptimT, M: st.M, V: st.V,
-			RunConfig: string(opts.StoredConfig)})
+			RunConfig: string(opts.StoredConfig), Seconds: prior + time.Since(began).Seconds(), Timed: timed})
 	}
 	var lastEval train.EvalStats
 	ckpt := &train.CheckpointHook{
@@ -323,8 +334,8 @@ func TrainSupernet(ctx context.Context, cfg Config, ds *Dataset, opts TrainOptio
 		}
 	}
 	return &TrainResult{SubnetsTrained: subnets, TrainMACs: macs, Model: model, Path: path, Eval: lastEval.Subnets, Steps: tr.Step(), Seconds: elapsed,
-		SamplesPerSec: float64(steps*cfg.Train.BatchSize) / elapsed,
-		Losses:        losses, Accuracies: accs}, nil
+		SamplesPerSec: float64(steps*cfg.Train.BatchSize) / elapsed, RunSeconds: prior + time.Since(began).Seconds(), RunTimed: timed,
+		Losses: losses, Accuracies: accs}, nil
 }
 
 // newMetrics starts the metrics file at path afresh: a run that starts over (a run killed

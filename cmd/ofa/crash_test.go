@@ -273,6 +273,10 @@ func TestRunKilledAndResumed(t *testing.T) {
 	if exists(in(ft, pipeline.FileResume)) {
 		t.Errorf("the finished fine-tuning keeps its resume state")
 	}
+	// the resume states carry the wall time, so the report still knows the supernet's
+	if md, err := os.ReadFile(in("report.md")); err != nil || strings.Contains(string(md), "wall time was not measured") {
+		t.Errorf("the resumed lifecycle's report does not know the supernet's wall time (%v)", err)
+	}
 	if exists(stale) || !strings.Contains(out, "removed "+stale) {
 		t.Errorf("the stale temporary file %s was not removed (and named) by the resumed run", stale)
 	}
