@@ -120,7 +120,7 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 			return nil, err
 		}
 		if state != nil {
-			student.Params = state.Model.Params
+			student.Params = state.Model.Float32Params()
 		}
 	}
 	whole := []train.Named{{Name: "model", Subnet: arch.Largest(m.Arch)}}
