@@ -6,9 +6,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ofa-go/ofa/checkpoint"
 	"github.com/ofa-go/ofa/cluster/mpirun"
 	"github.com/ofa-go/ofa/modelfile"
 	"github.com/ofa-go/ofa/report"
@@ -163,6 +167,46 @@ func sameFile(t *testing.T, what, a, b string) {
 	}
 }
 
+// sameResume fails unless resume files a and b hold the same state bit for bit: every
+// tensor and every metadata key but the wall time (modelfile.KeySeconds), which both must
+// record.
+func sameResume(t *testing.T, a, b string) {
+	t.Helper()
+	var files [2]*checkpoint.File
+	for i, p := range []string{a, b} {
+		f, err := checkpoint.ReadFile(p, checkpoint.Limits{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, ok := f.Metadata[modelfile.KeySeconds]; !ok {
+			t.Fatalf("resume state %s does not record its wall time", p)
+		}
+		delete(f.Metadata, modelfile.KeySeconds)
+		files[i] = f
+	}
+	if !reflect.DeepEqual(files[0].Metadata, files[1].Metadata) {
+		t.Fatalf("resume state: the metadata of %s and %s differ", a, b)
+	}
+	if len(files[0].Tensors) != len(files[1].Tensors) {
+		t.Fatalf("resume state: %s holds %d tensors, %s %d", a, len(files[0].Tensors), b, len(files[1].Tensors))
+	}
+	for i, x := range files[0].Tensors {
+		y := files[1].Tensors[i]
+		if x.Name != y.Name || !slices.Equal(x.Shape, y.Shape) || !slices.Equal(bits(x.Data), bits(y.Data)) {
+			t.Fatalf("resume state: tensor %s of %s and %s differ", x.Name, a, b)
+		}
+	}
+}
+
+// bits are the IEEE 754 bits of xs (so NaNs compare too).
+func bits(xs []float32) []uint32 {
+	out := make([]uint32, len(xs))
+	for i, x := range xs {
+		out[i] = math.Float32bits(x)
+	}
+	return out
+}
+
 const mpiTrain = `
 data:
   embedded: true
@@ -205,7 +249,7 @@ func TestMPITrainEqualsShards(t *testing.T) {
 				t.Fatalf("rank 0 did not say it trains over 2 ranks:\n%s", out)
 			}
 			sameFile(t, "supernet", filepath.Join(one, "supernet.safetensors"), filepath.Join(two, "supernet.safetensors"))
-			sameFile(t, "resume state", filepath.Join(one, "resume.safetensors"), filepath.Join(two, "resume.safetensors"))
+			sameResume(t, filepath.Join(one, "resume.safetensors"), filepath.Join(two, "resume.safetensors"))
 		})
 	}
 }
