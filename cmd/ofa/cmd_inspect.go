@@ -19,34 +19,45 @@ func (a *app) inspectCmd() *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			path := args[0]
 			var m *modelfile.Model
-			step := -1
+			var state *modelfile.Resume
 			f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
 			if err != nil {
 				return err
 			}
 			if modelfile.IsResume(f) {
-				r, err := modelfile.ResumeFromFile(f)
-				if err != nil {
+				if state, err = modelfile.ResumeFromFile(f); err != nil {
 					return fmt.Errorf("%s: %w", path, err)
 				}
-				m, step = r.Model, r.Step
+				m = state.Model
 			} else if m, err = modelfile.FromFile(f); err != nil {
 				return fmt.Errorf("%s: %w", path, err)
 			}
-			return a.inspect(path, m, step)
+			return a.inspect(path, m, state)
 		},
 	}
 }
 
-func (a *app) inspect(path string, m *modelfile.Model, step int) error {
+// inspect shows model m read from path; state is its resume state when path is a resume
+// file (else nil).
+func (a *app) inspect(path string, m *modelfile.Model, state *modelfile.Resume) error {
 	ar := m.Arch
 	total := ar.ModelCost()
 	stem := ar.StemCost()
 	layers, positions := ar.Breakdown()
 	a.say("%s: %s model, task %s, input %dx%dx%d, patch %dx%d (%d tokens), dim %d, head dim %d, %d classes",
 		path, m.Kind, ar.Task, ar.InChannels, ar.InHeight, ar.InWidth, ar.PatchHeight, ar.PatchWidth, ar.Tokens(), ar.Dim, ar.HeadDim, ar.Classes)
-	if step >= 0 {
-		a.say("resume state at step %d", step)
+	if state != nil {
+		line := fmt.Sprintf("resume state at step %d", state.Step)
+		if state.Timed {
+			line += fmt.Sprintf(", %.0f s of training so far", state.Seconds)
+		}
+		if p := state.Finetune; p != nil {
+			line += "; a fine-tuning"
+			if p.BestStep > 0 {
+				line += fmt.Sprintf(", best validation accuracy %.2f%% at step %d", 100*p.BestAccuracy, p.BestStep)
+			}
+		}
+		a.say("%s", line)
 	}
 	if d := m.Data; d != nil {
 		a.say("data: %s", d)
@@ -102,8 +113,14 @@ func (a *app) inspect(path string, m *modelfile.Model, step int) error {
 	if m.Data != nil {
 		out["data"] = m.Data
 	}
-	if step >= 0 {
-		out["step"] = step
+	if state != nil {
+		out["step"] = state.Step
+		if state.Timed {
+			out["seconds"] = state.Seconds
+		}
+		if p := state.Finetune; p != nil {
+			out["finetune"] = p
+		}
 	}
 	a.emit(out)
 	return nil

@@ -593,6 +593,17 @@ func TestFinetuneKilledAndResumed(t *testing.T) {
 	if !exists(filepath.Join(out, pipeline.FileResume)) || !exists(filepath.Join(out, modelfile.MarkerIncomplete)) {
 		t.Fatalf("the killed fine-tuning left no resume state in a directory marked incomplete")
 	}
+	// inspect shows what the state holds
+	code, stdout, stderr := ofa(t, "inspect", "--json", filepath.Join(out, pipeline.FileResume))
+	if code != 0 {
+		t.Fatalf("inspect of the resume state: %s", stderr)
+	}
+	st := lastJSON(t, stdout)
+	ft, _ := st["finetune"].(map[string]any)
+	if best, _ := ft["best_step"].(float64); st["step"] != 15.0 || st["seconds"] == nil || best < 5 || best > 15 {
+		t.Errorf("inspect of the resume state: step %v, seconds %v, fine-tuning %v; want step 15, its wall time and a best step of 5-15",
+			st["step"], st["seconds"], ft)
+	}
 	res := startOFA(t, "", append(slices.Clone(args), "--out", out, "--resume")...).mustSucceed()
 	if !strings.Contains(res, "continuing at step 15 of 30") {
 		t.Errorf("the resumed fine-tuning does not say where it continues:\n%s", res)
