@@ -55,38 +55,33 @@ func TestFinetuneProgressRoundTrip(t *testing.T) {
 	}
 }
 
+// resumeFileWith is testResume's file as decoded, with metadata key set to raw.
+func resumeFileWith(t testing.TB, key, raw string) *checkpoint.File {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "r.safetensors")
+	if err := SaveResume(path, testResume(t)); err != nil {
+		t.Fatal(err)
+	}
+	f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Metadata[key] = raw
+	return f
+}
+
 // TestFinetuneProgressRejected: a progress record that is not JSON or is out of range, or
 // a wall time that is not a number of seconds >= 0, makes the resume file invalid, naming
 // the key.
 func TestFinetuneProgressRejected(t *testing.T) {
 	for _, raw := range []string{`{`, `{"config":{},"best_step":8}`, `{"config":{},"best_accuracy":1.5}`,
 		`{"config":{},"best_step":-1}`, `{"best_step":1}`} {
-		r := testResume(t)
-		path := filepath.Join(t.TempDir(), "r.safetensors")
-		if err := SaveResume(path, r); err != nil {
-			t.Fatal(err)
-		}
-		f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Metadata[KeyFinetune] = raw
-		if _, err := ResumeFromFile(f); err == nil || !strings.Contains(err.Error(), `"finetune"`) {
+		if _, err := ResumeFromFile(resumeFileWith(t, KeyFinetune, raw)); err == nil || !strings.Contains(err.Error(), `"finetune"`) {
 			t.Errorf("progress %s: got %v, want an error naming the key", raw, err)
 		}
 	}
 	for _, raw := range []string{"-1", "NaN", "+Inf", "soon", ""} {
-		r := testResume(t)
-		path := filepath.Join(t.TempDir(), "r.safetensors")
-		if err := SaveResume(path, r); err != nil {
-			t.Fatal(err)
-		}
-		f, err := checkpoint.ReadFile(path, checkpoint.Limits{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		f.Metadata[KeySeconds] = raw
-		if _, err := ResumeFromFile(f); err == nil || !strings.Contains(err.Error(), `"seconds"`) {
+		if _, err := ResumeFromFile(resumeFileWith(t, KeySeconds, raw)); err == nil || !strings.Contains(err.Error(), `"seconds"`) {
 			t.Errorf("seconds %q: got %v, want an error naming the key", raw, err)
 		}
 	}

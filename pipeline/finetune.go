@@ -1,6 +1,7 @@
 package pipeline
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,7 +9,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"reflect"
 	"time"
 
 	"github.com/ofa-go/ofa/arch"
@@ -257,7 +257,7 @@ func loadFinetuneState(resumePath, modelPath string, a arch.Arch, cfg []byte) (*
 	case st.Model.Arch.JSON() != a.JSON():
 		return nil, nil, fmt.Errorf("%w: %s continues a model of architecture %s, not the given %s: use another --out, or --force to start over",
 			ErrConfig, resumePath, st.Model.Arch.JSON(), a.JSON())
-	case !jsonEqual(st.Finetune.Config, cfg):
+	case !bytes.Equal(st.Finetune.Config, cfg): // both compact JSON of a train.Config
 		return nil, nil, fmt.Errorf("%w: %s continues a fine-tuning with the training section %s, not %s: use the same settings, another --out, or --force to start over",
 			ErrConfig, resumePath, st.Finetune.Config, cfg)
 	}
@@ -277,12 +277,6 @@ func loadFinetuneState(resumePath, modelPath string, a arch.Arch, cfg []byte) (*
 		return nil, nil, fmt.Errorf("%w: %s holds architecture %s, its resume state %s", ErrDamaged, modelPath, bm.Arch.JSON(), a.JSON())
 	}
 	return st, bm.Float32Params(), nil
-}
-
-// jsonEqual says whether two JSON texts hold the same value.
-func jsonEqual(a, b []byte) bool {
-	var x, y any
-	return json.Unmarshal(a, &x) == nil && json.Unmarshal(b, &y) == nil && reflect.DeepEqual(x, y)
 }
 
 // LoadFinetuned reads a fine-tuning directory written by Finetune (its model and result),
