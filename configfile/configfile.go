@@ -456,3 +456,18 @@ func editDistance(a, b string) int {
 	}
 	return prev[len(b)]
 }
+
+// SameStored reports whether a stored configuration (a run's config.yaml or a resume
+// file's, as Store wrote it, perhaps by an older version of the tool) is the
+// configuration cur (Store's bytes of this version). An older version stored fewer keys;
+// the stored document is loaded as this version loads it, with the keys it lacks at
+// their defaults (a key added later defaults to the behaviour before it existed), and
+// the two are compared as this version stores them. A stored document that does not
+// load is not the same.
+func SameStored(stored, cur []byte) bool {
+	if bytes.Equal(stored, cur) {
+		return true
+	}
+	c, err := Loader{Stored: stored, Where: "stored configuration"}.Load()
+	return err == nil && bytes.Equal(Store(c), cur)
+}

@@ -28,6 +28,39 @@ func TestStoredConfigRoundTrip(t *testing.T) {
 	}
 }
 
+// TestSameStoredAcrossVersions: a configuration an older version stored (without a key
+// added since, here sampler.budget_subnets) is the same configuration as this version's,
+// so a run started before an upgrade resumes after it; a changed value, or a stored
+// document that does not load, is not the same.
+func TestSameStoredAcrossVersions(t *testing.T) {
+	c := config.Default()
+	c.Train.LR = 3e-3
+	cur := Store(c)
+	var older []string
+	for _, line := range strings.Split(string(cur), "\n") {
+		if strings.TrimSpace(line) != "budget_subnets: []" {
+			older = append(older, line)
+		}
+	}
+	if len(older) != strings.Count(string(cur), "\n") {
+		t.Fatalf("the stored configuration has no line budget_subnets: []:\n%s", cur)
+	}
+	old := []byte(strings.Join(older, "\n"))
+	if !SameStored(old, cur) {
+		t.Fatal("a configuration stored without a key added since is not the same")
+	}
+	if !SameStored(cur, cur) {
+		t.Fatal("a configuration is not the same as itself")
+	}
+	c.Train.LR = 4e-3
+	if SameStored(old, Store(c)) {
+		t.Fatal("a configuration with another train.lr is the same")
+	}
+	if SameStored([]byte("train: {lr: [1]}"), cur) || SameStored([]byte("changed"), cur) {
+		t.Fatal("a stored document that does not load is the same")
+	}
+}
+
 // TestBudgetSubnetsFromYAML: sampler.budget_subnets reads as a YAML list of subnets; a
 // misspelt key inside one is refused, naming it.
 func TestBudgetSubnetsFromYAML(t *testing.T) {

@@ -257,7 +257,7 @@ func loadFinetuneState(resumePath, modelPath string, a arch.Arch, cfg []byte) (*
 	case st.Model.Arch.JSON() != a.JSON():
 		return nil, nil, fmt.Errorf("%w: %s continues a model of architecture %s, not the given %s: use another --out, or --force to start over",
 			ErrConfig, resumePath, st.Model.Arch.JSON(), a.JSON())
-	case !bytes.Equal(st.Finetune.Config, cfg): // both compact JSON of a train.Config
+	case !sameTrainingSection(st.Finetune.Config, cfg):
 		return nil, nil, fmt.Errorf("%w: %s continues a fine-tuning with the training section %s, not %s: use the same settings, another --out, or --force to start over",
 			ErrConfig, resumePath, st.Finetune.Config, cfg)
 	}
@@ -277,6 +277,22 @@ func loadFinetuneState(resumePath, modelPath string, a arch.Arch, cfg []byte) (*
 		return nil, nil, fmt.Errorf("%w: %s holds architecture %s, its resume state %s", ErrDamaged, modelPath, bm.Arch.JSON(), a.JSON())
 	}
 	return st, bm.Float32Params(), nil
+}
+
+// sameTrainingSection reports whether a training section stored in a resume state (JSON
+// of a train.Config, perhaps written by an older version with fewer fields) is cur (JSON
+// of this version's): the stored one is decoded into this version's train.Config, its
+// missing fields at zero, and compared as this version encodes it.
+func sameTrainingSection(stored, cur []byte) bool {
+	if bytes.Equal(stored, cur) {
+		return true
+	}
+	var c train.Config
+	if err := json.Unmarshal(stored, &c); err != nil {
+		return false
+	}
+	b, err := json.Marshal(c)
+	return err == nil && bytes.Equal(b, cur)
 }
 
 // LoadFinetuned reads a fine-tuning directory written by Finetune (its model and result),

@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -101,5 +102,36 @@ func TestFinetuneResumesBitIdentically(t *testing.T) {
 	}
 	if _, err := LoadFinetuned(dir); err != nil {
 		t.Fatalf("the resumed run's directory: %v", err)
+	}
+}
+
+// TestSameTrainingSectionAcrossVersions: a fine-tuning's resume state written by a version
+// whose training section had fewer fields (here without shards, at its zero
+// default) continues under this version; another value or a damaged section does not.
+func TestSameTrainingSectionAcrossVersions(t *testing.T) {
+	c := train.Config{LR: 1e-3, Epochs: 3, BatchSize: 16}
+	cur, err := json.Marshal(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal(cur, &fields); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := fields["shards"]; !ok {
+		t.Fatalf("no field shards in %s", cur)
+	}
+	delete(fields, "shards")
+	older, err := json.Marshal(fields)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !sameTrainingSection(older, cur) {
+		t.Fatalf("%s (an older version's) is not the same as %s", older, cur)
+	}
+	c.LR = 2e-3
+	other, _ := json.Marshal(c)
+	if sameTrainingSection(older, other) || sameTrainingSection([]byte("{"), cur) {
+		t.Fatal("another learning rate or a damaged section is the same")
 	}
 }

@@ -15,6 +15,7 @@ import (
 
 	"github.com/ofa-go/ofa/arch"
 	"github.com/ofa-go/ofa/cluster"
+	"github.com/ofa-go/ofa/configfile"
 	"github.com/ofa-go/ofa/data"
 	"github.com/ofa-go/ofa/extract"
 	"github.com/ofa-go/ofa/extract/budget"
@@ -341,7 +342,7 @@ func lifecycleConfig(out string, opts LifecycleOptions, supernetToo bool) error 
 			return fmt.Errorf("%w: %s holds no lifecycle to resume (no %s)", ErrConfig, out, FileConfig)
 		case err != nil:
 			return err
-		case string(old) != string(opts.StoredConfig):
+		case !configfile.SameStored(old, opts.StoredConfig):
 			return fmt.Errorf("%w: the configuration differs from the one %s was started with (%s): resume with that one (`ofa run --config %s --out %s --resume`), or start over with --force",
 				ErrConfig, out, path, path, out)
 		}

@@ -51,7 +51,7 @@ func lifecycleSupernet(ctx context.Context, cfg Config, ds *Dataset, opts Lifecy
 		r, err := modelfile.LoadResume(filepath.Join(dir, FileResume))
 		switch {
 		case err == nil:
-			if r.RunConfig != string(opts.StoredConfig) {
+			if !configfile.SameStored([]byte(r.RunConfig), opts.StoredConfig) {
 				return nil, "", nil, fmt.Errorf("%w: %s was written with another configuration; resume with the lifecycle's own (`--config %s`) or start over with --force",
 					ErrConfig, filepath.Join(dir, FileResume), filepath.Join(opts.Dir, FileConfig))
 			}
