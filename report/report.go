@@ -123,7 +123,10 @@ func (r Row) wallString() string {
 		return ""
 	}
 	t, all := r.Seconds()
-	if !all {
+	switch {
+	case !all && t == 0:
+		return "not measured"
+	case !all:
 		return fmt.Sprintf("≥ %.1f", t)
 	}
 	return fmt.Sprintf("%.1f", t)
@@ -223,7 +226,11 @@ func (r *Report) markdown(plots []string) string {
 	fmt.Fprintf(&b, "\nReference: the supernet's largest subnet, %d params, %d MACs, %.3f ms, test accuracy **%.2f%%**",
 		ref.Params, ref.MACs, ref.LatencyMS, 100*ref.Accuracy)
 	if len(ref.Compute) > 0 {
-		fmt.Fprintf(&b, "; trained with %s = %s training MACs, %s s", ref.ComputeString(), SI(ref.TrainMACs()), ref.wallString())
+		wall := ref.wallString()
+		if wall != "not measured" {
+			wall += " s"
+		}
+		fmt.Fprintf(&b, "; trained with %s = %s training MACs, wall time %s", ref.ComputeString(), SI(ref.TrainMACs()), wall)
 	}
 	b.WriteString(".\n")
 	shared := false
