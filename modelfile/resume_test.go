@@ -55,8 +55,8 @@ func TestFinetuneProgressRoundTrip(t *testing.T) {
 	}
 }
 
-// resumeFileWith is testResume's file as decoded, with metadata key set to raw.
-func resumeFileWith(t testing.TB, key, raw string) *checkpoint.File {
+// testResumeFile is testResume's file as saved and decoded.
+func testResumeFile(t testing.TB) *checkpoint.File {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "r.safetensors")
 	if err := SaveResume(path, testResume(t)); err != nil {
@@ -66,6 +66,12 @@ func resumeFileWith(t testing.TB, key, raw string) *checkpoint.File {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return f
+}
+
+// resumeFileWith is testResumeFile with metadata key set to raw.
+func resumeFileWith(t testing.TB, key, raw string) *checkpoint.File {
+	f := testResumeFile(t)
 	f.Metadata[key] = raw
 	return f
 }
@@ -94,14 +100,7 @@ func FuzzFinetuneProgress(f *testing.F) {
 		`{"config":1,"best_step":1e9}`, `{"config":{},"best_accuracy":"NaN"}`} {
 		f.Add(s)
 	}
-	path := filepath.Join(f.TempDir(), "r.safetensors")
-	if err := SaveResume(path, testResume(f)); err != nil {
-		f.Fatal(err)
-	}
-	base, err := checkpoint.ReadFile(path, checkpoint.Limits{})
-	if err != nil {
-		f.Fatal(err)
-	}
+	base := testResumeFile(f)
 	f.Fuzz(func(t *testing.T, raw string) {
 		file := &checkpoint.File{Metadata: maps.Clone(base.Metadata), Tensors: base.Tensors}
 		file.Metadata[KeyFinetune] = raw
