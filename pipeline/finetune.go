@@ -53,6 +53,9 @@ type FinetuneResult struct {
 	Test     float64          `json:"test_accuracy"`
 	Steps    int              `json:"steps"`
 	Seconds  float64          `json:"seconds"`
+	// Untimed says Seconds leaves out earlier invocations (the run resumed from a state
+	// that does not record their wall time).
+	Untimed bool `json:"untimed,omitempty"`
 	// Curve is the validation accuracy at every evaluation.
 	Curve report.Curve `json:"curve"`
 }
@@ -135,13 +138,13 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 	}
 	defer tr.Close()
 	bestHook := &train.BestHook{Name: "model"}
-	prior := 0.0 // seconds spent by earlier invocations
+	prior, timed := 0.0, true // seconds spent by earlier invocations, if recorded
 	if state != nil {
 		if err := tr.Restore(train.State{Step: state.Step, OptimT: state.OptimT, M: state.M, V: state.V}); err != nil {
 			return nil, fmt.Errorf("%s: %w", resumePath, err)
 		}
 		bestHook.Resume(state.Finetune.BestAccuracy, state.Finetune.BestStep)
-		prior = state.Seconds
+		prior, timed = state.Seconds, state.Timed
 		if !state.Timed {
 			opts.log("%s: the resume state does not record the earlier wall time: the result counts this invocation's only", opts.Title)
 		}
@@ -178,7 +181,7 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 			live := *student
 			live.Params = t.Params()
 			return modelfile.SaveResume(resumePath, &modelfile.Resume{Model: &live, Step: st.Step, OptimT: st.OptimT, M: st.M, V: st.V,
-				RunConfig: runConfig, Seconds: prior + time.Since(start).Seconds(), Timed: true,
+				RunConfig: runConfig, Seconds: prior + time.Since(start).Seconds(), Timed: timed,
 				Finetune: &modelfile.FinetuneProgress{Config: fcJSON, BestAccuracy: bestHook.Best, BestStep: bestHook.BestStep}})
 		}
 		hooks = append(hooks, metrics, ckpt)
@@ -217,7 +220,7 @@ func Finetune(ctx context.Context, cfg Config, m, teacher *modelfile.Model, ds *
 		}
 	}
 	res := &FinetuneResult{Model: student, BestVal: bestHook.Best, BestStep: bestHook.BestStep, Steps: tr.Step(),
-		Seconds: prior + time.Since(start).Seconds(), Curve: curve.accCurve("validation", "model")}
+		Seconds: prior + time.Since(start).Seconds(), Untimed: !timed, Curve: curve.accCurve("validation", "model")}
 	if res.Test, err = Accuracy(m.Arch, best, Ops(cfg.Ops), ds.Test, m.Preprocess); err != nil {
 		return nil, err
 	}

@@ -135,3 +135,59 @@ func TestSameTrainingSectionAcrossVersions(t *testing.T) {
 		t.Fatal("another learning rate or a damaged section is the same")
 	}
 }
+
+// TestFinetuneResumedUntimed: a fine-tuning resumed from a state that does not record the
+// earlier wall time (written before the state had it) says its time is partial, in every
+// later resume state and in its result; a run through is timed.
+func TestFinetuneResumedUntimed(t *testing.T) {
+	cfg := tinyConfig(t)
+	cfg.Finetune.Steps, cfg.Finetune.EvalEvery = 12, 3
+	ds, err := LoadData(cfg.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(cfg.Out, "ft")
+	resumePath := filepath.Join(dir, FileResume)
+	stopAt := func(at int, resume bool) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		_, err := Finetune(ctx, cfg, freshDense(t, cfg, ds), nil, ds, FinetuneOptions{Dir: dir, Resume: resume, hooks: []train.Hook{cancelAt{at: at, cancel: cancel}}})
+		if !errors.Is(err, train.ErrInterrupted) {
+			t.Fatalf("run stopped at step %d: %v", at, err)
+		}
+	}
+	stopAt(4, false)
+	st, err := modelfile.LoadResume(resumePath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !st.Timed {
+		t.Fatal("a fresh run's resume state does not record its wall time")
+	}
+	st.Seconds, st.Timed = 0, false // as an older version wrote it
+	if err := modelfile.SaveResume(resumePath, st); err != nil {
+		t.Fatal(err)
+	}
+	stopAt(8, true)
+	if st, err = modelfile.LoadResume(resumePath); err != nil {
+		t.Fatal(err)
+	}
+	if st.Step != 8 || st.Timed {
+		t.Fatalf("resume state at step %d, timed %v: want step 8, not timed", st.Step, st.Timed)
+	}
+	res, err := Finetune(context.Background(), cfg, freshDense(t, cfg, ds), nil, ds, FinetuneOptions{Dir: dir, Resume: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.Untimed || res.Steps != 12 {
+		t.Fatalf("result: %d steps, untimed %v; want 12 steps, untimed", res.Steps, res.Untimed)
+	}
+	whole, err := Finetune(context.Background(), cfg, freshDense(t, cfg, ds), nil, ds, FinetuneOptions{Dir: filepath.Join(cfg.Out, "whole")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if whole.Untimed {
+		t.Fatal("a run through says its wall time is partial")
+	}
+}

@@ -98,7 +98,7 @@ func (b *budgetRun) finetuned(ctx context.Context, variant, sub, title, stage st
 	}
 	per := trainingMACs(float64(m.Arch.ModelCost().MACs), teacherMACs)
 	st := report.Stage{Name: stage, Steps: r.Steps, Batch: c.Finetune.BatchSize, MACsPerExample: per,
-		MACs: float64(r.Steps) * float64(c.Finetune.BatchSize) * per, Seconds: r.Seconds}
+		MACs: float64(r.Steps) * float64(c.Finetune.BatchSize) * per, Seconds: r.Seconds, Untimed: r.Untimed}
 	return r, st, b.row(variant, r.Model.Arch, r.Test, r.Steps, filepath.Join(dir, FileModel), append(upstream, st)...)
 }
 

@@ -64,7 +64,7 @@ func lifecycleDense(ctx context.Context, cfg Config, ds *Dataset, sn *modelfile.
 	macs := trainingMACs(float64(sn.Arch.ModelCost().MACs), 0)
 	d := &denseRun{model: r.Model,
 		stage: report.Stage{Name: "dense", Steps: r.Steps, Batch: run.batch, MACsPerExample: macs,
-			MACs: float64(r.Steps) * float64(run.batch) * macs, Seconds: r.Seconds, Shared: true}}
+			MACs: float64(r.Steps) * float64(run.batch) * macs, Seconds: r.Seconds, Untimed: r.Untimed, Shared: true}}
 	d.note = fmt.Sprintf("dense -> prune -> fine-tune: the dense model (the supernet's architecture, same initialisation, labels only, the supernet's "+
 		"train section) trained for %d steps x %d examples = %s training MACs, the supernet run's %s (equal training MACs, not equal steps: "+
 		"steps = supernet steps x sampled forward MACs per step / the dense model's forward MACs); test accuracy %.2f%% (%s); "+
