@@ -118,7 +118,9 @@ func SI(x float64) string {
 	return strconv.FormatFloat(x, 'g', 3, 64)
 }
 
-func (r Row) wallString() string {
+// wallString is the row's wall time followed by unit ("" in a table whose header names
+// it), "≥" before it when a stage was not timed, or "not measured" when none was.
+func (r Row) wallString(unit string) string {
 	if len(r.Compute) == 0 {
 		return ""
 	}
@@ -127,9 +129,9 @@ func (r Row) wallString() string {
 	case !all && t == 0:
 		return "not measured"
 	case !all:
-		return fmt.Sprintf("≥ %.1f", t)
+		return fmt.Sprintf("≥ %.1f%s", t, unit)
 	}
-	return fmt.Sprintf("%.1f", t)
+	return fmt.Sprintf("%.1f%s", t, unit)
 }
 
 // Curve is a training curve (x: step, y: a metric).
@@ -226,11 +228,7 @@ func (r *Report) markdown(plots []string) string {
 	fmt.Fprintf(&b, "\nReference: the supernet's largest subnet, %d params, %d MACs, %.3f ms, test accuracy **%.2f%%**",
 		ref.Params, ref.MACs, ref.LatencyMS, 100*ref.Accuracy)
 	if len(ref.Compute) > 0 {
-		wall := ref.wallString()
-		if wall != "not measured" {
-			wall += " s"
-		}
-		fmt.Fprintf(&b, "; trained with %s = %s training MACs, wall time %s", ref.ComputeString(), SI(ref.TrainMACs()), wall)
+		fmt.Fprintf(&b, "; trained with %s = %s training MACs, wall time %s", ref.ComputeString(), SI(ref.TrainMACs()), ref.wallString(" s"))
 	}
 	b.WriteString(".\n")
 	shared := false
@@ -254,7 +252,7 @@ func (r *Report) markdown(plots []string) string {
 				variant += " — *" + strings.Join(row.Flags, "; ") + "*"
 			}
 			fmt.Fprintf(&b, "| %s | %d | %d / %d | %d | %.3f | %.2f%% | %s | %s | %s |\n", variant, row.Params, row.Layers, row.Positions, row.MACs,
-				row.LatencyMS, 100*row.Accuracy, row.ComputeString(), total, row.wallString())
+				row.LatencyMS, 100*row.Accuracy, row.ComputeString(), total, row.wallString(""))
 		}
 	}
 	if len(r.Rows) > 0 {

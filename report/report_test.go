@@ -11,7 +11,8 @@ import (
 
 func TestWrite(t *testing.T) {
 	r := &Report{Title: "test", Notes: []string{"a note"},
-		Reference: Row{Budget: "1x", Variant: "supernet", Params: 1000, MACs: 5000, LatencyMS: 1, Accuracy: 0.9},
+		Reference: Row{Budget: "1x", Variant: "supernet", Params: 1000, MACs: 5000, LatencyMS: 1, Accuracy: 0.9,
+			Compute: []Stage{{Name: "supernet", Steps: 680, Batch: 64, MACsPerExample: 9.41e6, MACs: 680 * 64 * 9.41e6, Untimed: true, Shared: true}}},
 		Rows: []Row{
 			{Budget: "2x", Variant: "extracted", Params: 500, Positions: 3, MACs: 2500, LatencyMS: 0.5, Accuracy: 0.8},
 			{Budget: "2x", Variant: "expanded+finetune", Params: 490, Layers: 3, Positions: 6, MACs: 4000, LatencyMS: 0.8, Accuracy: 0.85, Steps: 100,
@@ -35,6 +36,7 @@ func TestWrite(t *testing.T) {
 		"| expanded+finetune | 490 | 3 / 6 | 4000 | 0.800 | 85.00% | supernet* 680 × 64 × 9.41M + extraction 2.5G + fine-tune 100 × 64 × 1.2M | 420G | 100.0 |",
 		"| scratch, equal steps | 500 | 3 / 3 | 2500 | 0.000 | 75.00% | training 780 × 64 × 2M | 99.8G | not measured |",
 		"| extracted | 500 | 0 / 3 | 2500 | 0.500 | 80.00% |  |  |  |",
+		"training MACs, wall time not measured.\n",
 		"A star marks a stage shared", "plots/accuracy_vs_params.png"} {
 		if !strings.Contains(string(md), want) {
 			t.Errorf("report.md lacks %q:\n%s", want, md)
